@@ -1,0 +1,59 @@
+# drift_assets — `make demo` and `make test` are all a new machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+DVC_VENV := .venv-dvc
+PY := $(VENV)/bin/python
+# The embedded default: Dagster's SQLite instance under a project-local DAGSTER_HOME.
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export DRIFT_ASSETS_DVC := $(CURDIR)/$(DVC_VENV)/bin/dvc
+# No internet here, and no telemetry anywhere.
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+export DAGSTER_DISABLE_TELEMETRY := 1
+
+.PHONY: demo test dev alerting metrics bench clean setup
+
+setup: $(VENV)/.installed $(DVC_VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+
+# The app environment (Dagster, Evidently, pandas<3, ...).
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# DVC in its own environment: it pins antlr4 4.9, which breaks Dagster's asset-selection parser.
+# scikit-learn/joblib match the app's so models move between the two.
+$(DVC_VENV)/.installed: training/requirements.txt
+	test -x $(DVC_VENV)/bin/python || $(PYTHON) -m venv $(DVC_VENV)
+	$(DVC_VENV)/bin/python -m pip install --quiet -r training/requirements.txt
+	touch $@
+.venv-dvc: $(DVC_VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: setup
+	$(VENV)/bin/drift-assets demo
+
+test: setup
+	$(PY) -m pytest
+
+# The Dagster UI and daemon (schedules, sensors) on 127.0.0.1:3000.
+dev: setup
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+metrics: setup
+	$(VENV)/bin/drift-assets serve-metrics --host 127.0.0.1 --port 8000
+
+# Prometheus + Alertmanager on loopback, scraping `make metrics` (needs Debian's prometheus packages).
+alerting:
+	deploy/start-local.sh
+
+bench: setup
+	$(PY) benchmarks/bench_compare.py
+
+clean:
+	rm -rf $(DAGSTER_HOME) data/fraud data/llm data/assets reports .retraining

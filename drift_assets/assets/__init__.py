@@ -1,0 +1,1 @@
+"""Asset factories: one set of assets per configured monitor."""

@@ -1,0 +1,32 @@
+"""Assemble the Dagster definitions from the monitors file. Nothing else happens here."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from drift_assets.assets.monitoring import build_monitor_assets
+from drift_assets.config import load_monitors
+from drift_assets.jobs import reference_job, window_job
+from drift_assets.resources import resources_for_environment
+from drift_assets.schedules import window_schedule
+from drift_assets.sensors import build_sensors
+
+
+def build_definitions(monitors_file=None, environment: str | None = None) -> Definitions:
+    monitors = load_monitors(monitors_file)
+    assets, jobs, schedules = [], [], []
+    for monitor in monitors:
+        assets += build_monitor_assets(monitor)
+        job = window_job(monitor)
+        jobs += [job, reference_job(monitor)]
+        schedules.append(window_schedule(monitor, job))
+    return Definitions(
+        assets=assets,
+        jobs=jobs,
+        schedules=schedules,
+        sensors=build_sensors(list(monitors)),
+        resources=resources_for_environment(environment),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,35 @@
+"""Jobs built from asset selections (AssetSelection objects, not strings)."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job
+
+from drift_assets.assets.monitoring import MonitorKeys
+from drift_assets.config import MonitorConfig
+from drift_assets.partitions import partitions_for
+
+
+def window_job(monitor: MonitorConfig):
+    """Everything per window: production_window -> drift_report (+ checks) and model_performance."""
+    keys = MonitorKeys(monitor.name)
+    selection = AssetSelection.assets(keys.production_window, keys.drift_report)
+    if monitor.labels and monitor.model_registry and monitor.prediction:
+        selection = selection | AssetSelection.assets(keys.model_performance)
+    return define_asset_job(
+        f"{monitor.name}_window_job",
+        selection=selection,
+        partitions_def=partitions_for(monitor),
+        description=f"Evaluate one {monitor.cadence} window of monitor '{monitor.name}'.",
+    )
+
+
+def reference_job(monitor: MonitorConfig):
+    keys = MonitorKeys(monitor.name)
+    selection = AssetSelection.assets(keys.reference_data, keys.reference_profile)
+    if monitor.model_registry:
+        selection = selection | AssetSelection.assets(keys.champion_model)
+    return define_asset_job(
+        f"{monitor.name}_reference_job",
+        selection=selection,
+        description=f"(Re)build the reference data, profile and champion record of monitor '{monitor.name}'.",
+    )

@@ -1,0 +1,74 @@
+"""Input validation helpers: turn arrow columns into the arrays the statistics need, or fail clearly.
+
+Like scikit-learn's ``check_array``: every public entry point funnels its inputs through here, so the
+rules for "what counts as missing" and "what counts as numerical" live in one place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from drift_assets.stats.errors import SchemaError
+
+
+def is_numeric_type(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or pa.types.is_decimal(arrow_type)
+        or pa.types.is_boolean(arrow_type)
+    )
+
+
+def is_categorical_type(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_string_view(arrow_type)
+        or pa.types.is_dictionary(arrow_type)
+        or pa.types.is_boolean(arrow_type)
+        or pa.types.is_integer(arrow_type)
+    )
+
+
+def numeric_values(column: pa.Array | pa.ChunkedArray, name: str, table: str = "table") -> np.ndarray:
+    """Float64 values of a numerical column; nulls become NaN. Strings are a schema error, not NaN."""
+    arrow_type = column.type
+    if pa.types.is_null(arrow_type):
+        return np.full(len(column), np.nan)
+    if not is_numeric_type(arrow_type):
+        raise SchemaError(
+            f"{table}: column {name!r} should be numerical but has type {arrow_type}"
+            " (declare it categorical, or fix the producer)"
+        )
+    if not pa.types.is_floating(arrow_type) or arrow_type != pa.float64():
+        column = pc.cast(column, pa.float64())
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def missing_mask(values: np.ndarray) -> np.ndarray:
+    """NaN, None (already NaN here) and +/-inf all count as missing: none of them is a measurement."""
+    return ~np.isfinite(values)
+
+
+def category_strings(column: pa.Array | pa.ChunkedArray, name: str, table: str = "table") -> pa.Array:
+    """String view of a categorical column (ints/bools are stringified; floats are refused)."""
+    arrow_type = column.type
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_null(arrow_type):
+        return pa.nulls(len(column), pa.string())
+    if pa.types.is_dictionary(arrow_type):
+        column = column.dictionary_decode()
+        arrow_type = column.type
+    if not is_categorical_type(arrow_type):
+        raise SchemaError(
+            f"{table}: column {name!r} should be categorical but has type {arrow_type}"
+        )
+    if not pa.types.is_string(arrow_type):
+        column = pc.cast(column, pa.string())
+    return column

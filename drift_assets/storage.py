@@ -1,0 +1,121 @@
+"""One storage abstraction for local files and S3: a pyarrow filesystem plus three roots.
+
+- ``data_root``: inputs the monitors read (reference tables, production logs, label feeds) and the
+  model registry;
+- ``assets_root``: what Dagster assets materialise (IO manager outputs);
+- ``reports_root``: the results store (JSON per evaluated window) and HTML reports.
+
+Everything above this module speaks in relative paths, so switching local <-> S3 is one setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import uuid
+from dataclasses import dataclass
+
+import pyarrow.fs as pafs
+
+from drift_assets.tables import TableSource, resolve
+
+
+@dataclass(frozen=True)
+class Root:
+    filesystem: pafs.FileSystem
+    path: str  # path inside the filesystem (no scheme)
+    uri: str  # what users see: a local path or s3://bucket/prefix
+
+    @classmethod
+    def open(cls, location: str, filesystem: pafs.FileSystem | None = None) -> Root:
+        fs, path = resolve(location, filesystem)
+        return cls(fs, path.rstrip("/"), location.rstrip("/"))
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.filesystem, pafs.LocalFileSystem)
+
+    def path_of(self, relative: str) -> str:
+        return posixpath.join(self.path, relative) if relative else self.path
+
+    def uri_of(self, relative: str) -> str:
+        return posixpath.join(self.uri, relative) if relative else self.uri
+
+    def table(self, relative: str) -> TableSource:
+        return TableSource(self.filesystem, self.path_of(relative), self.uri_of(relative))
+
+    def exists(self, relative: str) -> bool:
+        return self.filesystem.get_file_info(self.path_of(relative)).type != pafs.FileType.NotFound
+
+    def is_dir(self, relative: str) -> bool:
+        return self.filesystem.get_file_info(self.path_of(relative)).type == pafs.FileType.Directory
+
+    def list_dir(self, relative: str) -> list[str]:
+        """Names directly below ``relative`` (empty if it does not exist)."""
+        path = self.path_of(relative)
+        selector = pafs.FileSelector(path, allow_not_found=True, recursive=False)
+        return sorted(posixpath.basename(i.path.rstrip("/")) for i in self.filesystem.get_file_info(selector))
+
+    def make_dirs(self, relative: str) -> None:
+        self.filesystem.create_dir(self.path_of(relative), recursive=True)
+
+    def read_bytes(self, relative: str) -> bytes:
+        with self.filesystem.open_input_stream(self.path_of(relative)) as fh:
+            return fh.read()
+
+    def read_json(self, relative: str) -> dict:
+        try:
+            return json.loads(self.read_bytes(relative))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{self.uri_of(relative)}: corrupt JSON: {exc}") from exc
+
+    def write_bytes(self, relative: str, data: bytes) -> str:
+        """Write atomically where the filesystem allows (local: temp file + rename; S3 puts are
+        atomic per object). Readers never see a half-written file."""
+        path = self.path_of(relative)
+        parent = posixpath.dirname(path)
+        self.filesystem.create_dir(parent, recursive=True)
+        if self.is_local:
+            tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        else:
+            with self.filesystem.open_output_stream(path) as fh:
+                fh.write(data)
+        return self.uri_of(relative)
+
+    def write_json(self, relative: str, obj: object) -> str:
+        return self.write_bytes(relative, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+
+    def delete_dir(self, relative: str) -> None:
+        if self.exists(relative):
+            self.filesystem.delete_dir(self.path_of(relative))
+
+
+def _json_default(obj: object) -> object:
+    import numpy as np
+
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+@dataclass(frozen=True)
+class Storage:
+    data: Root
+    assets: Root
+    reports: Root
+
+    @classmethod
+    def at(cls, data_root: str, assets_root: str, reports_root: str, filesystem: pafs.FileSystem | None = None) -> Storage:
+        return cls(Root.open(data_root, filesystem), Root.open(assets_root, filesystem), Root.open(reports_root, filesystem))
