@@ -7,6 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+import pyarrow as pa
+
 from drift_assets.stats import (
     ColumnSpec,
     DecisionRules,
@@ -46,7 +48,7 @@ def column_specs_from_args(args: argparse.Namespace, reference: TableSource) -> 
         specs = [ColumnSpec(n, "numerical") for n in numerical] + [ColumnSpec(c, "categorical") for c in categorical]
         for role, name in (("prediction", args.prediction), ("target", args.target)):
             if name:
-                inferred = infer_column_specs(schema.__class__([schema.field(name)]))
+                inferred = infer_column_specs(pa.schema([schema.field(name)]))
                 kind = inferred[0].kind if inferred else "numerical"
                 specs.append(ColumnSpec(name, kind, role))  # type: ignore[arg-type]
     else:

@@ -70,6 +70,7 @@ class MonitorConfig:
     reference: str
     log: str
     timestamp_column: str
+    model_version_column: str | None
     numerical: tuple[str, ...]
     categorical: tuple[str, ...]
     top_features: tuple[str, ...]
@@ -94,17 +95,6 @@ class MonitorConfig:
         if self.prediction:
             specs.append(ColumnSpec(self.prediction, self.prediction_kind, "prediction"))  # type: ignore[arg-type]
         return specs
-
-    def log_columns(self) -> list[str]:
-        """Columns read from the production log (derived columns' sources instead of themselves)."""
-        derived = {d.name for d in self.derived}
-        cols = [c for c in (*self.features, self.prediction) if c and c not in derived]
-        cols += [d.source for d in self.derived]
-        cols.append(self.timestamp_column)
-        if self.labels:
-            cols.append(self.labels.id_column)
-        cols += list(self.extra.get("log_columns", []))
-        return list(dict.fromkeys(cols))
 
 
 @dataclass(frozen=True)
@@ -257,6 +247,7 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         reference=r.str("reference"),
         log=r.str("log"),
         timestamp_column=r.str("timestamp_column", required=False, default="timestamp"),
+        model_version_column=r.str("model_version_column", required=False),
         numerical=numerical,
         categorical=categorical,
         top_features=top,

@@ -31,6 +31,8 @@ class BatchStream:
     schema: pa.Schema | None = None
     # Called after the stream was consumed: metadata only known at the end (files read, time range).
     describe: Callable[[], dict] | None = None
+    # Called after the stream was consumed: key-value metadata stored in the parquet footer.
+    footer: Callable[[], dict[str, str]] | None = None
 
 
 class StoredTable(TableSource):
@@ -38,6 +40,10 @@ class StoredTable(TableSource):
 
     def __init__(self, root: Root, relative: str) -> None:
         super().__init__(root.filesystem, root.path_of(relative), root.uri_of(relative))
+
+    def footer(self) -> dict[str, str]:
+        meta = pq.read_metadata(self.path, filesystem=self.filesystem).metadata or {}
+        return {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW:")}
 
 
 def _relative_path(context: OutputContext | InputContext, ext: str) -> str:
@@ -64,6 +70,8 @@ def write_parquet(root: Root, relative: str, data: pa.Table | BatchStream) -> in
             rows += batch.num_rows
         if writer is None:  # no batches at all: still write a valid, empty file
             writer = pq.ParquetWriter(tmp, schema or pa.schema([]), filesystem=root.filesystem)
+        if isinstance(data, BatchStream) and data.footer:
+            writer.add_key_value_metadata(data.footer())
         writer.close()
         writer = None
         root.filesystem.move(tmp, final)

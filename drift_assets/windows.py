@@ -52,6 +52,8 @@ class WindowScan:
 
     files: list[str] = field(default_factory=list)
     rows: int = 0
+    # column -> what was wrong with it, and in which file (missing, wrong type)
+    problems: dict[str, str] = field(default_factory=dict)
     first_timestamp: dt.datetime | None = None
     last_timestamp: dt.datetime | None = None
 
@@ -62,6 +64,60 @@ class WindowScan:
         lo, hi = lo.as_py(), hi.as_py()
         self.first_timestamp = lo if self.first_timestamp is None else min(self.first_timestamp, lo)
         self.last_timestamp = hi if self.last_timestamp is None else max(self.last_timestamp, hi)
+
+
+def expected_log_types(monitor) -> dict[str, pa.DataType]:
+    """The types the window is written with: one schema for the whole window, whatever the files."""
+    types: dict[str, pa.DataType] = {c: pa.float64() for c in monitor.numerical}
+    types.update({c: pa.string() for c in monitor.categorical})
+    if monitor.prediction:
+        types[monitor.prediction] = pa.float64() if monitor.prediction_kind == "numerical" else pa.string()
+    for d in monitor.derived:
+        types.pop(d.name, None)
+        types[d.source] = pa.string()
+    if monitor.labels:
+        types[monitor.labels.id_column] = pa.string()
+    if monitor.model_version_column:
+        types[monitor.model_version_column] = pa.string()
+    types[monitor.timestamp_column] = pa.timestamp("us", tz="UTC")
+    for column in monitor.extra.get("log_columns", []):
+        types.setdefault(column, pa.string())
+    return types
+
+
+def conform_batch(batch: pa.RecordBatch, types: dict[str, pa.DataType], path: str, problems: dict[str, str]) -> pa.RecordBatch:
+    """Give every batch the window's schema. A column missing from a file, or of a type that cannot
+    be converted (text where numbers are expected), becomes nulls and is recorded as a problem: the
+    data-quality check then names it, and the other columns and files are still measured."""
+    arrays = []
+    for name, wanted in types.items():
+        if name not in batch.schema.names:
+            problems.setdefault(name, f"column {name!r} is missing in {path}")
+            arrays.append(pa.nulls(batch.num_rows, wanted))
+            continue
+        column = batch.column(name)
+        if column.type == wanted:
+            arrays.append(column)
+            continue
+        numeric_target = pa.types.is_floating(wanted)
+        convertible = (
+            (numeric_target and (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type) or pa.types.is_boolean(column.type)))
+            or (pa.types.is_string(wanted) and not pa.types.is_floating(column.type))
+            or pa.types.is_timestamp(wanted) and pa.types.is_timestamp(column.type)
+            or pa.types.is_null(column.type)
+        )
+        if convertible:
+            try:
+                if pa.types.is_dictionary(column.type):
+                    column = column.dictionary_decode()
+                arrays.append(pc.cast(column, wanted))
+                continue
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        kind = "numerical" if numeric_target else str(wanted)
+        problems.setdefault(name, f"column {name!r} has type {column.type} in {path}, expected {kind}")
+        arrays.append(pa.nulls(batch.num_rows, wanted))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(list(types.items())))
 
 
 def log_files(root: Root, log: str, window: Window) -> list[str]:
@@ -75,6 +131,21 @@ def log_files(root: Root, log: str, window: Window) -> list[str]:
                 if name.endswith((".parquet", ".pq")) and not name.startswith((".", "_"))
             ]
     return files
+
+
+def preflight(root: Root, log: str, window: Window, timestamp_column: str) -> tuple[list[str], int]:
+    """Open every file of the window and count its rows in the window, reading only the timestamp
+    column: a corrupt file or an empty window fails here, with the file named, before any output
+    is written."""
+    files = log_files(root, log, window)
+    start = pa.scalar(window.start, type=pa.timestamp("us", tz="UTC"))
+    end = pa.scalar(window.end, type=pa.timestamp("us", tz="UTC"))
+    rows = 0
+    for path in files:
+        for batch in iter_file_batches(root.filesystem, path, [timestamp_column]):
+            ts = _timestamps(batch, timestamp_column, path).cast(pa.timestamp("us", tz="UTC"))
+            rows += pc.sum(pc.and_(pc.greater_equal(ts, start), pc.less(ts, end))).as_py() or 0
+    return files, rows
 
 
 def _timestamps(batch: pa.RecordBatch, column: str, path: str) -> pa.Array:
@@ -94,17 +165,17 @@ def stream_window(
     window: Window,
     *,
     timestamp_column: str,
-    columns: Sequence[str],
+    types: dict[str, pa.DataType],
     derived: Sequence[DerivedColumn] = (),
     scan: WindowScan | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of the rows in ``window``, with derived columns added."""
+    """Record batches of the rows in ``window`` in the schema ``types``, with derived columns added."""
     scan = scan if scan is not None else WindowScan()
     start = pa.scalar(window.start, type=pa.timestamp("us", tz="UTC"))
     end = pa.scalar(window.end, type=pa.timestamp("us", tz="UTC"))
     for path in log_files(root, log, window):
         scan.files.append(path)
-        for batch in iter_file_batches(root.filesystem, path, list(columns)):
+        for batch in iter_file_batches(root.filesystem, path, list(types)):
             ts = _timestamps(batch, timestamp_column, path)
             ts = ts.cast(pa.timestamp("us", tz="UTC"))
             mask = pc.and_(pc.greater_equal(ts, start), pc.less(ts, end))
@@ -113,4 +184,4 @@ def stream_window(
                 continue
             scan.rows += selected.num_rows
             scan.observe(ts.filter(mask))
-            yield apply_derived(selected, derived, table_name=path)
+            yield apply_derived(conform_batch(selected, types, path, scan.problems), derived, table_name=path)

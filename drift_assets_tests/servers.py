@@ -535,7 +535,7 @@ def write_drifted_store(store) -> None:
     store.write_json(store.performance_path("fraud", "2026-09-21"), performance_doc("fraud", "2026-09-21", "v0001", 0.902))
     store.write_json(store.performance_path("fraud", "2026-09-28"), performance_doc("fraud", "2026-09-28", "v0001", 0.874))
     store.write_json(store.performance_path("fraud", "2026-10-05"), performance_doc("fraud", "2026-10-05", "v0001", None, status="labels_pending"))
-    store.write_json(store.performance_path("fraud", "2026-10-05-v2"), performance_doc("fraud", "2026-10-05", "v0002", 0.915))
+    store.write_json(store.performance_path("fraud", "2026-10-12"), performance_doc("fraud", "2026-10-12", "v0002", 0.915))
     store.write_json(store.retraining_path("fraud", "v0002"), retraining_doc("fraud", 2, "promoted"))
     store.write_json(store.retraining_path("fraud", "v0003"), retraining_doc("fraud", 3, "rejected"))
     store.write_json(store.retraining_path("fraud", "v0004"), retraining_doc("fraud", 4, "failed"))

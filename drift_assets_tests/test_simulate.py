@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -48,6 +49,16 @@ UTC = timezone.utc
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """Tiny HistGradientBoosting fits spend their time in OpenMP syncs; on a shared 2-core box one
+    thread is several times faster (results are identical either way)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 def _read_dir(root: Path) -> pd.DataFrame:
@@ -159,7 +170,9 @@ def test_fraud_layout_and_schema(fraud, fraud_frames) -> None:
     zero_share = (fraud_frames["reference"]["distance_from_home_km"] == 0).mean()
     assert 0.35 < zero_share < 0.45
 
-    ids = pd.concat([log["transaction_id"], fraud_frames["reference"]["transaction_id"], fraud_frames["training"]["transaction_id"]])
+    ids = pd.concat(
+        [log["transaction_id"], fraud_frames["reference"]["transaction_id"], fraud_frames["training"]["transaction_id"]]
+    )
     assert ids.is_unique
 
     training = fraud_frames["training"]
@@ -242,9 +255,8 @@ def test_champion_registry_files(fraud) -> None:
     pointer = json.loads((base / "models" / "champion.json").read_text())
     assert pointer == {"version": 1, "name": "v0001"}
     meta = json.loads((base / "models" / "versions" / "v0001" / "metadata.json").read_text())
-    import hashlib
-
-    assert meta["training_data_sha256"] == hashlib.sha256((base / "reference" / "training.parquet").read_bytes()).hexdigest()
+    training_bytes = (base / "reference" / "training.parquet").read_bytes()
+    assert meta["training_data_sha256"] == hashlib.sha256(training_bytes).hexdigest()
     assert meta["status"] == "promoted" and meta["parent"] is None and meta["trigger"] is None
     assert 0.75 < meta["auc_reference"] == pytest.approx(sim.auc_reference)
     assert not list((base / "models").rglob("*.tmp"))
@@ -307,9 +319,8 @@ def test_llm_refusal_spike(llm) -> None:
     assert log.loc[~spike, "refusal"].mean() <= 0.05
     assert log.loc[spike, "prompt"].str.contains("instructions", case=False).mean() > 0.2
     assert not any(w.lower() in {"sorry", "cannot", "can't", "won't", "unable", "i", "i'm"} for w in WORDS)
-    assert refusal_mask(["I CAN'T HELP WITH THAT!", "i'm sorry, but i cannot assist with that request", "Here is a plan."]).tolist() == [
-        True, True, False
-    ]
+    samples = ["I CAN'T HELP WITH THAT!", "i'm sorry, but i cannot assist with that request", "Here is a plan."]
+    assert refusal_mask(samples).tolist() == [True, True, False]
 
 
 def test_llm_length_collapse(llm) -> None:

@@ -9,6 +9,7 @@ Every function here is thin: reading and writing go through Storage, numbers com
 import datetime as dt
 import os
 import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,11 +37,12 @@ from drift_assets.results import record_drift, record_performance
 from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, compare, fit_profile, summarize
 from drift_assets.stats import rules as r
 from drift_assets.derived import apply_derived
-from drift_assets.windows import WindowScan, parse_partition_key, stream_window
+from drift_assets.windows import WindowScan, expected_log_types, parse_partition_key, preflight, stream_window
 
 # A week is "labelled" once this share of its rows has a label; before that AUC would describe a
 # biased subset (labels for fraud often arrive faster than for legitimate traffic).
 MIN_LABEL_COVERAGE = 0.5
+WINDOW_PROBLEMS_KEY = "drift_assets.window_problems"
 
 
 @dataclass(frozen=True)
@@ -198,19 +200,23 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
         window = parse_partition_key(context.partition_key, monitor.cadence)
         root = storage.storage().data
         scan = WindowScan()
-        columns = monitor.log_columns()
+        types = expected_log_types(monitor)
+        try:
+            files, rows = preflight(root, monitor.log, window, monitor.timestamp_column)
+        except DriftInputError as exc:
+            raise Failure(description=f"{monitor.name} window {window.key}: {exc}") from exc
+        if rows == 0:
+            raise Failure(
+                description=f"{monitor.name} window {window.key}: no rows in {root.uri_of(monitor.log)} "
+                f"between {window.start.isoformat()} and {window.end.isoformat()} "
+                f"({len(files)} file(s) read); an empty window has no drift value"
+            )
 
         def batches():
             yield from stream_window(
                 root, monitor.log, window, timestamp_column=monitor.timestamp_column,
-                columns=columns, derived=monitor.derived, scan=scan,
+                types=types, derived=monitor.derived, scan=scan,
             )
-            if scan.rows == 0:
-                raise Failure(
-                    description=f"{monitor.name} window {window.key}: no rows in {root.uri_of(monitor.log)} "
-                    f"between {window.start.isoformat()} and {window.end.isoformat()} "
-                    f"({len(scan.files)} file(s) read); an empty window has no drift value"
-                )
 
         def describe() -> dict:
             return {
@@ -219,10 +225,14 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
                 "first_timestamp": str(scan.first_timestamp),
                 "last_timestamp": str(scan.last_timestamp),
                 "files_read": len(scan.files),
-                "files": MetadataValue.json([root.uri_of("")] + [f.rsplit("/", 2)[-2] + "/" + f.rsplit("/", 1)[-1] for f in scan.files]),
+                "files": MetadataValue.json([f.rsplit("/", 2)[-2] + "/" + f.rsplit("/", 1)[-1] for f in scan.files]),
+                "problems": MetadataValue.json(scan.problems),
             }
 
-        return Output(BatchStream(batches(), describe=describe))
+        def footer() -> dict[str, str]:
+            return {WINDOW_PROBLEMS_KEY: json.dumps(scan.problems)}
+
+        return Output(BatchStream(batches(), describe=describe, footer=footer))
 
     drift_checks = [
         n for n in chk.DRIFT_REPORT_CHECKS if n != r.PREDICTION_NO_DRIFT or monitor.prediction
@@ -252,6 +262,10 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
         window = parse_partition_key(context.partition_key, monitor.cadence)
         profile = ReferenceProfile.from_dict(reference_profile)
         summary = summarize(profile, production_window.batches(profile.column_names()), table_name=f"{monitor.name} window {window.key}")
+        # Problems met while reading the log (a column missing or retyped in some file) are
+        # reported by the schema check, with the file named.
+        for column, reason in json.loads(production_window.footer().get(WINDOW_PROBLEMS_KEY, "{}")).items():
+            summary.problems.setdefault(column, reason)
         result = compare(profile, summary, monitor.rules, top_features=set(monitor.top_features), table_name=f"{monitor.name} window {window.key}")
         st = storage.storage()
         html_uri = None
@@ -259,7 +273,7 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
             html_uri = _write_html(st, monitor, window.key, reference_data, production_window, specs)
         record = record_drift(
             st.reports, monitor, window, result, summary,
-            model_version=_model_version(production_window), html_report=html_uri,
+            model_version=_model_version(production_window, monitor.model_version_column), html_report=html_uri,
             extra=_extra_measures(monitor, profile, summary),
         )
         st.assets.write_json(f"{monitor.name}/window_counts/{window.key.replace(':', '')}.json", summary.to_dict())
@@ -360,14 +374,16 @@ def _in(key: AssetKey):
     return AssetIn(key=key)
 
 
-def _model_version(window: StoredTable) -> str | None:
+def _model_version(window: StoredTable, column: str | None) -> str | None:
+    """The model version(s) that scored the window, from the log's own column."""
+    if not column:
+        return None
     try:
-        names = window.schema().names
-        if "model_version" not in names:
+        if column not in window.schema().names:
             return None
         values = set()
-        for batch in window.batches(["model_version"]):
-            values |= set(pc.unique(batch.column("model_version")).to_pylist())
+        for batch in window.batches([column]):
+            values |= set(pc.unique(batch.column(column)).to_pylist())
         values.discard(None)
         return ",".join(sorted(values)) or None
     except DriftInputError:
@@ -421,7 +437,7 @@ def _performance(data_root, monitor: MonitorConfig, window, production_window: S
         "labelled_rows": int(joined.num_rows),
         "label_coverage": joined.num_rows / rows if rows else 0.0,
         "positives": int(y.sum()) if len(y) else 0,
-        "model_version": _model_version(production_window),
+        "model_version": _model_version(production_window, monitor.model_version_column),
     }
     if out["label_coverage"] < MIN_LABEL_COVERAGE or len(np.unique(y)) < 2:
         return {**out, "status": "labels_pending", "auc": None}

@@ -198,21 +198,11 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ listing
     def _list(self, path: str) -> list[pafs.FileInfo]:
-        info = self._info(path)
-        if info.type == pafs.FileType.NotFound:
-            return []
-        if info.type != pafs.FileType.Directory:
-            raise ResultsStoreError(f"{self._display(path)} should be a directory but is a {info.type.name.lower()}")
+        """Entries directly under ``path``; a directory that does not exist (yet) is empty."""
         try:
             return self.filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=False))
         except (OSError, ValueError) as exc:
             raise ResultsStoreError(f"cannot list {self._display(path)}: {exc}") from exc
-
-    def _info(self, path: str) -> pafs.FileInfo:
-        try:
-            return self.filesystem.get_file_info(path)
-        except (OSError, ValueError) as exc:
-            raise ResultsStoreError(f"cannot read {self._display(path)}: {exc}") from exc
 
     def _display(self, path: str) -> str:
         if path == self.root:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Mapping
 
 import numpy as np
@@ -490,7 +490,8 @@ def _drift_description(drift_start: date) -> str:
         "txn_amount lognormal around 3.5 instead of ~50, 60% moved to merchant_category=digital_goods "
         "(share ~8% -> ~27%), channel mostly web (share ~23% -> ~42%), card_present mostly 'no', "
         "distinct_merchants_7d + Poisson(3); amount_to_avg_ratio falls with txn_amount). avg_txn_amount_7d, "
-        "distance_from_home_km and the other features keep their distribution. Inside the wave fraud follows a NEW pattern "
+        "distance_from_home_km and the other features keep their distribution. "
+        "Inside the wave fraud follows a NEW pattern "
         "(web AND digital_goods AND amount < 5 AND bursts) that the champion never saw: the fraud rate rises "
         "from ~1% to ~4%, the champion scores the whole high-velocity wave as risky (fraud_score distribution "
         "shifts up, mean ~3x) but cannot rank fraud inside it, so its AUC drops by ~0.1 (about 0.90 -> 0.80 at "
@@ -572,12 +573,16 @@ def _write_reference_and_champion(
     """Training sample → champion; held-out reference sample scored out-of-sample."""
     from sklearn.metrics import roc_auc_score
 
-    ids, ts_us, cols, y = _pre_production_sample(seed, STREAM_TRAINING, "train-", training_rows, training_start, pre_weeks)
+    ids, ts_us, cols, y = _pre_production_sample(
+        seed, STREAM_TRAINING, "train-", training_rows, training_start, pre_weeks
+    )
     _io.write_parquet(fs, paths["training"], _table(ids, ts_us, cols, {LABEL_COLUMN: pa.array(y, type=pa.int8())}))
     model = make_model_pipeline(NUMERICAL, CATEGORICAL, seed)
     model.fit(_feature_frame(cols), y)
 
-    ids, ts_us, cols, y = _pre_production_sample(seed, STREAM_REFERENCE, "ref-", reference_rows, training_start, pre_weeks)
+    ids, ts_us, cols, y = _pre_production_sample(
+        seed, STREAM_REFERENCE, "ref-", reference_rows, training_start, pre_weeks
+    )
     score = _score(model, cols)
     tail = {PREDICTION_COLUMN: pa.array(score, type=pa.float64()), LABEL_COLUMN: pa.array(y, type=pa.int8())}
     _io.write_parquet(fs, paths["reference"], _table(ids, ts_us, cols, tail))

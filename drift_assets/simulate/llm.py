@@ -285,7 +285,9 @@ def _day_timestamps(rng: np.random.Generator, day: date, mean_rows_per_hour: flo
     return np.sort(_io.epoch_us(day) + hours * _io.US_PER_HOUR + offsets)
 
 
-def _day_table(kit: _TextKit, rng: np.random.Generator, day: date, mean_rows_per_hour: float, plan: _DayPlan) -> pa.Table:
+def _day_table(
+    kit: _TextKit, rng: np.random.Generator, day: date, mean_rows_per_hour: float, plan: _DayPlan
+) -> pa.Table:
     """One day of the log; incidents switch on only where ``plan`` says so."""
     ts_us = _day_timestamps(rng, day, mean_rows_per_hour)
     n = ts_us.size
@@ -331,7 +333,9 @@ def _paths(base: str) -> dict[str, str]:
     }
 
 
-def _validate(days: int, reference_days: int, spike_day: int, spike_hours: tuple[int, int], change_day: int, change_hour: int) -> None:
+def _validate(
+    days: int, reference_days: int, spike_day: int, spike_hours: tuple[int, int], change_day: int, change_hour: int
+) -> None:
     """Incidents must fall inside the log, or the manifest would promise something that is not there."""
     if days < 1 or reference_days < 1:
         raise ValueError("days and reference_days must be >= 1")
@@ -463,7 +467,11 @@ def _manifest(sim: LlmSimulation, reference_days: int) -> dict:
         "end_is_exclusive": True,
         "as_of": sim.as_of.isoformat(),
         "days": len(sim.log_days),
-        "reference_period": {"start": sim.reference_start.isoformat(), "end": sim.reference_end.isoformat(), "days": reference_days},
+        "reference_period": {
+            "start": sim.reference_start.isoformat(),
+            "end": sim.reference_end.isoformat(),
+            "days": reference_days,
+        },
         "columns": list(COLUMNS),
         "mean_rows_per_hour": sim.mean_rows_per_hour,
         "hourly_expected_rows": [round(float(x), 1) for x in _hourly_means(sim.mean_rows_per_hour)],
@@ -478,8 +486,8 @@ def _manifest(sim: LlmSimulation, reference_days: int) -> dict:
         "nuisances_that_must_not_alert": [
             {
                 "name": "daily_seasonality",
-                "description": "Traffic per hour follows a fixed daily shape (nights ~1/8 of the peak) with Poisson noise; "
-                "output length does not depend on the hour.",
+                "description": "Traffic per hour follows a fixed daily shape (nights ~1/8 of the peak) with "
+                "Poisson noise; output length does not depend on the hour.",
             },
             {
                 "name": "output_length_trend",

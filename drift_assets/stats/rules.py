@@ -68,6 +68,8 @@ class DecisionRules:
         column_keys = {f.name for f in fields(ColumnThresholds)}
         rule_keys = {f.name for f in fields(cls)} - {"defaults", "per_column"}
         per_column_raw = data.pop("columns", {}) or {}
+        if not isinstance(per_column_raw, Mapping):
+            raise ValueError(f"{where}.columns: expected a mapping of column name to thresholds")
         unknown = set(data) - column_keys - rule_keys
         if unknown:
             raise ValueError(
@@ -98,7 +100,8 @@ class DecisionRules:
 
 
 def _number(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        # value != value: NaN (YAML's .nan) would make every comparison False, silently.
         raise ValueError(f"{where}: expected a number, got {value!r}")
     return float(value)
 

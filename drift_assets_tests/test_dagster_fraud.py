@@ -1,0 +1,146 @@
+"""The fraud monitor through Dagster: definitions load, weekly partitions materialise on an on-disk
+instance, checks pass on stationary weeks and fail with the right severity on drifted ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pytest
+from dagster import AssetCheckKey, AssetKey, build_schedule_context, instance_for_test
+
+from drift_assets.definitions import build_definitions
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+DRIFT_REPORT = AssetKey(["fraud", "drift_report"])
+STATIONARY, DRIFTED = "2026-08-03", "2026-08-17"
+
+
+def run_reference(defs, instance):
+    result = defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET)
+    assert result.success
+
+
+def run_week(defs, instance, key, raise_on_error=True):
+    return defs.resolve_job_def("fraud_window_job").execute_in_process(
+        partition_key=key, instance=instance, run_config=QUIET, raise_on_error=raise_on_error
+    )
+
+
+def check_records(instance, check_name, asset=DRIFT_REPORT):
+    history = instance.event_log_storage.get_asset_check_execution_history(AssetCheckKey(asset, check_name), limit=50)
+    return {r.partition: r for r in history}
+
+
+def test_project_definitions_load_and_validate():
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    for name in ("reference_data", "reference_profile", "production_window", "drift_report", "model_performance", "champion_model"):
+        assert f"fraud/{name}" in keys
+    checks = {k.name for k in graph.asset_check_keys if k.asset_key == DRIFT_REPORT}
+    assert {"feature_psi_below_warn_threshold", "feature_psi_below_retrain_threshold", "prediction_has_no_drift",
+            "missing_rate_below_threshold", "share_of_drifted_features_below_threshold"} <= checks
+    env = {**os.environ, "DAGSTER_HOME": ""}
+    env.pop("DAGSTER_HOME")
+    out = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Validation successful" in out.stdout + out.stderr
+
+
+def test_weekly_windows_pass_when_stationary_and_fail_with_severity_when_drifted(project):
+    defs = build_definitions()
+    with instance_for_test() as instance:
+        run_reference(defs, instance)
+        assert run_week(defs, instance, STATIONARY).success
+        drifted_run = run_week(defs, instance, DRIFTED)
+        assert drifted_run.success  # failing non-blocking checks do not fail the run
+
+        psi_error = check_records(instance, "feature_psi_below_retrain_threshold")
+        psi_warn = check_records(instance, "feature_psi_below_warn_threshold")
+        prediction = check_records(instance, "prediction_has_no_drift")
+        assert set(psi_error) == {STATIONARY, DRIFTED}  # one evaluation per week (partitioned check)
+        for name in ("feature_psi_below_retrain_threshold", "feature_psi_below_warn_threshold", "prediction_has_no_drift",
+                     "share_of_drifted_features_below_threshold", "missing_rate_below_threshold", "features_have_no_significant_drift"):
+            stationary = check_records(instance, name)[STATIONARY].evaluation
+            assert stationary.passed, (name, stationary.metadata)
+
+        failed = psi_error[DRIFTED].evaluation
+        assert not failed.passed and failed.severity.value == "ERROR"
+        meta = {k: v.value for k, v in failed.metadata.items()}
+        assert meta["threshold"] == pytest.approx(0.25) and meta["value"] > 0.25
+        assert "txn_count_1h" in meta["failing_columns"]
+        assert psi_warn[DRIFTED].evaluation.severity.value == "WARN" and not psi_warn[DRIFTED].evaluation.passed
+        assert not prediction[DRIFTED].evaluation.passed and prediction[DRIFTED].evaluation.severity.value == "ERROR"
+
+        # The materialisation carries numbers the UI plots across partitions.
+        event = instance.get_latest_materialization_event(DRIFT_REPORT)
+        assert event.dagster_event.partition == DRIFTED
+        mat_meta = event.asset_materialization.metadata
+        assert mat_meta["max_feature_psi"].value > 0.25
+        assert "| txn_count_1h |" in mat_meta["psi_table"].value
+        assert 0.0 <= mat_meta["share_drifted"].value <= 1.0
+
+        # The results store holds the same numbers for the exporter.
+        import json
+
+        record = json.loads((project / "reports" / "fraud" / "drift" / f"{DRIFTED}.json").read_text())
+        assert record["summary"]["max_feature_psi"] == pytest.approx(mat_meta["max_feature_psi"].value)
+        assert record["columns"]["txn_count_1h"]["psi"] > 0.25
+
+
+def test_evidently_html_report_is_written_and_linked(project, monkeypatch):
+    from support import write_monitors_file
+
+    write_monitors_file(project / "monitors.yaml", html=True)
+    defs = build_definitions()
+    with instance_for_test() as instance:
+        run_reference(defs, instance)
+        run_week(defs, instance, DRIFTED)
+        meta = instance.get_latest_materialization_event(DRIFT_REPORT).asset_materialization.metadata
+        html = meta["evidently_report"].value
+        assert html.endswith(".html") and os.path.getsize(html) > 10_000
+        text = open(html, encoding="utf-8").read()
+        assert "txn_count_1h" in text and "drift" in text.lower()
+
+
+def test_labels_pending_is_recorded_not_failed(project):
+    defs = build_definitions()
+    with instance_for_test() as instance:
+        run_reference(defs, instance)
+        last_week = "2026-09-07"  # labels arrive ~14 days late: none yet for the last week
+        assert run_week(defs, instance, last_week).success
+        auc = check_records(instance, "auc_not_below_champion", AssetKey(["fraud", "model_performance"]))[last_week]
+        assert auc.evaluation.passed
+        assert "labels pending" in (auc.evaluation.description or "")
+        perf = instance.get_latest_materialization_event(AssetKey(["fraud", "model_performance"])).asset_materialization.metadata
+        assert perf["status"].value == "labels_pending"
+
+
+def test_auc_check_fails_on_labelled_drifted_week(project):
+    defs = build_definitions()
+    with instance_for_test() as instance:
+        run_reference(defs, instance)
+        run_week(defs, instance, STATIONARY)
+        run_week(defs, instance, DRIFTED)
+        auc = check_records(instance, "auc_not_below_champion", AssetKey(["fraud", "model_performance"]))
+        assert auc[STATIONARY].evaluation.passed, auc[STATIONARY].evaluation.metadata
+        drifted = auc[DRIFTED].evaluation
+        assert not drifted.passed and drifted.severity.value == "ERROR"
+        assert drifted.metadata["value"].value < -0.02
+
+
+def test_weekly_schedule_requests_the_week_that_just_ended():
+    defs = build_definitions()
+    schedule = defs.resolve_schedule_def("fraud_weekly_schedule")
+    assert schedule.cron_schedule == "0 6 * * 1"
+    tick = dt.datetime(2026, 9, 14, 6, 0, tzinfo=dt.timezone.utc)  # Monday
+    with instance_for_test() as instance:
+        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == ["2026-09-07"]
