@@ -77,6 +77,7 @@ trap cleanup INT TERM EXIT
   --config.file="$AM_CONFIG" \
   --storage.path="$LOCAL_DIR/alertmanager-data" \
   --web.listen-address="127.0.0.1:${ALERTMANAGER_PORT}" \
+  --web.external-url="http://127.0.0.1:${ALERTMANAGER_PORT}" \
   --cluster.listen-address= \
   >"$LOCAL_DIR/alertmanager.log" 2>&1 &
 PIDS+=("$!")
@@ -85,6 +86,7 @@ PIDS+=("$!")
   --config.file="$PROM_CONFIG" \
   --storage.tsdb.path="$LOCAL_DIR/prometheus-data" \
   --web.listen-address="127.0.0.1:${PROMETHEUS_PORT}" \
+  --web.external-url="http://127.0.0.1:${PROMETHEUS_PORT}" \
   --web.enable-lifecycle \
   >"$LOCAL_DIR/prometheus.log" 2>&1 &
 PIDS+=("$!")

@@ -64,3 +64,56 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _parse_date(value: str) -> dt.date:
     return dt.date.fromisoformat(value)
+
+
+def _results_store(reports_root: str | None):
+    from drift_assets.metrics.results_store import ResultsStore
+
+    if reports_root:
+        return ResultsStore(reports_root)
+    from drift_assets.resources import resources_for_environment
+
+    root = resources_for_environment()["storage"].storage().reports
+    return ResultsStore(root.path, filesystem=root.filesystem)
+
+
+@command
+def _serve_metrics(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve-metrics",
+        help="serve /metrics for Prometheus from the results store",
+        description="Serve Prometheus metrics (ml_feature_psi, ml_drift_detected, ...) for the latest evaluated "
+        "window of every monitor, read from the results store on each scrape.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--reports-root", help="results store root (default: the configured reports root)")
+    p.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from drift_assets.metrics.exporter import serve_metrics_forever
+
+    return serve_metrics_forever(_results_store(args.reports_root), args.host, args.port)
+
+
+@command
+def _push_metrics(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "push-metrics",
+        help="push the same metrics once to a Prometheus Pushgateway",
+        description="For short-lived setups without a long-running exporter: push the current metrics once "
+        "(e.g. after each materialisation) to a Pushgateway.",
+    )
+    p.add_argument("gateway", help="Pushgateway address, e.g. 127.0.0.1:9091")
+    p.add_argument("--job", default="drift_assets")
+    p.add_argument("--reports-root", help="results store root (default: the configured reports root)")
+    p.set_defaults(handler=_run_push)
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from drift_assets.metrics.exporter import push_once
+
+    push_once(_results_store(args.reports_root), args.gateway, job=args.job)
+    print(f"pushed metrics to {args.gateway} (job={args.job})")
+    return 0

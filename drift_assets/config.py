@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from drift_assets.derived import FUNCTIONS as DERIVED_FUNCTIONS
 from drift_assets.stats import ColumnSpec, DecisionRules
 from drift_assets.stats.profile import DEFAULT_PSI_BINS
 from drift_assets.stats.rules import FEATURE_PSI_ERROR, PREDICTION_NO_DRIFT
@@ -51,6 +52,22 @@ class RetrainingConfig:
 
 
 @dataclass(frozen=True)
+class SuddenChangeConfig:
+    """Compare each window with the trailing baseline of the previous ``baseline_windows`` windows:
+    "sudden" means against the recent past, so a slow trend does not page and a jump in one window
+    does."""
+
+    baseline_windows: int
+    columns: tuple[str, ...] = ()  # numerical columns whose distribution must not jump
+    rates: tuple[str, ...] = ()  # yes/no columns whose "yes" rate must not jump
+    psi: float = 0.25
+    rate_alpha: float = 0.001
+    min_rate_change: float = 0.05
+    min_rows: int = 20  # windows (and baselines) smaller than this are not judged
+    rate_direction: str = "increase"  # increase | decrease | both
+
+
+@dataclass(frozen=True)
 class DerivedColumn:
     """A column computed from the log before profiling (e.g. LLM output length, refusal flag)."""
 
@@ -82,7 +99,7 @@ class MonitorConfig:
     retraining: RetrainingConfig
     psi_bins: int = DEFAULT_PSI_BINS
     derived: tuple[DerivedColumn, ...] = ()
-    baseline_windows: int = 0
+    sudden_change: SuddenChangeConfig | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -231,9 +248,39 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
     derived: list[DerivedColumn] = []
     for i, item in enumerate(r._get("derived", False, []) or []):
         d = _Reader(item, f"{where}.derived[{i}]")
-        derived.append(DerivedColumn(d.str("name"), d.str("function"), d.str("source"),
-                                     dict(d._get("options", False, {}) or {})))
+        column = DerivedColumn(d.str("name"), d.str("function"), d.str("source"), dict(d._get("options", False, {}) or {}))
         d.reject_unknown()
+        if column.function not in DERIVED_FUNCTIONS:
+            raise ConfigError(f"{where}.derived[{i}].function: unknown {column.function!r}; have {sorted(DERIVED_FUNCTIONS)}")
+        if column.name not in numerical + categorical:
+            raise ConfigError(f"{where}.derived[{i}].name: {column.name!r} must also be declared under features")
+        if column.function == "matches_any" and not column.options.get("patterns"):
+            raise ConfigError(f"{where}.derived[{i}].options.patterns: matches_any needs a list of patterns")
+        derived.append(column)
+    sudden = None
+    sc = r.sub("sudden_change")
+    if sc is not None:
+        sudden = SuddenChangeConfig(
+            baseline_windows=int(sc.number("baseline_windows", 24)),
+            columns=sc.names("columns"),
+            rates=sc.names("rates"),
+            psi=sc.number("psi", 0.25),
+            rate_alpha=sc.number("rate_alpha", 0.001),
+            min_rate_change=sc.number("min_rate_change", 0.05),
+            min_rows=int(sc.number("min_rows", 20)),
+            rate_direction=sc.str("rate_direction", required=False, default="increase"),
+        )
+        if sudden.rate_direction not in ("increase", "decrease", "both"):
+            raise ConfigError(f"{where}.sudden_change.rate_direction: expected increase, decrease or both, got {sudden.rate_direction!r}")
+        sc.reject_unknown()
+        if sudden.baseline_windows < 1:
+            raise ConfigError(f"{where}.sudden_change.baseline_windows: must be at least 1")
+        for col in sudden.columns:
+            if col not in numerical:
+                raise ConfigError(f"{where}.sudden_change.columns: {col!r} is not a numerical feature")
+        for col in sudden.rates:
+            if col not in categorical:
+                raise ConfigError(f"{where}.sudden_change.rates: {col!r} is not a categorical (yes/no) feature")
     model = r.sub("model")
     registry = model.str("registry", required=False) if model else None
     if model:
@@ -259,7 +306,7 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         retraining=retraining,
         psi_bins=int(r.number("psi_bins", DEFAULT_PSI_BINS)),
         derived=tuple(derived),
-        baseline_windows=int(r.number("baseline_windows", 0)),
+        sudden_change=sudden,
         extra=dict(r._get("extra", False, {}) or {}),
     )
     r.reject_unknown()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dagster import Definitions
 
 from drift_assets.assets.monitoring import build_monitor_assets
+from drift_assets.assets.retraining import build_retraining_assets, retraining_supported
 from drift_assets.config import load_monitors
-from drift_assets.jobs import reference_job, window_job
+from drift_assets.jobs import reference_job, retraining_job, window_job
 from drift_assets.resources import resources_for_environment
 from drift_assets.schedules import window_schedule
 from drift_assets.sensors import build_sensors
@@ -17,8 +18,11 @@ def build_definitions(monitors_file=None, environment: str | None = None) -> Def
     assets, jobs, schedules = [], [], []
     for monitor in monitors:
         assets += build_monitor_assets(monitor)
+        assets += build_retraining_assets(monitor)
         job = window_job(monitor)
         jobs += [job, reference_job(monitor)]
+        if retraining_supported(monitor):
+            jobs.append(retraining_job(monitor))
         schedules.append(window_schedule(monitor, job))
     return Definitions(
         assets=assets,

@@ -121,3 +121,71 @@ def _window_line(storage, monitor, key: str, result) -> str:
     pred_drift = "-" if s.get("prediction_psi") is None else ("YES" if any(c[0] == "prediction_has_no_drift" for c in failed) else "no")
     checks = ", ".join(f"{name}/{sev}" for name, sev, _ in sorted(failed, key=lambda c: (c[1] != "ERROR", c[0]))) or "none"
     return f"{key:<17} {record['current_rows']:>8,} {fmt(s.get('max_feature_psi')):>8} {fmt(s.get('prediction_psi')):>8} {pred_drift:>10}  {checks}"
+
+
+def execute_run_request(defs, sensor_name: str, request, instance, *, run_config=None):
+    """Run a sensor's RunRequest in-process, tagged the way the daemon tags it (sensor name and
+    run key), so a daemon started later recognises it and does not launch it again."""
+    from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+
+    job = defs.resolve_job_def(defs.resolve_sensor_def(sensor_name).job_name)
+    tags = {**request.tags, SENSOR_NAME_TAG: sensor_name}
+    if request.run_key:
+        tags[RUN_KEY_TAG] = request.run_key
+    return job.execute_in_process(
+        asset_selection=list(request.asset_selection),
+        partition_key=request.partition_key,
+        instance=instance,
+        tags=tags,
+        raise_on_error=False,
+        run_config=run_config if run_config is not None else QUIET,
+    )
+
+
+def evaluate_sensor(defs, sensor_name: str, instance, cursor: str | None):
+    """One tick of a sensor against ``instance`` with the definitions' resources (what the daemon does)."""
+    from dagster import build_sensor_context
+
+    sensor_def = defs.resolve_sensor_def(sensor_name)
+    resources = {k: v for k, v in defs.resources.items() if k in sensor_def.required_resource_keys}
+    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources) as context:
+        return sensor_def(context)
+
+
+def serve_champion_from(storage, monitor, since) -> int:
+    """Simulate the deployment of the registry's champion: the demo's production log was scored by
+    the simulator's v0001 when it was written, so the days from ``since`` on are re-scored by the
+    current champion (prediction and model_version columns). A real serving system writes those
+    scores itself. Returns the number of rows re-scored."""
+    import io
+
+    import joblib
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from drift_assets.registry import ModelRegistry
+
+    data = storage.data
+    champion = ModelRegistry(data, monitor.model_registry).champion()
+    model = joblib.load(io.BytesIO(data.read_bytes(champion.model_file)))
+    features = list(monitor.numerical) + list(monitor.categorical)
+    version_column = getattr(monitor, "model_version_column", None) or "model_version"
+    rows = 0
+    for day_dir in data.list_dir(monitor.log):
+        if not day_dir.startswith("date=") or day_dir[len("date="):] < since.isoformat():
+            continue
+        for name in data.list_dir(f"{monitor.log}/{day_dir}"):
+            relative = f"{monitor.log}/{day_dir}/{name}"
+            table = pq.read_table(io.BytesIO(data.read_bytes(relative)))
+            frame = table.select(features).to_pandas()
+            scores = model.predict_proba(frame)[:, list(model.classes_).index(1)].astype(np.float64)
+            table = table.set_column(table.schema.get_field_index(monitor.prediction), monitor.prediction, pa.array(scores))
+            if version_column in table.column_names:
+                table = table.set_column(table.schema.get_field_index(version_column), version_column,
+                                         pa.array([champion.name] * table.num_rows, pa.string()))
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink)
+            data.write_bytes(relative, sink.getvalue().to_pybytes())
+            rows += table.num_rows
+    return rows

@@ -74,17 +74,23 @@ FUNCTIONS: dict[str, Callable[[pa.Array, Mapping], pa.Array]] = {
 }
 
 
+def optional_columns(derived: Sequence) -> set[str]:
+    """Log columns read when present but not required (e.g. a refusal flag)."""
+    return {d.options["flag_column"] for d in derived if d.options.get("flag_column")}
+
+
 def apply_derived(batch: pa.RecordBatch, derived: Sequence, table_name: str = "table") -> pa.RecordBatch:
     if not derived:
         return batch
     for spec in derived:
         if spec.function not in FUNCTIONS:
             raise ValueError(f"derived column {spec.name!r}: unknown function {spec.function!r} (have {sorted(FUNCTIONS)})")
+        values = FUNCTIONS[spec.function](_text(batch, spec.source, table_name), spec.options)
         flag = spec.options.get("flag_column")
         if flag and flag in batch.schema.names:
-            values = pc.if_else(pc.cast(batch.column(flag), pa.bool_()), "yes", "no")
-        else:
-            values = FUNCTIONS[spec.function](_text(batch, spec.source, table_name), spec.options)
+            # The log's own flag wins where it is set; rows without it fall back to the patterns.
+            flagged = pc.if_else(pc.cast(batch.column(flag), pa.bool_()), "yes", "no")
+            values = pc.coalesce(flagged, values)
         if spec.name in batch.schema.names:
             batch = batch.drop_columns([spec.name])
         batch = batch.append_column(spec.name, values)

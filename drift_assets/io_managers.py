@@ -53,34 +53,55 @@ def _relative_path(context: OutputContext | InputContext, ext: str) -> str:
 
 
 def write_parquet(root: Root, relative: str, data: pa.Table | BatchStream) -> int:
-    """Stream to a temporary object, then move it in place: a failed write never replaces a good file."""
+    """Stream to a temporary object, then move it in place: a failed write never replaces a good file.
+
+    On S3 the temporary object is a multipart upload and the move is a server-side copy + delete:
+    the final key only ever holds a complete file. (The temporary name does not end in .parquet,
+    so readers of the directory skip a leftover one.)"""
     final = root.path_of(relative)
     tmp = f"{final}.tmp-{uuid.uuid4().hex}"
-    root.filesystem.create_dir(final.rsplit("/", 1)[0], recursive=True)
     rows = 0
     batches: Iterator[pa.RecordBatch] = iter(data.to_batches()) if isinstance(data, pa.Table) else data.batches
     schema = data.schema
     writer = None
     try:
+        with root.errors(relative, "write"):
+            root.filesystem.create_dir(final.rsplit("/", 1)[0], recursive=True)
         for batch in batches:
             if writer is None:
                 schema = schema or batch.schema
-                writer = pq.ParquetWriter(tmp, schema, filesystem=root.filesystem, compression="zstd")
-            writer.write_batch(batch)
+                with root.errors(relative, "write"):
+                    writer = pq.ParquetWriter(tmp, schema, filesystem=root.filesystem, compression="zstd")
+            with root.errors(relative, "write"):
+                writer.write_batch(batch)
             rows += batch.num_rows
-        if writer is None:  # no batches at all: still write a valid, empty file
-            writer = pq.ParquetWriter(tmp, schema or pa.schema([]), filesystem=root.filesystem)
-        if isinstance(data, BatchStream) and data.footer:
-            writer.add_key_value_metadata(data.footer())
-        writer.close()
-        writer = None
-        root.filesystem.move(tmp, final)
-    finally:
+        with root.errors(relative, "write"):
+            if writer is None:  # no batches at all: still write a valid, empty file
+                writer = pq.ParquetWriter(tmp, schema or pa.schema([]), filesystem=root.filesystem)
+            if isinstance(data, BatchStream) and data.footer:
+                writer.add_key_value_metadata(data.footer())
+            writer.close()
+            writer = None
+            root.filesystem.move(tmp, final)
+    except BaseException:
+        _discard(root, writer, tmp)
+        raise
+    return rows
+
+
+def _discard(root: Root, writer: pq.ParquetWriter | None, tmp: str) -> None:
+    """Best effort: remove the temporary object of a failed write without hiding the first error
+    (when the store is unreachable, this fails too)."""
+    try:
         if writer is not None:
             writer.close()
+    except Exception:  # noqa: BLE001
+        pass
+    try:
         if root.filesystem.get_file_info(tmp).type != pa.fs.FileType.NotFound:
             root.filesystem.delete_file(tmp)
-    return rows
+    except Exception:  # noqa: BLE001
+        pass
 
 
 class ParquetIOManager(ConfigurableIOManager):

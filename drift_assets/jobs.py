@@ -33,3 +33,17 @@ def reference_job(monitor: MonitorConfig):
         selection=selection,
         description=f"(Re)build the reference data, profile and champion record of monitor '{monitor.name}'.",
     )
+
+
+def retraining_job(monitor: MonitorConfig):
+    """Retrain for one window (the sensor requests it for the failing window). The job tag makes
+    manual runs count for the one-retraining-per-monitor guard and dagster.yaml's tag limit."""
+    from drift_assets.assets.retraining import RETRAINING_TAG
+
+    return define_asset_job(
+        f"{monitor.name}_retraining_job",
+        selection=AssetSelection.assets(MonitorKeys(monitor.name).retrained_model),
+        partitions_def=partitions_for(monitor),
+        tags={RETRAINING_TAG: monitor.name},
+        description=f"Retrain monitor '{monitor.name}''s model with DVC and gate the challenger against the champion.",
+    )

@@ -7,7 +7,7 @@ URL itself never reaches a log or an exception message.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,7 +38,7 @@ def _host_of(url: str) -> str:
         return "<invalid URL>"
 
 
-def post_webhook(url: str, payload: Mapping[str, Any], timeout: float = 5) -> requests.Response:
+def post_webhook(url: str, payload: Any, timeout: float = 5) -> requests.Response:
     """POST ``payload`` as JSON to ``url``; any non-2xx answer or network error raises ``WebhookError``.
 
     The error names the host only (never the path or query, where webhook secrets live), and the
@@ -50,7 +50,7 @@ def post_webhook(url: str, payload: Mapping[str, Any], timeout: float = 5) -> re
         raise WebhookError(host, f"unsupported URL scheme {scheme!r} (expected http or https)")
     error: WebhookError | None = None
     try:
-        response = requests.post(url, json=dict(payload), timeout=timeout)
+        response = requests.post(url, json=payload, timeout=timeout)
     except requests.Timeout:
         error = WebhookError(host, f"no answer within {timeout:g}s")
     except requests.RequestException as exc:

@@ -31,7 +31,16 @@ def record_drift(
     model_version: str | None,
     html_report: str | None,
     extra: dict | None = None,
+    extra_checks=(),
 ) -> dict:
+    """The window's document; ``extra_checks`` (e.g. sudden-change checks) join the core's checks."""
+    result_doc = result.to_dict()
+    if extra_checks:
+        result_doc["checks"] += [c.to_dict() for c in extra_checks]
+        failed = [c for c in extra_checks if not c.passed]
+        result_doc["summary"]["all_passed"] = result_doc["summary"]["all_passed"] and not failed
+        result_doc["summary"]["drift_detected"] = result_doc["summary"]["drift_detected"] or any(c.severity == "ERROR" for c in failed)
+        result_doc["summary"]["failed_checks"] = sorted(set(result_doc["summary"]["failed_checks"]) | {c.name for c in failed})
     record = {
         "monitor": monitor.name,
         "partition": window.key,
@@ -39,7 +48,7 @@ def record_drift(
         "window_end": window.end.isoformat(),
         "evaluated_at": now_iso(),
         "model_version": model_version,
-        **result.to_dict(),
+        **result_doc,
         "problems": summary.problems,
         "html_report": html_report,
         "extra": extra or {},
@@ -59,3 +68,8 @@ def record_performance(reports: Root, monitor: MonitorConfig, window: Window, pe
     }
     reports.write_json(f"{monitor.name}/performance/{window.key}.json", record)
     return record
+
+
+def record_retraining(reports: Root, monitor: MonitorConfig, name: str, record: dict) -> str:
+    """One retraining attempt: ``name`` is the version (``v0002``) or ``failed-<run id>``."""
+    return reports.write_json(f"{monitor.name}/retraining/{name}.json", record)

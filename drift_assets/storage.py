@@ -10,6 +10,7 @@ Everything above this module speaks in relative paths, so switching local <-> S3
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
+from drift_assets.s3 import s3_errors
 from drift_assets.tables import TableSource, resolve
 
 
@@ -42,26 +44,34 @@ class Root:
     def uri_of(self, relative: str) -> str:
         return posixpath.join(self.uri, relative) if relative else self.uri
 
+    def errors(self, relative: str, action: str):
+        """Remote filesystems: errors name the object (s3://bucket/key) and the error code."""
+        return contextlib.nullcontext() if self.is_local else s3_errors(self.uri_of(relative), action)
+
     def table(self, relative: str) -> TableSource:
         return TableSource(self.filesystem, self.path_of(relative), self.uri_of(relative))
 
     def exists(self, relative: str) -> bool:
-        return self.filesystem.get_file_info(self.path_of(relative)).type != pafs.FileType.NotFound
+        with self.errors(relative, "look up"):
+            return self.filesystem.get_file_info(self.path_of(relative)).type != pafs.FileType.NotFound
 
     def is_dir(self, relative: str) -> bool:
-        return self.filesystem.get_file_info(self.path_of(relative)).type == pafs.FileType.Directory
+        with self.errors(relative, "look up"):
+            return self.filesystem.get_file_info(self.path_of(relative)).type == pafs.FileType.Directory
 
     def list_dir(self, relative: str) -> list[str]:
         """Names directly below ``relative`` (empty if it does not exist)."""
         path = self.path_of(relative)
         selector = pafs.FileSelector(path, allow_not_found=True, recursive=False)
-        return sorted(posixpath.basename(i.path.rstrip("/")) for i in self.filesystem.get_file_info(selector))
+        with self.errors(relative, "list"):
+            return sorted(posixpath.basename(i.path.rstrip("/")) for i in self.filesystem.get_file_info(selector))
 
     def make_dirs(self, relative: str) -> None:
-        self.filesystem.create_dir(self.path_of(relative), recursive=True)
+        with self.errors(relative, "create directory"):
+            self.filesystem.create_dir(self.path_of(relative), recursive=True)
 
     def read_bytes(self, relative: str) -> bytes:
-        with self.filesystem.open_input_stream(self.path_of(relative)) as fh:
+        with self.errors(relative, "read"), self.filesystem.open_input_stream(self.path_of(relative)) as fh:
             return fh.read()
 
     def read_json(self, relative: str) -> dict:
@@ -75,7 +85,8 @@ class Root:
         atomic per object). Readers never see a half-written file."""
         path = self.path_of(relative)
         parent = posixpath.dirname(path)
-        self.filesystem.create_dir(parent, recursive=True)
+        with self.errors(posixpath.dirname(relative), "create directory"):
+            self.filesystem.create_dir(parent, recursive=True)
         if self.is_local:
             tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
             with open(tmp, "wb") as fh:
@@ -84,7 +95,7 @@ class Root:
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         else:
-            with self.filesystem.open_output_stream(path) as fh:
+            with self.errors(relative, "write"), self.filesystem.open_output_stream(path) as fh:
                 fh.write(data)
         return self.uri_of(relative)
 
@@ -93,7 +104,8 @@ class Root:
 
     def delete_dir(self, relative: str) -> None:
         if self.exists(relative):
-            self.filesystem.delete_dir(self.path_of(relative))
+            with self.errors(relative, "delete"):
+                self.filesystem.delete_dir(self.path_of(relative))
 
 
 def _json_default(obj: object) -> object:

@@ -15,6 +15,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from drift_assets.s3 import display_path, filesystem_for_uri
 from drift_assets.stats.errors import DriftInputError, SchemaError
 
 BATCH_ROWS = 256_000
@@ -30,8 +31,11 @@ def resolve(location: str, filesystem: pafs.FileSystem | None = None) -> tuple[p
         return filesystem, location.removeprefix("s3://") if location.startswith("s3://") else location
     if "://" in location:
         try:
+            if location.startswith("s3://") and "?" not in location:
+                # Endpoint (MinIO, moto), region, timeouts and retries from the environment.
+                return filesystem_for_uri(location)
             return pafs.FileSystem.from_uri(location)
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowInvalid, OSError, ValueError) as exc:
             raise TableReadError(f"{location}: cannot open: {exc}") from exc
     return pafs.LocalFileSystem(), os.path.abspath(location)
 
@@ -79,7 +83,7 @@ class TableSource:
         try:
             return pq.read_schema(first, filesystem=self.filesystem)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise TableReadError(f"{first}: not a readable parquet file: {exc}") from exc
+            raise TableReadError(f"{display_path(self.filesystem, first)}: not a readable parquet file: {exc}") from exc
 
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         for path in self.files():
@@ -110,7 +114,7 @@ def iter_file_batches(
             wanted = [c for c in columns if c in present] if columns else None
             yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-        raise TableReadError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
+        raise TableReadError(f"{display_path(filesystem, path)}: cannot read ({type(exc).__name__}: {exc})") from exc
 
 
 def require_columns(schema: pa.Schema, names: Sequence[str], table: str) -> None:

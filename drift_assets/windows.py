@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drift_assets.derived import apply_derived
+from drift_assets.derived import apply_derived, optional_columns
 from drift_assets.config import DerivedColumn
 from drift_assets.stats.errors import SchemaError
 from drift_assets.storage import Root
@@ -80,19 +80,22 @@ def expected_log_types(monitor) -> dict[str, pa.DataType]:
     if monitor.model_version_column:
         types[monitor.model_version_column] = pa.string()
     types[monitor.timestamp_column] = pa.timestamp("us", tz="UTC")
-    for column in monitor.extra.get("log_columns", []):
-        types.setdefault(column, pa.string())
+    for column in optional_columns(monitor.derived):
+        types.setdefault(column, pa.bool_())
     return types
 
 
-def conform_batch(batch: pa.RecordBatch, types: dict[str, pa.DataType], path: str, problems: dict[str, str]) -> pa.RecordBatch:
+def conform_batch(
+    batch: pa.RecordBatch, types: dict[str, pa.DataType], path: str, problems: dict[str, str], optional: frozenset[str] = frozenset()
+) -> pa.RecordBatch:
     """Give every batch the window's schema. A column missing from a file, or of a type that cannot
     be converted (text where numbers are expected), becomes nulls and is recorded as a problem: the
     data-quality check then names it, and the other columns and files are still measured."""
     arrays = []
     for name, wanted in types.items():
         if name not in batch.schema.names:
-            problems.setdefault(name, f"column {name!r} is missing in {path}")
+            if name not in optional:
+                problems.setdefault(name, f"column {name!r} is missing in {path}")
             arrays.append(pa.nulls(batch.num_rows, wanted))
             continue
         column = batch.column(name)
@@ -106,6 +109,9 @@ def conform_batch(batch: pa.RecordBatch, types: dict[str, pa.DataType], path: st
             or pa.types.is_timestamp(wanted) and pa.types.is_timestamp(column.type)
             or pa.types.is_null(column.type)
         )
+        if pa.types.is_string(wanted) and (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+            arrays.append(_decode_utf8(column, name, path, problems))
+            continue
         if convertible:
             try:
                 if pa.types.is_dictionary(column.type):
@@ -118,6 +124,28 @@ def conform_batch(batch: pa.RecordBatch, types: dict[str, pa.DataType], path: st
         problems.setdefault(name, f"column {name!r} has type {column.type} in {path}, expected {kind}")
         arrays.append(pa.nulls(batch.num_rows, wanted))
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(list(types.items())))
+
+
+def _decode_utf8(column: pa.Array, name: str, path: str, problems: dict[str, str]) -> pa.Array:
+    """Bytes in a text column: valid UTF-8 passes; invalid bytes are replaced (U+FFFD) so the
+    row is still measured, and the column is reported with the count of such rows."""
+    try:
+        return pc.cast(column, pa.string())
+    except pa.ArrowInvalid:
+        values = column.to_pylist()
+        bad = 0
+        decoded = []
+        for v in values:
+            if v is None:
+                decoded.append(None)
+                continue
+            try:
+                decoded.append(v.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad += 1
+                decoded.append(v.decode("utf-8", errors="replace"))
+        problems.setdefault(name, f"column {name!r} has {bad} row(s) of invalid UTF-8 in {path} (replaced, still measured)")
+        return pa.array(decoded, type=pa.string())
 
 
 def log_files(root: Root, log: str, window: Window) -> list[str]:
@@ -184,4 +212,5 @@ def stream_window(
                 continue
             scan.rows += selected.num_rows
             scan.observe(ts.filter(mask))
-            yield apply_derived(conform_batch(selected, types, path, scan.problems), derived, table_name=path)
+            conformed = conform_batch(selected, types, path, scan.problems, frozenset(optional_columns(derived)))
+            yield apply_derived(conformed, derived, table_name=path)

@@ -263,6 +263,18 @@ def run(argv: Sequence[str], cwd: Path | None = None, timeout: float = 60) -> su
     return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def alertmanager_test_config(receiver_url: str) -> str:
+    """The committed alertmanager.yml with every receiver replaced by a webhook to
+    ``<receiver_url>/<receiver name>``, its route tree and inhibit_rules kept, short group timings."""
+    real = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    route = dict(real["route"], group_wait="1s", group_interval="1s", repeat_interval="1h")
+    receivers = [
+        {"name": r["name"], "webhook_configs": [{"url": f"{receiver_url}/{r['name']}", "send_resolved": False}]}
+        for r in real["receivers"]
+    ]
+    return yaml.safe_dump({"route": route, "inhibit_rules": real["inhibit_rules"], "receivers": receivers}, sort_keys=False)
+
+
 # --------------------------------------------------------------------------- webhook receiver
 @dataclass
 class ReceivedRequest:

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import yaml
 
-from drift_assets_tests.servers import (
+from servers import (
     ALERT_RULES,
     ALERT_RULES_TEST,
     ALERTMANAGER_CONFIG,

@@ -13,20 +13,10 @@ import pytest
 import requests
 import yaml
 
-from drift_assets_tests.servers import ALERTMANAGER_CONFIG, WebhookReceiver, start_alertmanager, wait_until
+from servers import ALERTMANAGER_CONFIG, WebhookReceiver, alertmanager_test_config, start_alertmanager, wait_until
 
 SLACK = "/slack-ml"
 PAGERDUTY = "/pagerduty-ml"
-
-
-def alertmanager_test_config(receiver_url: str) -> str:
-    real = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
-    route = dict(real["route"], group_wait="1s", group_interval="1s", repeat_interval="1h")
-    receivers = [
-        {"name": r["name"], "webhook_configs": [{"url": f"{receiver_url}/{r['name']}", "send_resolved": False}]}
-        for r in real["receivers"]
-    ]
-    return yaml.safe_dump({"route": route, "inhibit_rules": real["inhibit_rules"], "receivers": receivers}, sort_keys=False)
 
 
 @pytest.fixture(scope="module")

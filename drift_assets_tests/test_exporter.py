@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pyarrow.fs as pafs
@@ -13,10 +16,10 @@ import requests
 
 from drift_assets.metrics import CorruptResultError, ResultsStore, ResultsStoreError, push_once
 from drift_assets.metrics.results_store import dumps, parse_timestamp
-from drift_assets_tests.servers import (
+from servers import (
+    REPO_ROOT,
     fraud_drift_doc,
     free_port,
-    llm_drift_doc,
     parse_metrics,
     performance_doc,
     retraining_doc,
@@ -341,3 +344,31 @@ def test_push_once_to_a_real_pushgateway(store, tmp_path):
     m = parse_metrics(text)
     assert sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h", job="drift_assets", instance="") == 0.31
     assert sample(m, "ml_results_store_up", job="drift_assets", instance="") == 1.0
+
+
+# --------------------------------------------------------------------------- blocking server (CLI)
+SERVE_FOREVER = "import sys; from drift_assets.metrics import serve_metrics_forever; sys.exit(serve_metrics_forever(sys.argv[1], port=int(sys.argv[2])))"
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_serve_metrics_forever_serves_until_stopped(store, stop_signal):
+    write_drifted_store(store)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE_FOREVER, store.root, str(port)],
+        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        status, m = wait_until(lambda: scrape(url), timeout=30, message="blocking exporter up")
+        assert status == 200 and sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h") == 0.31
+        process.send_signal(stop_signal)
+        _, err = process.communicate(timeout=15)
+        assert process.returncode == 0, err
+        assert f"127.0.0.1:{port}/metrics" in err.decode()
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url, timeout=2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from drift_assets.notify import WebhookError, post_webhook, slack_message_for_check_failure
-from drift_assets_tests.servers import WebhookReceiver, free_port
+from servers import WebhookReceiver, free_port
 
 
 def test_post_webhook_delivers_json():

@@ -17,12 +17,13 @@ import requests
 import yaml
 
 from drift_assets.metrics import ResultsStore
-from drift_assets_tests.servers import (
+from servers import (
     ALERT_RULES,
     DEPLOY,
     GRAFANA_DASHBOARD,
     REPO_ROOT,
     WebhookReceiver,
+    alertmanager_test_config,
     binary,
     free_port,
     running_exporter,
@@ -31,7 +32,6 @@ from drift_assets_tests.servers import (
     wait_until,
     write_drifted_store,
 )
-from drift_assets_tests.test_alertmanager_delivery import alertmanager_test_config
 
 # Test copy of the rules: the critical trigger first, the warnings a little later (as in
 # production, where DriftRetrainingTrigger's 2h outlasts FeatureDriftHigh's 1h, the order only

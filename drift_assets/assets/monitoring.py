@@ -36,7 +36,7 @@ from drift_assets.resources import StorageResource
 from drift_assets.results import record_drift, record_performance
 from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, compare, fit_profile, summarize
 from drift_assets.stats import rules as r
-from drift_assets.derived import apply_derived
+from drift_assets.evaluation import by_model_version, evaluate_window, read_reference, store_counts
 from drift_assets.windows import WindowScan, expected_log_types, parse_partition_key, preflight, stream_window
 
 # A week is "labelled" once this share of its rows has a label; before that AUC would describe a
@@ -129,11 +129,6 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
     partitions_def = partitions_for(monitor)
     group = monitor.name
     specs = monitor.column_specs()
-    reference_columns = [s.name for s in specs]
-    if monitor.labels:
-        reference_columns.append(monitor.labels.column)
-    derived_names = {d.name for d in monitor.derived}
-    reference_read_columns = [c for c in reference_columns if c not in derived_names] + [d.source for d in monitor.derived]
     has_registry = monitor.model_registry is not None
 
     @asset(
@@ -144,16 +139,11 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
         kinds={"parquet"},
     )
     def reference_data(context: AssetExecutionContext, storage: StorageResource) -> Output:
-        location = reference_location(monitor, storage)
-        source = storage.storage().data.table(location)
+        source = storage.storage().data.table(reference_location(monitor, storage))
         try:
-            table = source.read(list(dict.fromkeys(reference_read_columns)))
-            table = pa.Table.from_batches([apply_derived(b, monitor.derived, source.display) for b in table.to_batches()]) if monitor.derived else table
+            table = read_reference(monitor, source)
         except DriftInputError as exc:
             raise Failure(description=str(exc)) from exc
-        missing = [c for c in reference_columns if c not in table.schema.names]
-        if missing:
-            raise Failure(description=f"{source.display}: reference is missing column(s) {missing}")
         return Output(
             table,
             metadata={
@@ -237,6 +227,9 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
     drift_checks = [
         n for n in chk.DRIFT_REPORT_CHECKS if n != r.PREDICTION_NO_DRIFT or monitor.prediction
     ]
+    sudden = monitor.sudden_change
+    if sudden is not None:
+        drift_checks += ([r.SUDDEN_SHIFT] if sudden.columns else []) + ([r.SUDDEN_RATE_CHANGE] if sudden.rates else [])
 
     @asset(
         key=keys.drift_report,
@@ -261,22 +254,28 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
     ):  # MaterializeResult with a value (an annotation would declare a Nothing output)
         window = parse_partition_key(context.partition_key, monitor.cadence)
         profile = ReferenceProfile.from_dict(reference_profile)
-        summary = summarize(profile, production_window.batches(profile.column_names()), table_name=f"{monitor.name} window {window.key}")
+        st = storage.storage()
         # Problems met while reading the log (a column missing or retyped in some file) are
         # reported by the schema check, with the file named.
-        for column, reason in json.loads(production_window.footer().get(WINDOW_PROBLEMS_KEY, "{}")).items():
-            summary.problems.setdefault(column, reason)
-        result = compare(profile, summary, monitor.rules, top_features=set(monitor.top_features), table_name=f"{monitor.name} window {window.key}")
-        st = storage.storage()
+        problems = json.loads(production_window.footer().get(WINDOW_PROBLEMS_KEY, "{}"))
+        evaluation = evaluate_window(
+            monitor, profile, window, production_window.batches(profile.column_names()),
+            data=st.data, counts_store=st.assets, problems=problems,
+        )
+        result, summary, sudden_result = evaluation.result, evaluation.summary, evaluation.sudden
         html_uri = None
-        if monitor.extra.get("html_report", True) and os.environ.get("DRIFT_ASSETS_HTML_REPORTS", "1") != "0":
-            html_uri = _write_html(st, monitor, window.key, reference_data, production_window, specs)
+        html_setting = monitor.extra.get("html_report", True)  # true | false | "on_failure"
+        wants_html = html_setting is True or (html_setting == "on_failure" and (
+            result.failed_checks("ERROR") or any(not o.passed for o in (sudden_result.outcomes if sudden_result else []))))
+        if wants_html and os.environ.get("DRIFT_ASSETS_HTML_REPORTS", "1") != "0":
+            html_uri = _write_html(storage, monitor, window.key, reference_data, production_window, specs)
         record = record_drift(
             st.reports, monitor, window, result, summary,
             model_version=_model_version(production_window, monitor.model_version_column), html_report=html_uri,
-            extra=_extra_measures(monitor, profile, summary),
+            extra={**evaluation.extra, **by_model_version(monitor, production_window)},
+            extra_checks=sudden_result.outcomes if sudden_result else (),
         )
-        st.assets.write_json(f"{monitor.name}/window_counts/{window.key.replace(':', '')}.json", summary.to_dict())
+        store_counts(st.assets, monitor, window.key, evaluation)
         s = result.summary()
         failed = result.failed_checks()
         metadata = {
@@ -296,10 +295,11 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
         for name, value in (record.get("extra") or {}).items():
             if isinstance(value, (int, float)):
                 metadata[name] = MetadataValue.float(float(value))
+        skipped = sudden_result.skipped if sudden_result else None
         return MaterializeResult(
             value=record,
             metadata=metadata,
-            check_results=[chk.fold_outcomes(name, result.checks, keys.drift_report) for name in drift_checks],
+            check_results=[chk.fold_outcomes(name, evaluation.outcomes, keys.drift_report, skipped_reason=skipped) for name in drift_checks],
         )
 
     assets = [reference_data, reference_profile, production_window, drift_report]
@@ -390,25 +390,7 @@ def _model_version(window: StoredTable, column: str | None) -> str | None:
         return None
 
 
-def _extra_measures(monitor: MonitorConfig, profile: ReferenceProfile, summary) -> dict:
-    """Headline numbers of derived columns (e.g. the LLM refusal rate, mean output length)."""
-    from drift_assets.stats.summary import CategoricalCounts, NumericalCounts
-
-    extra: dict[str, float] = {}
-    for d in monitor.derived:
-        counts = summary.columns.get(d.name)
-        if counts is None or counts.valid == 0:
-            continue
-        if isinstance(counts, CategoricalCounts):
-            vocab = profile.columns[d.name].binning.vocabulary
-            yes = counts.counts[vocab.index("yes")] if "yes" in vocab else counts.unseen_values.get("yes", 0)
-            extra[f"{d.name}_rate"] = float(yes) / counts.valid
-        elif isinstance(counts, NumericalCounts):
-            extra[f"{d.name}_mean"] = float(counts.sketch_sums.sum()) / counts.valid
-    return extra
-
-
-def _write_html(st, monitor: MonitorConfig, key: str, reference: StoredTable, window: StoredTable, specs) -> str | None:
+def _write_html(storage: StorageResource, monitor: MonitorConfig, key: str, reference: StoredTable, window: StoredTable, specs) -> str | None:
     import tempfile
 
     from drift_assets.reports import write_evidently_report
@@ -418,7 +400,7 @@ def _write_html(st, monitor: MonitorConfig, key: str, reference: StoredTable, wi
     relative = f"{monitor.name}/html/{key.replace(':', '')}.html"
     with tempfile.TemporaryDirectory() as tmp:
         path = write_evidently_report(reference.read(present), window.read(present), [s for s in specs if s.name in present], f"{tmp}/report.html")
-        return st.reports.write_bytes(relative, path.read_bytes())
+        return storage.put_file("reports", relative, path, content_type="text/html; charset=utf-8")
 
 
 def _performance(data_root, monitor: MonitorConfig, window, production_window: StoredTable) -> dict:

@@ -4,7 +4,12 @@
 documents, so what Prometheus sees is always what the store holds (no background loop, no
 cache). A store that cannot be read never fails the scrape: the readable part is exported,
 ``ml_results_store_up`` is 0 and ``ml_results_store_errors_total`` counts the errors (each is
-logged with the file it concerns).
+logged with the file it concerns). A corrupt file is skipped, so one bad document does not blank
+(and resolve the alerts of) the other models.
+
+Cost: every scrape reads every document (latest window = greatest ``window_end``, which only the
+contents tell). A year of hourly windows (8,760 files) takes ~0.7 s per scrape on a local disk;
+on S3 that is two requests per file, so archive old windows or raise ``scrape_timeout``.
 
 Metrics (label ``model`` is the monitor name):
 
@@ -250,7 +255,8 @@ class DriftResultsCollector:
 
         # Timestamps were validated by the store when it read the file.
         gauges.append(("ml_window_end_timestamp_seconds", [model], parse_timestamp(doc["window_end"]).timestamp()))
-        gauges.append(("ml_monitor_window_seconds", [model], results.window_seconds))
+        if results.window_seconds and results.window_seconds > 0:
+            gauges.append(("ml_monitor_window_seconds", [model], results.window_seconds))
         if results.last_evaluated_at is not None:
             gauges.append(("ml_last_evaluation_timestamp_seconds", [model], results.last_evaluated_at.timestamp()))
 

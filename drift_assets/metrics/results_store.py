@@ -134,7 +134,8 @@ class ResultsStore:
             path = root.split("://", 1)[1] if "://" in root else root
         self.filesystem: pafs.FileSystem = filesystem
         self.root: str = path.rstrip("/") or "/"
-        self.uri: str = root.rstrip("/") or "/"
+        # What messages show: the URI as given (s3://...), or the absolute local path.
+        self.uri: str = (root.rstrip("/") or "/") if "://" in root or filesystem.type_name != "local" else self.root
 
     def __repr__(self) -> str:
         return f"ResultsStore({self.uri!r})"

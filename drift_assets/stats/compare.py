@@ -255,8 +255,12 @@ def evaluate_checks(
     for col in features:
         t = rules.for_column(col.name)
         if (top_features is None or col.name in top_features) and col.psi is not None:
-            add(r.FEATURE_PSI_WARN, col.name, col.psi <= t.psi_warn, col.psi, t.psi_warn, psi_bins=col.psi_bins)
-            add(r.FEATURE_PSI_ERROR, col.name, col.psi <= t.psi_error, col.psi, t.psi_error, psi_bins=col.psi_bins)
+            # A PSI above threshold that sampling noise explains (small windows) is not a failure.
+            noise = not col.significant
+            add(r.FEATURE_PSI_WARN, col.name, col.psi <= t.psi_warn or noise, col.psi, t.psi_warn,
+                psi_bins=col.psi_bins, significant=col.significant)
+            add(r.FEATURE_PSI_ERROR, col.name, col.psi <= t.psi_error or noise, col.psi, t.psi_error,
+                psi_bins=col.psi_bins, significant=col.significant)
         if col.psi is not None:
             value, threshold, details = _effect_details(col, t)
             add(r.FEATURE_NO_DRIFT, col.name, not col.drifted, value, threshold, alpha=rules.feature_alpha, **details)

@@ -2,13 +2,17 @@
 
 | what                     | rule (default)                                   | severity |
 |--------------------------|--------------------------------------------------|----------|
-| top feature PSI          | > 0.2                                            | WARN     |
-| top feature PSI          | > 0.25 (the retraining trigger)                  | ERROR    |
+| top feature PSI          | > 0.2 (and the shift is significant)             | WARN     |
+| top feature PSI          | > 0.25 (and significant; the retraining trigger) | ERROR    |
 | any feature drifted      | significant (Holm, family alpha 0.05) AND large  | WARN     |
 | share of drifted features| >= 0.3                                           | ERROR    |
 | prediction drift         | p < 0.05 AND large                               | ERROR    |
 | missing rate             | > 0.05                                           | WARN     |
 | AUC vs champion          | < -0.02                                          | ERROR    |
+
+PSI has a small-sample bias (E[PSI] ~ (bins - 1) / n for identical distributions, 0.3 at n = 30), so
+a PSI check fails only when the column's test is significant too; at >= 1,000 rows every PSI above
+0.2 is, so this only matters for small windows (quiet hours of an hourly monitor).
 
 "Large" is the minimum effect size that keeps a p-value alone from declaring drift at large n:
 numerical, Wasserstein / reference std >= 0.1 or PSI >= 0.1; categorical, some category's share
@@ -143,6 +147,9 @@ PREDICTION_NO_DRIFT = "prediction_has_no_drift"
 MISSING_RATE = "missing_rate_below_threshold"
 SCHEMA_MATCHES = "columns_match_reference_schema"
 AUC_VS_CHAMPION = "auc_not_below_champion"
+# Against the trailing baseline (the previous N windows): sudden changes, not slow trends.
+SUDDEN_SHIFT = "no_sudden_shift_vs_recent_windows"
+SUDDEN_RATE_CHANGE = "no_sudden_rate_change_vs_recent_windows"
 
 CHECK_SEVERITIES: dict[str, Severity] = {
     FEATURE_PSI_WARN: "WARN",
@@ -153,6 +160,8 @@ CHECK_SEVERITIES: dict[str, Severity] = {
     MISSING_RATE: "WARN",
     SCHEMA_MATCHES: "ERROR",
     AUC_VS_CHAMPION: "ERROR",
+    SUDDEN_SHIFT: "ERROR",
+    SUDDEN_RATE_CHANGE: "ERROR",
 }
 
 CHECK_DESCRIPTIONS: dict[str, str] = {
@@ -164,6 +173,8 @@ CHECK_DESCRIPTIONS: dict[str, str] = {
     MISSING_RATE: "Missing rate of every monitored column is at most 5% (alert data engineering)",
     SCHEMA_MATCHES: "Every profiled column is present with the reference's type",
     AUC_VS_CHAMPION: "AUC on labelled production rows is no more than 0.02 below the champion's reference AUC",
+    SUDDEN_SHIFT: "No monitored distribution (e.g. output length) jumped against the trailing baseline of recent windows",
+    SUDDEN_RATE_CHANGE: "No monitored rate (e.g. refusals) changed against the trailing baseline (Fisher exact p and a minimum absolute change)",
 }
 
 
