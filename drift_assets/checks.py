@@ -27,6 +27,16 @@ DRIFT_REPORT_CHECKS = (
 # Checks where a larger value is worse (all but the p-value based prediction check).
 _LOWER_IS_WORSE = {r.PREDICTION_NO_DRIFT}
 
+def drift_check_names(monitor) -> list[str]:
+    """The checks a monitor's drift_report carries (the prediction and sudden-change checks only
+    where the monitor has a prediction / a trailing baseline)."""
+    names = [n for n in DRIFT_REPORT_CHECKS if n != r.PREDICTION_NO_DRIFT or monitor.prediction]
+    sudden = monitor.sudden_change
+    if sudden is not None:
+        names += ([r.SUDDEN_SHIFT] if sudden.columns else []) + ([r.SUDDEN_RATE_CHANGE] if sudden.rates else [])
+    return names
+
+
 SEVERITY = {"WARN": AssetCheckSeverity.WARN, "ERROR": AssetCheckSeverity.ERROR}
 
 

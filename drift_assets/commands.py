@@ -117,3 +117,96 @@ def _run_push(args: argparse.Namespace) -> int:
     push_once(_results_store(args.reports_root), args.gateway, job=args.job)
     print(f"pushed metrics to {args.gateway} (job={args.job})")
     return 0
+
+
+@command
+def _models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models",
+        help="list a monitor's model versions, or promote one (rollback / roll forward)",
+        description="The model registry of each monitor: committed versions with their retraining "
+        "decision, AUCs and trigger; `promote` moves the champion pointer to a committed version.",
+    )
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    ls = msub.add_parser("list", help="versions with status, AUCs and trigger; * marks the champion")
+    ls.add_argument("--monitor", help="only this monitor (default: every monitor with a registry)")
+    ls.add_argument("--monitors-file", default=None, help="monitors file (default: $DRIFT_ASSETS_MONITORS or ./monitors.yaml)")
+    ls.set_defaults(handler=run_models_list)
+    pr = msub.add_parser("promote", help="make a committed version the champion (atomic pointer rewrite)")
+    pr.add_argument("--monitor", required=True)
+    pr.add_argument("--version", required=True, help="version number or name (2 or v0002)")
+    pr.add_argument("--reason", default=None, help="recorded in champion.json")
+    pr.add_argument("--monitors-file", default=None)
+    pr.set_defaults(handler=run_models_promote)
+
+
+def _registries(monitors_file: str | None, only: str | None):
+    from drift_assets.config import load_monitors
+    from drift_assets.registry import ModelRegistry
+    from drift_assets.resources import resources_for_environment
+
+    monitors = load_monitors(monitors_file)
+    chosen = [monitors.get(only)] if only else [m for m in monitors if m.model_registry]
+    data = resources_for_environment()["storage"].storage().data
+    out = []
+    for monitor in chosen:
+        if not monitor.model_registry:
+            raise ValueError(f"monitor {monitor.name!r} has no model registry (model.registry in the monitors file)")
+        out.append((monitor, ModelRegistry(data, monitor.model_registry)))
+    return out
+
+
+def run_models_list(args: argparse.Namespace) -> int:
+    def auc(value) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    for monitor, registry in _registries(args.monitors_file, args.monitor):
+        pointer = registry.champion_pointer() or {}
+        versions = registry.versions()
+        print(f"{monitor.name}: {registry.root.uri_of(registry.base)} ({len(versions)} committed version(s), "
+              f"champion {pointer.get('name', '(none)')})")
+        # AUC: the version's own held-out AUC (a challenger's on the gate's holdout; the initial
+        # model's on its reference). vs parent: the parent champion's AUC on the same holdout.
+        print(f"  {'':1} {'version':<8} {'decision':<9} {'created':<20} {'parent':<7} {'AUC':>7} {'vs parent':>9}  trigger")
+        for v in versions:
+            meta = v.metadata
+            metrics = meta.get("metrics") or {}
+            trigger = meta.get("trigger") or {}
+            parent = meta.get("parent")
+            star = "*" if v.number == pointer.get("version") else ""
+            trig = f"{trigger.get('partition')} {trigger.get('check')}" if trigger else "-"
+            challenger = metrics.get("challenger_auc", meta.get("auc_reference"))
+            print(
+                f"  {star:1} {v.name:<8} {meta.get('status', '-'):<9} {str(meta.get('created_at', '-'))[:19]:<20} "
+                f"{'v%04d' % parent if isinstance(parent, int) else '-':<7} {auc(challenger):>7} "
+                f"{auc(metrics.get('champion_auc')):>9}  {trig}"
+            )
+            if meta.get("reason"):
+                print(f"    {meta['reason']}")
+    return 0
+
+
+def run_models_promote(args: argparse.Namespace) -> int:
+    import sys
+
+    from drift_assets.registry import RegistryError
+
+    [(monitor, registry)] = _registries(args.monitors_file, args.monitor)
+    raw = str(args.version).lstrip("v")
+    if not raw.isdigit():
+        raise ValueError(f"--version: expected a number or vNNNN, got {args.version!r}")
+    number = int(raw)
+    before = registry.champion_pointer() or {}
+    if before.get("version") == number:
+        print(f"{monitor.name}: v{number:04d} is already the champion")
+        return 0
+    try:
+        pointer = registry.promote(number, reason=args.reason or f"manual promotion via `drift-assets models promote` "
+                                   f"(was {before.get('name', '(none)')})")
+    except RegistryError as exc:
+        print(f"drift-assets: error: {exc} (only committed versions, with metadata.json, can be promoted)", file=sys.stderr)
+        return 2
+    print(f"{monitor.name}: champion {before.get('name', '(none)')} -> {pointer['name']}")
+    print("The retraining sensor re-materialises the reference assets on its next tick "
+          f"(or run the `{monitor.name}_reference_job`).")
+    return 0

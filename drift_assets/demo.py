@@ -73,6 +73,7 @@ def failed_checks_of(result) -> list[tuple[str, str, str]]:
 
 
 def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = True) -> int:
+    from drift_assets.assets.retraining import retraining_supported
     from drift_assets.definitions import build_definitions
     from drift_assets.windows import parse_partition_key
 
@@ -82,9 +83,14 @@ def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = T
     monitors = load_monitors()
     defs = build_definitions()
     storage = defs.resources["storage"].storage()
+    if not fresh and _retrained_before(monitors, storage):
+        print("== a previous demo retrained a model (registry and log changed): re-simulating for a clean start")
+        fresh = True
     if fresh or not storage.data.exists("fraud/manifest.json"):
         print("== simulating demo data")
         simulate_all(rows_per_week=rows_per_week)
+        for monitor in monitors:
+            storage.reports.delete_dir(f"{monitor.name}/retraining")  # attempts on the old registry
     instance = _instance()
     print(f"== Dagster instance: {os.environ['DAGSTER_HOME']} (SQLite)")
     summary_ok = True
@@ -102,6 +108,8 @@ def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = T
             result = run_window(defs, monitor, key, instance)
             line = _window_line(storage, monitor, key, result)
             print("   " + line)
+        if retraining_supported(monitor):
+            summary_ok &= demo_retraining(defs, monitor, storage, instance, keys)
     print("\nReports:")
     print(f"   results store (JSON per window): {storage.reports.uri_of('')}")
     print(f"   Evidently HTML reports:          {storage.reports.uri_of('<monitor>/html/')}")
@@ -189,3 +197,101 @@ def serve_champion_from(storage, monitor, since) -> int:
             data.write_bytes(relative, sink.getvalue().to_pybytes())
             rows += table.num_rows
     return rows
+
+
+def _retrained_before(monitors, storage) -> bool:
+    from drift_assets.registry import ModelRegistry
+
+    for monitor in monitors:
+        if monitor.model_registry and len(ModelRegistry(storage.data, monitor.model_registry).versions()) > 1:
+            return True
+    return False
+
+
+def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
+    """Close the loop once: evaluate the retraining sensor's logic against the instance, run the
+    retraining it requests (DVC, gate, registry), then -- after a promotion -- let the sensor
+    re-materialise the reference assets and re-evaluate the later windows against the new reference."""
+    import datetime as dt
+
+    from drift_assets.assets.monitoring import registry_for
+    from drift_assets.sensors import evaluate_retraining, retraining_sensor_name
+
+    name = retraining_sensor_name(monitor)
+    registry = registry_for(monitor, defs.resources["storage"])
+    print(f"\n== retraining '{monitor.name}': the retraining sensor ({name}), evaluated once against the instance")
+    tick = evaluate_retraining(instance, monitor, None, registry=registry)
+    _print_notes(tick.notes)
+    requests = [r for r in tick.run_requests if r.partition_key]
+    if not requests:
+        print(f"   no retraining requested: {tick.skip_reason}")
+        return True
+    request = requests[0]
+    before = registry.champion().name
+    result = execute_run_request(defs, name, request, instance)
+    print(f"   run {result.run_id[:8]}: {monitor.name}/retrained_model for window {request.partition_key} "
+          f"(DVC prepare -> train -> evaluate)")
+    if not result.success:
+        failures = [e.event_specific_data.error.message.strip() for e in result.get_step_failure_events()]
+        print("   retraining FAILED; champion unchanged. " + (failures[0][:1500] if failures else ""))
+        return False
+    record = _retraining_output(result, storage, monitor)
+    print(f"   gate: challenger AUC {record['challenger_auc']:.4f} vs champion AUC {record['champion_auc']:.4f} "
+          f"on the same holdout ({record['holdout_rows']:,} rows, min gain {monitor.retraining.min_auc_gain:g})"
+          f" -> {record['status'].upper()} {record['name']}")
+    if record["status"] != "promoted":
+        print(f"   champion stays {before}: {record['reason']}")
+        return True
+    champion = registry.champion()
+    ref = champion.metadata.get("reference", {})
+    print(f"   champion: {before} -> {champion.name}; its reference: {ref.get('rows', '?'):,} rows of window "
+          f"{ref.get('window')} the challenger was not fitted on, scored by it")
+
+    tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
+    _print_notes(tick.notes)
+    for request in tick.run_requests:
+        if request.partition_key:  # a retraining: shown, not run (one retraining per demo)
+            print(f"   (next retraining would be for {request.partition_key})")
+            continue
+        refreshed = execute_run_request(defs, name, request, instance)
+        print(f"   reference assets re-materialised (run {refreshed.run_id[:8]}, "
+              f"{'ok' if refreshed.success else 'FAILED'}): reference_data = {champion.reference_file}")
+    trigger = requests[0].partition_key
+    after = [k for k in keys if k > trigger]
+    if not after:
+        return True
+    since = dt.date.fromisoformat(after[0][:10])
+    rescored = serve_champion_from(storage, monitor, since)
+    print(f"   production serves {champion.name} from {since}: the simulated log from then on is re-scored by it "
+          f"({rescored:,} rows; the simulator wrote v0001's scores)")
+    print(f"== windows after {trigger}, against {champion.name}'s reference")
+    print(f"   {'window':<17} {'rows':>8} {'max PSI':>8} {'pred PSI':>8} {'pred drift':>10}  failed checks")
+    ok = True
+    for key in after:
+        result = run_window(defs, monitor, key, instance)
+        print("   " + _window_line(storage, monitor, key, result))
+        ok &= result.success
+    tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
+    retrain = [r.partition_key for r in tick.run_requests if r.partition_key]
+    print("   sensor: " + (f"would retrain again for {retrain[0]}" if retrain else "no further retraining requested"))
+    return ok
+
+
+def _print_notes(notes: list[str]) -> None:
+    stale = [n for n in notes if "stale" in n or "superseded" in n]
+    for note in notes:
+        if note not in stale:
+            print(f"   sensor: {note}")
+    if stale:
+        print(f"   sensor: {len(stale)} older failed evaluation(s) consumed without retraining "
+              "(measured against the previous champion, or re-evaluated since)")
+
+
+def _retraining_output(result, storage, monitor) -> dict:
+    """The retraining attempt's results-store record, from the run's retrained_model metadata."""
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        if materialization.asset_key.path[-1] == "retrained_model":
+            version = materialization.metadata["version"].value
+            return storage.reports.read_json(f"{monitor.name}/retraining/{version}.json")
+    raise RuntimeError("the retraining run materialised no retrained_model")

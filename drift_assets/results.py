@@ -21,6 +21,16 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat()
 
 
+def _header(monitor: MonitorConfig, window: Window) -> dict:
+    return {
+        "monitor": monitor.name,
+        "partition": window.key,
+        "window_start": window.start.isoformat(),
+        "window_end": window.end.isoformat(),
+        "evaluated_at": now_iso(),
+    }
+
+
 def record_drift(
     reports: Root,
     monitor: MonitorConfig,
@@ -42,11 +52,7 @@ def record_drift(
         result_doc["summary"]["drift_detected"] = result_doc["summary"]["drift_detected"] or any(c.severity == "ERROR" for c in failed)
         result_doc["summary"]["failed_checks"] = sorted(set(result_doc["summary"]["failed_checks"]) | {c.name for c in failed})
     record = {
-        "monitor": monitor.name,
-        "partition": window.key,
-        "window_start": window.start.isoformat(),
-        "window_end": window.end.isoformat(),
-        "evaluated_at": now_iso(),
+        **_header(monitor, window),
         "model_version": model_version,
         **result_doc,
         "problems": summary.problems,
@@ -58,14 +64,7 @@ def record_drift(
 
 
 def record_performance(reports: Root, monitor: MonitorConfig, window: Window, performance: dict) -> dict:
-    record = {
-        "monitor": monitor.name,
-        "partition": window.key,
-        "window_start": window.start.isoformat(),
-        "window_end": window.end.isoformat(),
-        "evaluated_at": now_iso(),
-        **performance,
-    }
+    record = {**_header(monitor, window), **performance}
     reports.write_json(f"{monitor.name}/performance/{window.key}.json", record)
     return record
 

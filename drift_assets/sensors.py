@@ -170,11 +170,7 @@ def retraining_sensor_name(monitor: MonitorConfig) -> str:
 def retraining_check_keys(monitor: MonitorConfig) -> list[AssetCheckKey]:
     """The check keys of ``retraining.on_checks``; unknown names fail at load time."""
     keys = MonitorKeys(monitor.name)
-    # The same list as drift_report's check_specs in assets/monitoring.py.
-    drift_checks = [n for n in chk.DRIFT_REPORT_CHECKS if n != r.PREDICTION_NO_DRIFT or monitor.prediction]
-    sudden = getattr(monitor, "sudden_change", None)
-    if sudden is not None:
-        drift_checks += ([r.SUDDEN_SHIFT] if sudden.columns else []) + ([r.SUDDEN_RATE_CHANGE] if sudden.rates else [])
+    drift_checks = chk.drift_check_names(monitor)
     has_performance = bool(monitor.labels and monitor.model_registry and monitor.prediction)
     out = []
     for name in monitor.retraining.on_checks:

@@ -224,12 +224,7 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
 
         return Output(BatchStream(batches(), describe=describe, footer=footer))
 
-    drift_checks = [
-        n for n in chk.DRIFT_REPORT_CHECKS if n != r.PREDICTION_NO_DRIFT or monitor.prediction
-    ]
-    sudden = monitor.sudden_change
-    if sudden is not None:
-        drift_checks += ([r.SUDDEN_SHIFT] if sudden.columns else []) + ([r.SUDDEN_RATE_CHANGE] if sudden.rates else [])
+    drift_checks = chk.drift_check_names(monitor)
 
     @asset(
         key=keys.drift_report,
