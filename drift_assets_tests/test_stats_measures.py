@@ -26,6 +26,7 @@ from drift_assets.stats import (
     fit_profile,
     summarize,
 )
+from drift_assets.stats.kolmogorov_smirnov import ks_pvalue
 from drift_assets.stats.multiple_testing import holm_adjusted
 from drift_assets.stats.psi import population_stability_index
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts
@@ -194,8 +195,6 @@ def test_ks_matches_scipy_within_the_sketch_resolution(family, n_ref, n_cur, shi
     assert col.ks_statistic <= exact.statistic + 1e-12
     assert exact.statistic - col.ks_statistic <= tolerance
     # Same p-value formula as scipy's asymptotic one...
-    from drift_assets.stats.kolmogorov_smirnov import ks_pvalue
-
     assert ks_pvalue(exact.statistic, n_ref, n_cur) == pytest.approx(exact.pvalue, rel=1e-9, abs=1e-300)
     # ...so our p-value lies between scipy's and the one at (D - tolerance).
     upper = stats.kstwo.sf(max(exact.statistic - tolerance, 0.0), round(n_ref * n_cur / (n_ref + n_cur)))

@@ -15,7 +15,7 @@ a PSI check fails only when the column's test is significant too; at >= 1,000 ro
 0.2 is, so this only matters for small windows (quiet hours of an hourly monitor).
 
 "Large" is the minimum effect size that keeps a p-value alone from declaring drift at large n:
-numerical, Wasserstein / reference std >= 0.1 or PSI >= 0.1; categorical, some category's share
+numerical, Wasserstein / reference std >= 0.15 or PSI >= 0.1; categorical, some category's share
 moved by >= 0.05 or PSI >= 0.1.
 """
 

@@ -3,14 +3,18 @@
 Each sketch bin's mass is placed at its mean (kept as a per-bin sum), which is exact for values
 on edges and for everything outside the reference range, and otherwise moves no mass further than
 its bin. Normalising by the reference std makes the value unit-free: 0.1 means the distribution
-moved by a tenth of a standard deviation (Evidently's default threshold for large samples).
+moved by a tenth of a standard deviation.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_MIN_EFFECT = 0.1
+# Minimum effect for "drifted". Evidently uses 0.1; with 25 columns at 1,000 rows that lets ~1.05%
+# of stationary windows through the significance gate (measured over 10,000 windows), above the 1%
+# false-alarm budget. 0.15 measured 0.27%, and a 0.5 sd shift (0.5) or a 1.5x scale change (0.4)
+# are still far above it.
+DEFAULT_MIN_EFFECT = 0.15
 
 
 def _atoms(counts: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
