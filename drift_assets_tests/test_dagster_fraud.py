@@ -144,3 +144,26 @@ def test_weekly_schedule_requests_the_week_that_just_ended():
         context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
         requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2026-09-07"]
+
+
+def test_backfill_from_the_cli_records_one_run_per_week(project, tmp_path, monkeypatch):
+    from dagster import DagsterInstance
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    defs = build_definitions()
+    with DagsterInstance.get() as instance:
+        run_reference(defs, instance)
+    cli = os.path.join(os.path.dirname(sys.executable), "drift-assets")
+    out = subprocess.run([cli, "backfill", "--monitor", "fraud", "--from", "2026-08-03", "--to", "2026-08-17"],
+                         capture_output=True, text=True, env=os.environ.copy(), timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "3 window(s), 0 failed run(s)" in out.stdout
+    assert "2026-08-17: run" in out.stdout and "feature_psi_below_retrain_threshold/ERROR" in out.stdout
+    with DagsterInstance.get() as instance:
+        partitions = {r.dagster_run.tags.get("dagster/partition") for r in instance.get_run_records()}
+    assert {"2026-08-03", "2026-08-10", "2026-08-17"} <= partitions
+    bad = subprocess.run([cli, "backfill", "--monitor", "fraud", "--from", "2026-08-04", "--to", "2026-08-17"],
+                         capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    assert bad.returncode == 2 and "not a partition" in bad.stderr
