@@ -2,8 +2,8 @@
 exactly once, and when it waits. No DVC here: requests are inspected, not run (test_retraining.py
 runs them).
 
-Setting: the shared 6-week simulation (drift from week 3, 2026-08-17). The PSI warn threshold is set
-near zero, so every week fails the WARN check ``feature_psi_below_warn_threshold`` -- which is also
+Setting: the shared 6-week simulation (drift from week 3, 2026-08-17). The missing-rate threshold is
+set below zero, so every week fails the WARN check ``missing_rate_below_threshold`` -- which is also
 listed in ``on_checks`` -- while the ERROR checks fail only from week 3: WARN failures must never
 trigger.
 """
@@ -31,12 +31,12 @@ WEEKS = ["2026-08-03", "2026-08-10", "2026-08-17", "2026-08-24", "2026-08-31", "
 DRIFTED = WEEKS[2:]
 SENSOR = "fraud_retraining_sensor"
 DRIFT_REPORT = AssetKey(["fraud", "drift_report"])
-ON_CHECKS = ["feature_psi_below_warn_threshold", "feature_psi_below_retrain_threshold", "prediction_has_no_drift"]
+ON_CHECKS = ["missing_rate_below_threshold", "feature_psi_below_retrain_threshold", "prediction_has_no_drift"]
 
 
 def monitors_file(tmp_path, **retraining):
     settings = {"enabled": True, "on_checks": ON_CHECKS, "cooldown_hours": 0, "min_auc_gain": 0.0, "holdout_weeks": 1}
-    return write_monitors_file(tmp_path / "monitors-retraining.yaml", thresholds={"psi_warn": 0.0001},
+    return write_monitors_file(tmp_path / "monitors-retraining.yaml", thresholds={"missing_rate_warn": -1.0},
                                retraining={**settings, **retraining})
 
 
@@ -83,7 +83,7 @@ def test_one_request_per_failed_error_evaluation_and_none_for_warn_or_passed(eva
     defs, instance, runs, _ = evaluated
     # The setting: WARN fails every week, ERROR checks from week 3 on.
     warn = {r.partition: r for r in instance.event_log_storage.get_asset_check_execution_history(
-        AssetCheckKey(DRIFT_REPORT, "feature_psi_below_warn_threshold"), limit=10)}
+        AssetCheckKey(DRIFT_REPORT, "missing_rate_below_threshold"), limit=10)}
     assert all(not warn[k].evaluation.passed and warn[k].evaluation.severity.value == "WARN" for k in WEEKS)
     failures = failed_error_evaluations(instance)
     assert {p for p, _, _ in failures} == set(DRIFTED)
