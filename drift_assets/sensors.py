@@ -30,8 +30,12 @@ Retraining trigger semantics (``evaluate_retraining``), per monitor, per tick:
   tick (the oldest pending trigger); the next one waits for it;
 * when the registry's champion differs from the last materialised ``<monitor>/champion_model``
   (after a promotion, a rollback or a manual promotion), the monitor's reference assets
-  (``reference_data``, ``reference_profile``, ``champion_model``) are requested, so the next window
-  is measured against the new champion's reference.
+  (``reference_data``, ``reference_profile``, ``champion_model``) are requested once
+  (``run_key = reference:<monitor>:<version>:<promoted_at>``), so the next window is measured
+  against the new champion's reference. A monitor whose champion_model was never materialised is
+  left to its reference job.
+
+The sensors start stopped, like the schedules: turn them on in the UI (``make dev``).
 """
 
 from __future__ import annotations
@@ -355,11 +359,11 @@ def _reference_refresh(instance, monitor: MonitorConfig, pointer: dict | None, n
         value = event.asset_materialization.metadata.get("version")
         materialized = getattr(value, "value", value)
     champion = pointer.get("name") or f"v{int(pointer['version']):04d}"
-    if materialized == champion:
-        return None
+    if materialized is None or materialized == champion:
+        return None  # never materialised: setting the monitor up is the reference job's business
     if instance.get_run_records(filters=RunsFilter(tags={REFERENCE_REFRESH_TAG: monitor.name}, statuses=IN_FLIGHT), limit=1):
         return None
-    notes.append(f"champion of {monitor.name} is {champion}, materialised champion_model is {materialized or '(none)'}: "
+    notes.append(f"champion of {monitor.name} is {champion}, materialised champion_model is {materialized}: "
                  "re-materialising the reference assets")
     return RunRequest(
         run_key=f"reference:{monitor.name}:{champion}:{pointer.get('promoted_at') or ''}",

@@ -134,21 +134,21 @@ def test_saved_cursor_repeats_nothing_and_a_rerun_of_the_failing_week_triggers_a
 
 def test_one_retraining_per_monitor_at_a_time_and_cool_down(evaluated):
     defs, instance, runs, monitor = evaluated
-    queued = create_run_for_test(instance, job_name="fraud_retraining_job", status=DagsterRunStatus.QUEUED,
-                                 tags={RETRAINING_TAG: "fraud"})
+    running = create_run_for_test(instance, job_name="fraud_retraining_job", status=DagsterRunStatus.STARTED,
+                                  tags={RETRAINING_TAG: "fraud"})
     blocked = evaluate_sensor(defs, SENSOR, instance, None)
     assert blocked.run_requests == []
-    assert "queued" in blocked.skip_message and queued.run_id in blocked.skip_message
+    assert "started" in blocked.skip_reason.skip_message and running.run_id in blocked.skip_reason.skip_message
     assert json.loads(blocked.cursor) == {"checks": {}}  # cursor left as it was: nothing consumed
 
-    instance.report_run_canceled(queued)
+    instance.report_run_failed(running)
     released = evaluate_sensor(defs, SENSOR, instance, blocked.cursor)
     assert [r.partition_key for r in released.run_requests] == ["2026-08-17"]
 
     # Cool-down: counted from the start (here: creation) of the last retraining run.
     cooling = dataclasses.replace(monitor, retraining=dataclasses.replace(monitor.retraining, cooldown_hours=2.0))
     registry = ModelRegistry(Root.open(str(defs.resources["storage"].data_root)), monitor.model_registry)
-    last = instance.get_run_record_by_id(queued.run_id)
+    last = instance.get_run_record_by_id(running.run_id)
     started = last.start_time or last.create_timestamp.timestamp()
     within = evaluate_retraining(instance, cooling, released.cursor, registry=registry, now=started + 3600)
     assert within.run_requests == [] and "cool-down" in within.skip_reason

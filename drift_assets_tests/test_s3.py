@@ -71,7 +71,7 @@ def _aws_env(endpoint: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def moto():
+def moto_endpoint():
     """One moto server for the module, holding the seeded simulation under ``seed/data``.
 
     moto keeps its state in the process, not in the server: a server started later on another (or
@@ -115,19 +115,19 @@ class S3Project:
 
 
 @pytest.fixture
-def s3_project(moto, tmp_path, monkeypatch) -> S3Project:
+def s3_project(moto_endpoint, tmp_path, monkeypatch) -> S3Project:
     """Definitions in S3 mode over a private copy of the seeded data (tests may damage it)."""
-    for name, value in _aws_env(moto).items():
+    for name, value in _aws_env(moto_endpoint).items():
         monkeypatch.setenv(name, value)
     prefix = f"t-{uuid.uuid4().hex[:10]}"
-    fs = s3_filesystem(moto, REGION)
+    fs = s3_filesystem(moto_endpoint, REGION)
     pafs.copy_files(f"{BUCKET}/{SEED_PREFIX}/data", f"{BUCKET}/{prefix}/data", source_filesystem=fs, destination_filesystem=fs)
     monkeypatch.setenv("DRIFT_ASSETS_ENV", "s3")
     monkeypatch.setenv("DRIFT_ASSETS_S3_BUCKET", BUCKET)
     monkeypatch.setenv("DRIFT_ASSETS_S3_PREFIX", prefix)
     monkeypatch.setenv("DRIFT_ASSETS_HTML_REPORTS", "1")
     monkeypatch.setenv("DRIFT_ASSETS_MONITORS", str(write_monitors_file(tmp_path / "monitors.yaml")))
-    return S3Project(moto, prefix, tmp_path)
+    return S3Project(moto_endpoint, prefix, tmp_path)
 
 
 def run_job(defs, instance, name, partition=None):
@@ -263,23 +263,36 @@ def test_missing_key_fails_the_run_naming_the_key(s3_project):
 
 
 def test_wrong_credentials_fail_clearly_without_showing_the_secret(s3_project, monkeypatch):
-    """moto checks signatures only in its IAM mode: switched on for this test (in-process server);
-    the key id then is unknown to moto, as a wrong or revoked key is to AWS."""
+    """moto checks signatures only in its IAM mode, switched on here (the server is in-process). An
+    IAM user with an S3 policy is created first: its key works, the same key with a wrong secret
+    is refused, as AWS refuses a wrong or revoked secret."""
     from moto.core.authorization import enable_iam_authentication
 
+    iam = boto3.client("iam", endpoint_url=s3_project.endpoint, region_name=REGION)
+    user = f"monitor-{s3_project.prefix}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
     defs = build_definitions(environment="s3")
-    wrong_secret = "wrong-secret-zz9-plural-z-alpha"
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong_secret)
     with enable_iam_authentication():
         with instance_for_test() as instance:
+            good = run_job(defs, instance, "fraud_reference_job")
+            assert good.success, failure_text(good)  # signed requests of both clients are accepted
+
+            wrong_secret = "wrong-secret-zz9-plural-z-alpha"
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong_secret)
             result = run_job(defs, instance, "fraud_reference_job")
+            logged = all_event_text(instance)
         root = Root.open(s3_project.uri("data"), s3_project.fs)
         with pytest.raises(S3StorageError) as info:
             root.read_bytes("fraud/manifest.json")
     assert not result.success
     text = failure_text(result)
     assert f"s3://{BUCKET}" in text and "access denied" in text, text
-    assert wrong_secret not in text and SECRET not in text
+    assert wrong_secret not in logged and key["SecretAccessKey"] not in logged
     # pyarrow's client: bucket/key and the AWS error code, no secret
     message = str(info.value)
     assert s3_project.uri("data/fraud/manifest.json") in message and "access denied" in message, message
@@ -401,7 +414,7 @@ def test_log_on_s3_is_read_in_ranged_requests_not_downloaded_whole(s3_project, m
 
 
 # --------------------------------------------------------------------------- the command line
-def test_cli_simulate_to_s3_and_compare_s3_paths(s3_project, tmp_path):
+def test_cli_simulate_to_s3_and_compare_s3_paths(s3_project):
     env = {**os.environ}
     target = s3_project.uri("cli")
     sim = subprocess.run(

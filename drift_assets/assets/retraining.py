@@ -340,6 +340,10 @@ class Retraining:
         metrics = result.metrics
         decision = gate(metrics.get("challenger_auc"), metrics.get("champion_auc"),
                         self.monitor.retraining.min_auc_gain, metrics.get("holdout_rows"))
+        current = self.registry.champion_pointer() or {}
+        if decision.promote and int(current.get("version", -1)) != champion.number:
+            decision = GateDecision(False, f"the champion changed during retraining ({champion.name} -> "
+                                           f"{current.get('name')}): the comparison is stale")
         log.info(f"gate: {decision.status.upper()}: {decision.reason}")
         try:
             version = self._commit_version(result, decision)

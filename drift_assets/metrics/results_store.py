@@ -126,10 +126,9 @@ class ResultsStore:
     def __init__(self, root: str, filesystem: pafs.FileSystem | None = None):
         root = str(root)
         if filesystem is None:
-            if "://" in root:
-                filesystem, path = pafs.FileSystem.from_uri(root)
-            else:
-                filesystem, path = pafs.LocalFileSystem(), os.path.abspath(root)
+            from drift_assets.tables import resolve  # s3:// with the configured endpoint and region
+
+            filesystem, path = resolve(root)
         else:
             path = root.split("://", 1)[1] if "://" in root else root
         self.filesystem: pafs.FileSystem = filesystem
