@@ -427,7 +427,13 @@ def _retraining_sensor(monitor: MonitorConfig):
 # Assembly
 # --------------------------------------------------------------------------------------------
 
-SENSOR_BUILDERS: list[Callable[[list[MonitorConfig]], list]] = [retraining_sensors]
+def _notification_sensors(monitors: list[MonitorConfig]) -> list:
+    from drift_assets.notifications import notification_sensors  # imports this module's feed
+
+    return notification_sensors(monitors)
+
+
+SENSOR_BUILDERS: list[Callable[[list[MonitorConfig]], list]] = [retraining_sensors, _notification_sensors]
 
 
 def build_sensors(monitors: list[MonitorConfig]) -> list:
