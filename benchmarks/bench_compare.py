@@ -32,19 +32,7 @@ import time
 
 import numpy as np
 
-NORMALS = {f"normal_{i}": (10.0 * i, 1.0 + i) for i in range(8)}
-AMOUNTS = {f"amount_{i}": (3.0 + 0.2 * i, 0.8 + 0.1 * i) for i in range(5)}
-COUNTS = {f"count_{i}": lam for i, lam in enumerate([0.5, 1.0, 2.0, 3.0, 5.0, 8.0])}
-ZERO_INFLATED = "refund_amount"
-CATEGORIES = {
-    "channel": [0.5, 0.3, 0.2],
-    "merchant_type": [0.4, 0.25, 0.15, 0.1, 0.1],
-    "country": [0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.05],
-    "device": [0.25, 0.2, 0.15, 0.12, 0.1, 0.08, 0.06, 0.04],
-    "card_type": [0.6, 0.25, 0.15],
-}
-NUMERICAL = [*NORMALS, *AMOUNTS, *COUNTS, ZERO_INFLATED]
-CATEGORICAL = list(CATEGORIES)
+from drift_assets.simulate.synthetic import AMOUNTS, CATEGORICAL, CATEGORIES, COUNTS, NORMALS, NUMERICAL, ZERO_INFLATED
 # Moderate drift in the current frame: a mean shift, a scale change, more counts, a share change,
 # a new category.
 DRIFT = {

@@ -16,23 +16,12 @@ import pyarrow as pa
 import pytest
 
 from drift_assets.stats import ColumnSpec, DecisionRules, compare, fit_profile, summarize
+from drift_assets.simulate.synthetic import AMOUNTS, CATEGORIES, COUNTS, NORMALS, NUMERICAL, ZERO_INFLATED
 from drift_assets.stats import rules as r
 
 REFERENCE_ROWS = 100_000
 
-NORMALS = {f"normal_{i}": (10.0 * i, 1.0 + i) for i in range(8)}            # mean, sd
-AMOUNTS = {f"amount_{i}": (3.0 + 0.2 * i, 0.8 + 0.1 * i) for i in range(5)}  # lognormal mu, sigma
-COUNTS = {f"count_{i}": lam for i, lam in enumerate([0.5, 1.0, 2.0, 3.0, 5.0, 8.0])}  # Poisson
-ZERO_INFLATED = "refund_amount"  # 40% exact zeros, else lognormal(2, 1)
-CATEGORIES = {
-    "channel": [0.5, 0.3, 0.2],
-    "merchant_type": [0.4, 0.25, 0.15, 0.1, 0.1],
-    "country": [0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.05],
-    "device": [0.25, 0.2, 0.15, 0.12, 0.1, 0.08, 0.06, 0.04],
-    "card_type": [0.6, 0.25, 0.15],
-}
 VOCABULARIES = {name: [f"{name}_{k}" for k in range(len(p))] for name, p in CATEGORIES.items()}
-NUMERICAL = [*NORMALS, *AMOUNTS, *COUNTS, ZERO_INFLATED]
 SPECS = [ColumnSpec(n, "numerical") for n in NUMERICAL] + [ColumnSpec(c, "categorical") for c in CATEGORIES]
 assert len(NUMERICAL) == 20 and len(CATEGORIES) == 5
 

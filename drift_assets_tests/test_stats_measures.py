@@ -46,7 +46,7 @@ def measure(reference, current, kind: str = "numerical", **fit_kwargs):
 
 
 def seed_compute_psi(reference: pd.Series, current: pd.Series, bins: int = 10) -> float:
-    """The design document's compute_psi, with ``pd.np.log`` (gone from pandas) as ``np.log``."""
+    """The design document's compute_psi, with pandas' removed numpy alias replaced by ``np.log``."""
     breakpoints = pd.qcut(reference, q=bins, duplicates="drop", retbins=True)[1]
     ref_counts = pd.cut(reference, bins=breakpoints).value_counts(normalize=True).sort_index()
     cur_counts = pd.cut(current, bins=breakpoints).value_counts(normalize=True).sort_index()
