@@ -117,7 +117,6 @@ class PeakTracker:
 
 
 def run_ours(reference, current):
-    import pyarrow as pa
 
     from drift_assets.stats import ColumnSpec, compare, fit_profile, summarize
 

@@ -228,8 +228,7 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    from drift_assets.demo import QUIET
-    from drift_assets.demo import _instance as instance
+    from drift_assets.demo import QUIET, local_instance
     from drift_assets.definitions import build_definitions
 
     defs = build_definitions()
@@ -240,7 +239,7 @@ def _run_backfill(args: argparse.Namespace) -> int:
             raise ValueError(f"{key!r} is not a partition of monitor {args.monitor!r} ({keys[0]} .. {keys[-1]})")
     selected = keys[keys.index(args.first): keys.index(args.last) + 1]
     failed = 0
-    with instance() as dagster_instance:
+    with local_instance() as dagster_instance:
         for key in selected:
             result = job.execute_in_process(partition_key=key, instance=dagster_instance, raise_on_error=False, run_config=QUIET)
             checks = [e for e in result.get_asset_check_evaluations() if not e.passed]

@@ -43,7 +43,8 @@ def simulate_all(
     return out
 
 
-def _instance():
+def local_instance():
+    """The instance in $DAGSTER_HOME (default .dagster_home), created with the project's dagster.yaml."""
     from dagster import DagsterInstance
 
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
@@ -75,7 +76,6 @@ def failed_checks_of(result) -> list[tuple[str, str, str]]:
 def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = True) -> int:
     from drift_assets.assets.retraining import retraining_supported
     from drift_assets.definitions import build_definitions
-    from drift_assets.windows import parse_partition_key
 
     os.environ.setdefault("DRIFT_ASSETS_ENV", "local")
     if not html:
@@ -91,7 +91,7 @@ def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = T
         simulate_all(rows_per_week=rows_per_week)
         for monitor in monitors:
             storage.reports.delete_dir(f"{monitor.name}/retraining")  # attempts on the old registry
-    instance = _instance()
+    instance = local_instance()
     print(f"== Dagster instance: {os.environ['DAGSTER_HOME']} (SQLite)")
     summary_ok = True
     for monitor in monitors:

@@ -19,7 +19,7 @@ import joblib
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from dagster import AssetKey, instance_for_test
+from dagster import instance_for_test
 
 from drift_assets import cli
 from drift_assets.assets import retraining as retraining_module

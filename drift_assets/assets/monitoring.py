@@ -34,7 +34,7 @@ from drift_assets.partitions import partitions_for
 from drift_assets.registry import ModelRegistry, RegistryError
 from drift_assets.resources import StorageResource
 from drift_assets.results import record_drift, record_performance
-from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, compare, fit_profile, summarize
+from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, fit_profile
 from drift_assets.stats import rules as r
 from drift_assets.evaluation import by_model_version, evaluate_window, read_reference, store_counts
 from drift_assets.windows import WindowScan, expected_log_types, parse_partition_key, preflight, stream_window

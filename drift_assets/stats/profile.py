@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -142,7 +141,7 @@ class ColumnProfile:
     spec: ColumnSpec
     binning: Binning
     # The reference's own counts in this binning (a ``summary.ColumnCounts``).
-    reference: "ColumnCounts"  # noqa: UP037 - resolved lazily to avoid an import cycle
+    reference: "summary.ColumnCounts"  # noqa: F821 - summary imports this module
 
     @property
     def name(self) -> str:
@@ -371,6 +370,3 @@ def infer_column_specs(
         specs.append(ColumnSpec(f.name, kind, role))
     return specs
 
-
-def _is_finite_number(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
