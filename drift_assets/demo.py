@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drift_assets.config import PROJECT_ROOT, load_monitors
+from drift_assets.metrics.results_store import ResultsStore
 
 
 def _data_root(target: str | None) -> str:
@@ -136,7 +137,7 @@ def demo_hourly(defs, monitor, storage, instance, keys: list[str]) -> bool:
     for key in keys:
         result = run_window(defs, monitor, key, instance)
         failed = failed_checks_of(result)
-        path = f"{monitor.name}/drift/{key}.json"
+        path = ResultsStore.drift_path(monitor.name, key)
         record = storage.reports.read_json(path) if storage.reports.exists(path) else None
         stats = day_stats.setdefault(key[:10], [0, 0.0, 0.0, 0, 0])
         if record:
@@ -176,7 +177,7 @@ def _runs_of_hours(errors: dict[str, list[str]]) -> list[tuple[str, str, list[st
 
 def _window_line(storage, monitor, key: str, result) -> str:
     failed = failed_checks_of(result)
-    path = f"{monitor.name}/drift/{key}.json"
+    path = ResultsStore.drift_path(monitor.name, key)
     if not result.success and not storage.reports.exists(path):
         errors = [e.event_specific_data.error.message.strip().splitlines()[0] for e in result.get_step_failure_events()]
         return f"{key:<17} FAILED: {'; '.join(errors)[:160]}"
@@ -352,5 +353,5 @@ def _retraining_output(result, storage, monitor) -> dict:
         materialization = event.event_specific_data.materialization
         if materialization.asset_key.path[-1] == "retrained_model":
             version = materialization.metadata["version"].value
-            return storage.reports.read_json(f"{monitor.name}/retraining/{version}.json")
+            return storage.reports.read_json(ResultsStore.retraining_path(monitor.name, version))
     raise RuntimeError("the retraining run materialised no retrained_model")

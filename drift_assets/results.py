@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from drift_assets.config import MonitorConfig
+from drift_assets.metrics.results_store import ResultsStore  # one definition of the layout
 from drift_assets.stats import DriftResult, WindowSummary
 from drift_assets.storage import Root
 from drift_assets.windows import Window
@@ -59,16 +60,16 @@ def record_drift(
         "html_report": html_report,
         "extra": extra or {},
     }
-    reports.write_json(f"{monitor.name}/drift/{window.key}.json", record)
+    reports.write_json(ResultsStore.drift_path(monitor.name, window.key), record)
     return record
 
 
 def record_performance(reports: Root, monitor: MonitorConfig, window: Window, performance: dict) -> dict:
     record = {**_header(monitor, window), **performance}
-    reports.write_json(f"{monitor.name}/performance/{window.key}.json", record)
+    reports.write_json(ResultsStore.performance_path(monitor.name, window.key), record)
     return record
 
 
 def record_retraining(reports: Root, monitor: MonitorConfig, name: str, record: dict) -> str:
     """One retraining attempt: ``name`` is the version (``v0002``) or ``failed-<run id>``."""
-    return reports.write_json(f"{monitor.name}/retraining/{name}.json", record)
+    return reports.write_json(ResultsStore.retraining_path(monitor.name, name), record)

@@ -36,7 +36,8 @@ def llm_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("llmdata")
     sim = simulate_llm(str(root / "llm"), start=START.date(), days=DAYS, reference_days=4,
                        refusal_spike_day=3, refusal_spike_hours=(14, 17), version_change_day=4, version_change_hour=9)
-    assert sim.refusal_spike_start == SPIKE[0].isoformat() or str(sim.refusal_spike_start).startswith("2026-10-07T14")
+    assert str(sim.refusal_spike_start).startswith("2026-10-07T14:00")
+    assert str(sim.version_change_at).startswith("2026-10-08T09:00")
     return root
 
 

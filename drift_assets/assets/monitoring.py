@@ -7,9 +7,9 @@ Every function here is thin: reading and writing go through Storage, numbers com
 
 
 import datetime as dt
-import os
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,15 +29,27 @@ from dagster import (
 
 from drift_assets import checks as chk
 from drift_assets.config import MonitorConfig
+from drift_assets.evaluation import (
+    by_model_version,
+    evaluate_window,
+    read_reference,
+    store_counts,
+)
 from drift_assets.io_managers import BatchStream, StoredTable
+from drift_assets.metrics.results_store import ResultsStore
 from drift_assets.partitions import partitions_for
 from drift_assets.registry import ModelRegistry, RegistryError
 from drift_assets.resources import StorageResource
 from drift_assets.results import record_drift, record_performance
 from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, fit_profile
 from drift_assets.stats import rules as r
-from drift_assets.evaluation import by_model_version, evaluate_window, read_reference, store_counts
-from drift_assets.windows import WindowScan, expected_log_types, parse_partition_key, preflight, stream_window
+from drift_assets.windows import (
+    WindowScan,
+    expected_log_types,
+    parse_partition_key,
+    preflight,
+    stream_window,
+)
 
 # A week is "labelled" once this share of its rows has a label; before that AUC would describe a
 # biased subset (labels for fraud often arrive faster than for legitimate traffic).
@@ -280,7 +292,7 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
             "drifted_features": MetadataValue.text(", ".join(s["drifted_features"]) or "(none)"),
             "failed_checks": MetadataValue.text(", ".join(f"{c.name}[{c.column or '-'}]/{c.severity}" for c in failed) or "(none)"),
             "psi_table": MetadataValue.md(_psi_markdown(result)),
-            "results_store": MetadataValue.path(st.reports.uri_of(f"{monitor.name}/drift/{window.key}.json")),
+            "results_store": MetadataValue.path(st.reports.uri_of(ResultsStore.drift_path(monitor.name, window.key))),
         }
         if s["prediction_psi"] is not None:
             metadata["prediction_psi"] = MetadataValue.float(float(s["prediction_psi"]))
