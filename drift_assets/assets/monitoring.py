@@ -283,6 +283,7 @@ def build_monitor_assets(monitor: MonitorConfig) -> list:
             extra_checks=sudden_result.outcomes if sudden_result else (),
         )
         store_counts(st.assets, monitor, window.key, evaluation)
+        push_metrics_if_configured(context, st)
         s = result.summary()
         failed = result.failed_checks()
         metadata = {
@@ -395,6 +396,22 @@ def _model_version(window: StoredTable, column: str | None) -> str | None:
         return ",".join(sorted(values)) or None
     except DriftInputError:
         return None
+
+
+def push_metrics_if_configured(context, st) -> None:
+    """With DRIFT_ASSETS_PUSHGATEWAY set (short-lived setups with no exporter to scrape), push the
+    same metrics the exporter serves after each window. A push failure is logged, not fatal: the
+    window's result is already stored and the next push carries it."""
+    gateway = os.environ.get("DRIFT_ASSETS_PUSHGATEWAY")
+    if not gateway:
+        return
+    from drift_assets.metrics.exporter import push_once
+
+    try:
+        push_once(ResultsStore(st.reports.path, filesystem=st.reports.filesystem), gateway)
+        context.log.info(f"pushed metrics to the Pushgateway at {gateway}")
+    except OSError as exc:
+        context.log.warning(f"could not push metrics to the Pushgateway at {gateway}: {exc}")
 
 
 def _write_html(storage: StorageResource, monitor: MonitorConfig, key: str, reference: StoredTable, window: StoredTable, specs) -> str | None:
