@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import posixpath
 import uuid
@@ -21,6 +22,9 @@ import pyarrow.fs as pafs
 
 from drift_assets.s3 import s3_errors
 from drift_assets.tables import TableSource, resolve
+
+# Temporary files of atomic writes; readers skip names starting with it.
+TMP_PREFIX = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -88,19 +92,24 @@ class Root:
         with self.errors(posixpath.dirname(relative), "create directory"):
             self.filesystem.create_dir(parent, recursive=True)
         if self.is_local:
-            tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
         else:
             with self.errors(relative, "write"), self.filesystem.open_output_stream(path) as fh:
                 fh.write(data)
         return self.uri_of(relative)
 
-    def write_json(self, relative: str, obj: object) -> str:
-        return self.write_bytes(relative, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+    def write_json(self, relative: str, obj: object, *, sort_keys: bool = False) -> str:
+        return self.write_bytes(relative, json_dumps(obj, sort_keys=sort_keys).encode("utf-8"))
 
     def delete_dir(self, relative: str) -> None:
         if self.exists(relative):
@@ -109,17 +118,30 @@ class Root:
 
 
 def _json_default(obj: object) -> object:
-    import numpy as np
-
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "shape", None) == ():
+        return obj.item()  # numpy scalars
+    if hasattr(obj, "tolist") and callable(obj.tolist):
+        return obj.tolist()  # numpy arrays
     if hasattr(obj, "isoformat"):
         return obj.isoformat()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _finite(obj: object) -> object:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def json_dumps(obj: object, *, sort_keys: bool = False) -> str:
+    """The project's one JSON encoding: strict JSON (NaN/inf become null, as the documented
+    schemas say float|null), numpy values as Python numbers, dates as ISO strings."""
+    normalised = _finite(json.loads(json.dumps(obj, default=_json_default)))
+    return json.dumps(normalised, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n"
 
 
 @dataclass(frozen=True)

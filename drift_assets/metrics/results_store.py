@@ -17,23 +17,21 @@ open pyarrow's S3 filesystem), so one code path serves both.
 from __future__ import annotations
 
 import json
-import math
-import os
 import posixpath
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow.fs as pafs
+
+from drift_assets.storage import Root, json_dumps
 
 DRIFT = "drift"
 PERFORMANCE = "performance"
 RETRAINING = "retraining"
 KINDS = (DRIFT, PERFORMANCE, RETRAINING)
 
-TMP_PREFIX = ".tmp-"
 
 
 class ResultsStoreError(Exception):
@@ -88,32 +86,9 @@ def _check_component(value: str, what: str) -> str:
     return text
 
 
-def _json_default(obj: Any) -> Any:
-    # numpy scalars/arrays without importing numpy here
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "shape", None) == ():
-        return obj.item()
-    if hasattr(obj, "tolist") and callable(obj.tolist):
-        return obj.tolist()
-    if isinstance(obj, datetime | date):
-        return obj.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _finite(obj: Any) -> Any:
-    """NaN/inf become null: the documents are strict JSON (the schema says float|null)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def dumps(obj: Any) -> str:
-    """Strict, key-sorted JSON (non-finite floats -> null, numpy scalars -> Python numbers)."""
-    normalised = _finite(json.loads(json.dumps(obj, default=_json_default)))
-    return json.dumps(normalised, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    """Strict, key-sorted JSON (the project's one encoder, with sorted keys for diffable documents)."""
+    return json_dumps(obj, sort_keys=True)
 
 
 class ResultsStore:
@@ -135,6 +110,7 @@ class ResultsStore:
         self.root: str = path.rstrip("/") or "/"
         # What messages show: the URI as given (s3://...), or the absolute local path.
         self.uri: str = (root.rstrip("/") or "/") if "://" in root or filesystem.type_name != "local" else self.root
+        self._root = Root(self.filesystem, self.root, self.uri)  # writes go through the shared atomic writer
 
     def __repr__(self) -> str:
         return f"ResultsStore({self.uri!r})"
@@ -173,28 +149,8 @@ class ResultsStore:
         Local: temp file in the same directory, fsync, then rename over the target. S3 (and other
         object stores): one put, which is atomic per object. Returns the written file's URI.
         """
-        payload = dumps(obj).encode("utf-8")
-        path = self.full_path(relative_path)
-        parent = posixpath.dirname(path)
-        if self.is_local:
-            os.makedirs(parent, exist_ok=True)
-            tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(payload)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-        else:
-            if self.filesystem.type_name != "s3":  # object stores have no directories to make
-                self.filesystem.create_dir(parent, recursive=True)
-            with self.filesystem.open_output_stream(path) as out:
-                out.write(payload)
-        return self.uri_of(relative_path)
+        self.full_path(relative_path)  # validates the relative path
+        return self._root.write_bytes(str(relative_path).strip("/"), dumps(obj).encode("utf-8"))
 
     # ------------------------------------------------------------------ listing
     def _list(self, path: str) -> list[pafs.FileInfo]:
