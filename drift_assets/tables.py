@@ -16,7 +16,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from drift_assets.s3 import display_path, filesystem_for_uri
-from drift_assets.stats.errors import DriftInputError, SchemaError
+from drift_assets.stats.errors import DriftInputError
 
 BATCH_ROWS = 256_000
 
@@ -85,6 +85,18 @@ class TableSource:
         except (pa.ArrowInvalid, OSError) as exc:
             raise TableReadError(f"{display_path(self.filesystem, first)}: not a readable parquet file: {exc}") from exc
 
+    def num_rows(self) -> int | None:
+        """Row count from the parquet footers (None for CSV, which has no footer to read)."""
+        total = 0
+        for path in self.files():
+            if path.endswith(".csv"):
+                return None
+            try:
+                total += pq.read_metadata(path, filesystem=self.filesystem).num_rows
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise TableReadError(f"{path}: not a readable parquet file: {exc}") from exc
+        return total
+
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         for path in self.files():
             yield from iter_file_batches(self.filesystem, path, columns)
@@ -116,8 +128,3 @@ def iter_file_batches(
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise TableReadError(f"{display_path(filesystem, path)}: cannot read ({type(exc).__name__}: {exc})") from exc
 
-
-def require_columns(schema: pa.Schema, names: Sequence[str], table: str) -> None:
-    missing = [n for n in names if n not in schema.names]
-    if missing:
-        raise SchemaError(f"{table}: missing column(s) {', '.join(map(repr, missing))}")

@@ -417,13 +417,16 @@ def push_metrics_if_configured(context, st) -> None:
 def _write_html(storage: StorageResource, monitor: MonitorConfig, key: str, reference: StoredTable, window: StoredTable, specs) -> str | None:
     import tempfile
 
-    from drift_assets.reports import write_evidently_report
+    from drift_assets.reports import sample_source, write_evidently_report
 
     names = [s.name for s in specs]
     present = [n for n in names if n in window.schema().names]
     relative = f"{monitor.name}/html/{key.replace(':', '')}.html"
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_evidently_report(reference.read(present), window.read(present), [s for s in specs if s.name in present], f"{tmp}/report.html")
+        path = write_evidently_report(
+            sample_source(reference, present), sample_source(window, present, seed=1),
+            [s for s in specs if s.name in present], f"{tmp}/report.html",
+        )
         return storage.put_file("reports", relative, path, content_type="text/html; charset=utf-8")
 
 
