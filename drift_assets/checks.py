@@ -4,12 +4,10 @@ columns concerned in metadata (what the UI shows on the failing week)."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 
-from dagster import PreviewWarning
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue, PartitionsDefinition
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue, PartitionsDefinition, PreviewWarning
 
 from drift_assets.stats import CheckOutcome
 from drift_assets.stats import rules as r
@@ -105,7 +103,3 @@ def fold_outcomes(name: str, outcomes: Sequence[CheckOutcome], asset_key: AssetK
         description=description,
         metadata=metadata,
     )
-
-
-def outcomes_to_json(outcomes: Sequence[CheckOutcome]) -> str:
-    return json.dumps([o.to_dict() for o in outcomes], default=float)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
 REGISTRY: list = []
 
@@ -61,9 +60,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
     return demo(rows_per_week=args.rows_per_week, fresh=args.fresh, html=not args.no_html)
 
-
-def _parse_date(value: str) -> dt.date:
-    return dt.date.fromisoformat(value)
 
 
 def _results_store(reports_root: str | None):
@@ -228,8 +224,8 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    from drift_assets.demo import QUIET, local_instance
     from drift_assets.definitions import build_definitions
+    from drift_assets.demo import QUIET, local_instance
 
     defs = build_definitions()
     job = defs.resolve_job_def(f"{args.monitor}_window_job")

@@ -12,13 +12,13 @@ import pyarrow.compute as pc
 
 from drift_assets.config import MonitorConfig
 from drift_assets.derived import apply_derived
-from drift_assets.stats.errors import SchemaError
-from drift_assets.tables import TableSource
 from drift_assets.stats import DriftResult, ReferenceProfile, WindowSummary, compare, summarize
 from drift_assets.stats import rules as r
+from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts
 from drift_assets.storage import Root
 from drift_assets.sudden import SuddenChangeResult, evaluate_sudden_change
+from drift_assets.tables import TableSource
 from drift_assets.windows import CADENCE_LENGTH, Window, expected_log_types, stream_window
 
 

@@ -11,7 +11,7 @@ Paths: ``<assets_root>/<asset key path>/<partition key or "__all__">.<ext>``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -136,7 +136,3 @@ class JsonIOManager(ConfigurableIOManager):
         root = self.storage.storage().assets
         return root.read_json(_relative_path(context, "json"))
 
-
-def columns_present(table: TableSource, wanted: Sequence[str]) -> list[str]:
-    names = table.schema().names
-    return [c for c in wanted if c in names]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dagster import AssetCheckKey, DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from drift_assets.checks import drift_check_names
 from drift_assets.assets.monitoring import MonitorKeys
+from drift_assets.checks import drift_check_names
 from drift_assets.config import MonitorConfig
 from drift_assets.notify import WebhookError, post_webhook, slack_message_for_check_failure
 from drift_assets.resources import NotifierResource

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drift_assets.derived import apply_derived, optional_columns
 from drift_assets.config import DerivedColumn
+from drift_assets.derived import apply_derived, optional_columns
 from drift_assets.stats.errors import SchemaError
 from drift_assets.storage import Root
 from drift_assets.tables import iter_file_batches

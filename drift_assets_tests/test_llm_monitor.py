@@ -146,6 +146,9 @@ def test_trailing_baseline_uses_stored_counts_or_the_log_identically(llm_data, t
     for name in from_log.columns:
         a, b = from_store.columns[name], from_log.columns[name]
         assert a.valid == b.valid and a.missing == b.missing
+        assert a.to_dict()["kind"] == b.to_dict()["kind"]
+        counts = "sketch_counts" if a.to_dict()["kind"] == "numerical" else "counts"
+        assert a.to_dict()[counts] == b.to_dict()[counts]  # merged hourly counts == one pass over the day
 
 
 def _llm_project(tmp_path, llm_data, monkeypatch):

@@ -16,10 +16,11 @@ from drift_assets.stats import (
     kolmogorov_smirnov,
     multiple_testing,
     psi,
-    rules as r,
     wasserstein,
 )
-from drift_assets.stats.errors import EmptyWindowError
+from drift_assets.stats import (
+    rules as r,
+)
 from drift_assets.stats.profile import ColumnProfile, NumericalBinning, ReferenceProfile
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts, WindowSummary
 
@@ -298,8 +299,7 @@ def compare(
     (absent, wrong type) are reported by the schema check and left out of the measures.
     """
     rules = rules or r.DecisionRules()
-    if window.rows == 0:
-        raise EmptyWindowError(f"{table_name}: no rows; a window with no data has no drift value")
+    window.require_rows(table_name)
     columns = {
         name: measure_column(col, window.columns[name], rules.psi_epsilon)
         for name, col in profile.columns.items()

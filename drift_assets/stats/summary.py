@@ -159,7 +159,7 @@ class WindowSummary:
     def __add__(self, other: WindowSummary) -> WindowSummary:
         if set(self.columns) | set(self.problems) != set(other.columns) | set(other.problems):
             raise ValueError("cannot add summaries of different profiles")
-        problems = {**self.problems, **other.problems}
+        problems = {**other.problems, **self.problems}  # the first reason seen is kept
         columns = {
             name: self.columns[name] + other.columns[name]
             for name in self.columns
@@ -264,20 +264,8 @@ def summarize(
     """Stream batches into one summary. Memory is one batch plus the counts, whatever the window."""
     total = empty_summary(profile)
     for batch in batches:
-        part = summarize_batch(profile, batch, table_name)
         # A problem in any batch marks the column for the whole window (counts would be partial).
-        for name, reason in part.problems.items():
-            total.problems.setdefault(name, reason)
-            total.columns.pop(name, None)
-        total = WindowSummary(
-            total.rows + part.rows,
-            {
-                n: total.columns[n] + part.columns[n]
-                for n in total.columns
-                if n in part.columns
-            },
-            total.problems,
-        )
+        total = total + summarize_batch(profile, batch, table_name)
     return total
 
 
