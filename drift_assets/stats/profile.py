@@ -18,12 +18,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from drift_assets.stats.binning import (
+    Binning,
+    CategoricalBinning,
+    NumericalBinning,
+    fit_categorical_binning,
+    fit_numerical_binning,
+)
+from drift_assets.stats.counts import ColumnCounts, count_categorical, count_numerical, counts_from_dict
 from drift_assets.stats.errors import ProfileError, SchemaError
-from drift_assets.stats.validation import category_strings, missing_mask, numeric_values
+from drift_assets.stats.validation import category_strings, numeric_values
 
 PROFILE_FORMAT = "drift_assets.reference_profile"
 PROFILE_VERSION = 1
@@ -57,91 +63,11 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
-class NumericalBinning:
-    """PSI edges and sketch edges for one numerical column.
-
-    ``sketch_edges`` are the sorted distinct reference quantiles (from the minimum to the maximum)
-    followed by ``nextafter(max)``, so sketch bin 0 holds values below the reference range, the last
-    bin values above it, and the one before it the reference maximum itself. ``psi_edges`` are a
-    subset of the sketch edges (interior deciles above the minimum), so PSI counts are sums of
-    sketch counts and a window is binned once.
-    """
-
-    psi_edges: np.ndarray
-    sketch_edges: np.ndarray
-    requested_bins: int
-    reference_mean: float
-    reference_std: float
-
-    @property
-    def effective_bins(self) -> int:
-        """PSI bins actually used: fewer than requested when ties merge quantiles."""
-        return len(self.psi_edges) + 1
-
-    @property
-    def n_sketch_bins(self) -> int:
-        return len(self.sketch_edges) + 1
-
-    @property
-    def reference_min(self) -> float:
-        return float(self.sketch_edges[0])
-
-    @property
-    def reference_max(self) -> float:
-        return float(self.sketch_edges[-2])
-
-    def sketch_to_psi(self) -> np.ndarray:
-        """PSI bin index of each sketch bin (exact, because PSI edges are sketch edges)."""
-        lower_bounds = np.concatenate(([-np.inf], self.sketch_edges))
-        return np.searchsorted(self.psi_edges, lower_bounds, side="right")
-
-    def to_dict(self) -> dict:
-        return {
-            "psi_edges": [float(x) for x in self.psi_edges],
-            "sketch_edges": [float(x) for x in self.sketch_edges],
-            "requested_bins": self.requested_bins,
-            "reference_mean": self.reference_mean,
-            "reference_std": self.reference_std,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> NumericalBinning:
-        return cls(
-            psi_edges=np.asarray(data["psi_edges"], dtype=np.float64),
-            sketch_edges=np.asarray(data["sketch_edges"], dtype=np.float64),
-            requested_bins=int(data["requested_bins"]),
-            reference_mean=float(data["reference_mean"]),
-            reference_std=float(data["reference_std"]),
-        )
-
-
-@dataclass(frozen=True)
-class CategoricalBinning:
-    """The reference vocabulary, most frequent first; one extra bucket counts unseen values."""
-
-    vocabulary: tuple[str, ...]
-
-    @property
-    def n_buckets(self) -> int:
-        return len(self.vocabulary) + 1
-
-    def to_dict(self) -> dict:
-        return {"vocabulary": list(self.vocabulary)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> CategoricalBinning:
-        return cls(vocabulary=tuple(str(v) for v in data["vocabulary"]))
-
-
-Binning = NumericalBinning | CategoricalBinning
-
-
-@dataclass(frozen=True)
 class ColumnProfile:
     spec: ColumnSpec
     binning: Binning
-    # The reference's own counts in this binning (a ``summary.ColumnCounts``).
-    reference: "summary.ColumnCounts"  # noqa: F821 - summary imports this module
+    # The reference's own counts in this binning.
+    reference: ColumnCounts
 
     @property
     def name(self) -> str:
@@ -193,8 +119,6 @@ class ReferenceProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> ReferenceProfile:
-        from drift_assets.stats.summary import counts_from_dict
-
         if data.get("format") != PROFILE_FORMAT:
             raise ProfileError(f"not a reference profile (format={data.get('format')!r})")
         if data.get("version") != PROFILE_VERSION:
@@ -228,59 +152,6 @@ class ReferenceProfile:
         return cls.from_dict(data)
 
 
-def _quantiles_of_sorted(sorted_values: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Linear-interpolation quantiles (numpy's default method) of an already sorted array."""
-    positions = probs * (len(sorted_values) - 1)
-    lower = np.floor(positions).astype(np.int64)
-    upper = np.minimum(lower + 1, len(sorted_values) - 1)
-    fraction = positions - lower
-    return sorted_values[lower] + fraction * (sorted_values[upper] - sorted_values[lower])
-
-
-def fit_numerical_binning(
-    values: np.ndarray, *, psi_bins: int, sketch_resolution: int, column: str
-) -> NumericalBinning:
-    finite = values[~missing_mask(values)]
-    if finite.size == 0:
-        raise ProfileError(f"reference: column {column!r} has no finite values to fit bins on")
-    finite = np.sort(finite)
-    probs = np.arange(sketch_resolution + 1) / sketch_resolution
-    quantiles = _quantiles_of_sorted(finite, probs)
-    minimum, maximum = float(finite[0]), float(finite[-1])
-    # PSI edges are picked out of the sketch quantiles so that they are exactly sketch edges.
-    step = sketch_resolution // psi_bins
-    interior = quantiles[step:sketch_resolution:step]
-    psi_edges = np.unique(interior[interior > minimum])
-    sketch_edges = np.append(np.unique(quantiles), np.nextafter(maximum, np.inf))
-    return NumericalBinning(
-        psi_edges=psi_edges,
-        sketch_edges=sketch_edges,
-        requested_bins=psi_bins,
-        reference_mean=float(finite.mean()),
-        reference_std=float(finite.std()),
-    )
-
-
-def fit_categorical_binning(
-    column: pa.Array, *, max_categories: int, name: str
-) -> CategoricalBinning:
-    strings = category_strings(column, name, "reference")
-    counts = pc.value_counts(strings.drop_null())
-    values = counts.field("values").to_pylist()
-    freqs = counts.field("counts").to_numpy()
-    if len(values) == 0:
-        raise ProfileError(f"reference: column {name!r} has no non-missing values")
-    if len(values) > max_categories:
-        raise ProfileError(
-            f"reference: column {name!r} has {len(values)} distinct values (more than"
-            f" max_categories={max_categories}); it looks like an identifier. Declare it"
-            " numerical, drop it, or raise max_categories"
-        )
-    # Most frequent first; ties broken by value so the profile is deterministic.
-    order = sorted(range(len(values)), key=lambda i: (-int(freqs[i]), values[i]))
-    return CategoricalBinning(vocabulary=tuple(values[i] for i in order))
-
-
 def fit_profile(
     reference: pa.Table,
     columns: Sequence[ColumnSpec],
@@ -291,8 +162,6 @@ def fit_profile(
     metadata: Mapping | None = None,
 ) -> ReferenceProfile:
     """Fit bins and vocabularies on the reference table, then count the reference in them."""
-    from drift_assets.stats.summary import summarize
-
     if psi_bins < 2:
         raise ProfileError(f"psi_bins must be at least 2, got {psi_bins}")
     if sketch_resolution % psi_bins:
@@ -302,39 +171,36 @@ def fit_profile(
     if reference.num_rows == 0:
         raise ProfileError("reference table has no rows")
     _require_columns(reference.schema, [c.name for c in columns], "reference")
-    binnings: dict[str, Binning] = {}
+    profiled: dict[str, ColumnProfile] = {}
     for spec in columns:
         column = reference.column(spec.name)
-        if spec.kind == "numerical":
-            binnings[spec.name] = fit_numerical_binning(
-                numeric_values(column, spec.name, "reference"),
-                psi_bins=psi_bins,
-                sketch_resolution=sketch_resolution,
-                column=spec.name,
-            )
-        else:
-            binnings[spec.name] = fit_categorical_binning(
-                column, max_categories=max_categories, name=spec.name
-            )
-    # Build a profile with empty reference counts, then count the reference with it.
-    skeleton = ReferenceProfile(
-        columns={s.name: ColumnProfile(s, binnings[s.name], None) for s in columns},  # type: ignore[arg-type]
-        reference_rows=reference.num_rows,
-        psi_bins=psi_bins,
-        sketch_resolution=sketch_resolution,
-    )
-    counted = summarize(skeleton, [reference], table_name="reference")
-    if counted.problems:
-        raise ProfileError("; ".join(counted.problems.values()))
+        try:
+            profiled[spec.name] = _fit_column(spec, column, psi_bins, sketch_resolution, max_categories)
+        except SchemaError as exc:
+            raise ProfileError(str(exc)) from exc
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise ProfileError(f"reference: column {spec.name!r} cannot be read: {exc}") from exc
     return ReferenceProfile(
-        columns={
-            s.name: ColumnProfile(s, binnings[s.name], counted.columns[s.name]) for s in columns
-        },
+        columns=profiled,
         reference_rows=reference.num_rows,
         psi_bins=psi_bins,
         sketch_resolution=sketch_resolution,
         metadata=dict(metadata or {}),
     )
+
+
+def _fit_column(
+    spec: ColumnSpec, column: pa.ChunkedArray, psi_bins: int, sketch_resolution: int, max_categories: int
+) -> ColumnProfile:
+    """Fit one column's binning, then count the reference in it (the counts windows compare with)."""
+    if spec.kind == "numerical":
+        values = numeric_values(column, spec.name, "reference")
+        binning: Binning = fit_numerical_binning(
+            values, psi_bins=psi_bins, sketch_resolution=sketch_resolution, column=spec.name
+        )
+        return ColumnProfile(spec, binning, count_numerical(values, binning))
+    categorical = fit_categorical_binning(column, max_categories=max_categories, name=spec.name)
+    return ColumnProfile(spec, categorical, count_categorical(category_strings(column, spec.name, "reference"), categorical))
 
 
 def _require_columns(schema: pa.Schema, names: Iterable[str], table: str) -> None:
