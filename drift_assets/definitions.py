@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from drift_assets.assets.monitoring import build_monitor_assets
-from drift_assets.assets.retraining import build_retraining_assets, retraining_supported
-from drift_assets.config import load_monitors
-from drift_assets.jobs import reference_job, retraining_job, window_job
-from drift_assets.resources import resources_for_environment
-from drift_assets.schedules import window_schedule
-from drift_assets.sensors import build_sensors
+from drift_assets.orchestration.monitor_assets import build_monitor_assets
+from drift_assets.orchestration.retraining_assets import build_retraining_assets, retraining_supported
+from drift_assets.monitoring.config import load_monitors
+from drift_assets.orchestration.jobs import reference_job, retraining_job, window_job
+from drift_assets.orchestration.resources import resources_for_environment
+from drift_assets.orchestration.schedules import window_schedule
+from drift_assets.orchestration.sensors import build_sensors
 
 
 def build_definitions(monitors_file=None, environment: str | None = None) -> Definitions:

@@ -242,7 +242,7 @@ def start_pushgateway(tmp_path: Path) -> Iterator[ServerProcess]:
 @contextlib.contextmanager
 def running_exporter(store) -> Iterator[Any]:
     """``serve_metrics(store)`` on a free loopback port; the server is stopped on exit."""
-    from drift_assets.metrics.exporter import serve_metrics, stop_server
+    from drift_assets.alerting.exporter import serve_metrics, stop_server
 
     server = None
     for _ in range(3):

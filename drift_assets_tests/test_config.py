@@ -10,7 +10,7 @@ import yaml
 
 from support import PROJECT_ROOT
 
-from drift_assets.config import ConfigError, load_monitors
+from drift_assets.monitoring.config import ConfigError, load_monitors
 
 
 def _base() -> dict:

@@ -23,7 +23,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from drift_assets.retrain.dvc_runner import (
+from drift_assets.retraining.dvc_runner import (
     DvcReproError,
     DvcRunResult,
     prepare_workdir,

@@ -14,8 +14,9 @@ import pyarrow.fs as pafs
 import pytest
 import requests
 
-from drift_assets.metrics import CorruptResultError, ResultsStore, ResultsStoreError, push_once
-from drift_assets.metrics.results_store import dumps, parse_timestamp
+from drift_assets.alerting.exporter import push_once
+from drift_assets.monitoring.results_store import CorruptResultError, ResultsStore, ResultsStoreError
+from drift_assets.monitoring.results_store import dumps, parse_timestamp
 from servers import (
     REPO_ROOT,
     fraud_drift_doc,
@@ -189,7 +190,7 @@ def test_corrupt_json_gives_up_0_keeps_the_readable_rest(store, caplog):
     bad = os.path.join(store.root, "fraud", "drift", "2026-10-05.json")
     with open(bad, "w") as fh:
         fh.write('{"monitor": "fraud", "partition": ')  # truncated
-    with caplog.at_level(logging.WARNING, logger="drift_assets.metrics.exporter"):
+    with caplog.at_level(logging.WARNING, logger="drift_assets.alerting.exporter"):
         with running_exporter(store) as server:
             status, m = scrape(server.url)
             assert status == 200
@@ -347,7 +348,7 @@ def test_push_once_to_a_real_pushgateway(store, tmp_path):
 
 
 # --------------------------------------------------------------------------- blocking server (CLI)
-SERVE_FOREVER = "import sys; from drift_assets.metrics import serve_metrics_forever; sys.exit(serve_metrics_forever(sys.argv[1], port=int(sys.argv[2])))"
+SERVE_FOREVER = "import sys; from drift_assets.alerting.exporter import serve_metrics_forever; sys.exit(serve_metrics_forever(sys.argv[1], port=int(sys.argv[2])))"
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])

@@ -15,12 +15,12 @@ from dagster import AssetCheckKey, AssetKey, instance_for_test
 
 from support import PROJECT_ROOT
 
-from drift_assets.config import load_monitors
-from drift_assets.evaluation import evaluate_window, read_reference
+from drift_assets.monitoring.config import load_monitors
+from drift_assets.monitoring.evaluation import evaluate_window, read_reference
 from drift_assets.stats import fit_profile
 from drift_assets.stats import rules as r
-from drift_assets.storage import Root
-from drift_assets.windows import Window, expected_log_types, stream_window
+from drift_assets.storage.root import Root
+from drift_assets.monitoring.windows import Window, expected_log_types, stream_window
 
 START = dt.datetime(2026, 10, 5, tzinfo=dt.timezone.utc)
 DAYS = 4
@@ -125,7 +125,7 @@ def test_rate_rule_needs_significance_and_a_minimum_change():
 
 
 def test_trailing_baseline_uses_stored_counts_or_the_log_identically(llm_data, tmp_path):
-    from drift_assets.evaluation import baseline_summary, store_counts
+    from drift_assets.monitoring.evaluation import baseline_summary, store_counts
 
     monitor = load_monitors(llm_monitors_file(tmp_path / "monitors.yaml")).get("llm")
     data = Root.open(str(llm_data))
@@ -186,8 +186,8 @@ def test_dagster_hourly_partitions_checks_and_metrics(llm_data, tmp_path, monkey
     assert record["extra"]["refusal_rate"] > 0.25
     assert set(record["extra"]["by_model_version"]) == {"chat-v3"}
     # The exporter turns the extras into ml_llm_* gauges.
-    from drift_assets.metrics.exporter import DriftResultsCollector
-    from drift_assets.metrics.results_store import ResultsStore
+    from drift_assets.alerting.exporter import DriftResultsCollector
+    from drift_assets.monitoring.results_store import ResultsStore
 
     families = {f.name: f for f in DriftResultsCollector(ResultsStore(str(tmp_path / "reports"))).collect()}
     refusal = families["ml_llm_refusal_rate"].samples[0]

@@ -12,7 +12,7 @@ from dagster import instance_for_test
 from servers import running_exporter, scrape, start_prometheus, wait_until
 
 from drift_assets.definitions import build_definitions
-from drift_assets.metrics.results_store import ResultsStore
+from drift_assets.monitoring.results_store import ResultsStore
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 DRIFTED = "2026-08-17"

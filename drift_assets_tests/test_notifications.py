@@ -8,9 +8,9 @@ from dagster import build_sensor_context, instance_for_test
 from servers import WebhookReceiver
 
 from drift_assets.definitions import build_definitions
-from drift_assets.notifications import notification_sensors
-from drift_assets.config import load_monitors
-from drift_assets.resources import NotifierResource
+from drift_assets.orchestration.notifications import notification_sensors
+from drift_assets.monitoring.config import load_monitors
+from drift_assets.orchestration.resources import NotifierResource
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from drift_assets.notify import WebhookError, post_webhook, slack_message_for_check_failure
+from drift_assets.alerting.notify import WebhookError, post_webhook, slack_message_for_check_failure
 from servers import WebhookReceiver, free_port
 
 

@@ -43,7 +43,7 @@ def test_statistics_core_never_imports_dagster():
 
 
 def _subcommands() -> list[str]:
-    from drift_assets.cli import build_parser
+    from drift_assets.cli.app import build_parser
 
     parser = build_parser()
     action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")

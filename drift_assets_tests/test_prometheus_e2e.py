@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from drift_assets.metrics import ResultsStore
+from drift_assets.monitoring.results_store import ResultsStore
 from servers import (
     ALERT_RULES,
     DEPLOY,

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from drift_assets.reports import sample_source
-from drift_assets.tables import TableSource
+from drift_assets.monitoring.reports import sample_source
+from drift_assets.storage.tables import TableSource
 
 
 def test_sample_is_seeded_bounded_and_spans_every_file(tmp_path):

@@ -24,10 +24,10 @@ from dagster import instance_for_test
 from drift_assets import cli
 from drift_assets.assets import retraining as retraining_module
 from drift_assets.definitions import build_definitions
-from drift_assets.demo import evaluate_sensor, execute_run_request, serve_champion_from
-from drift_assets.registry import ModelRegistry
-from drift_assets.resources import DvcResource
-from drift_assets.storage import Root
+from drift_assets.cli.demo import evaluate_sensor, execute_run_request, serve_champion_from
+from drift_assets.monitoring.registry import ModelRegistry
+from drift_assets.orchestration.resources import DvcResource
+from drift_assets.storage.root import Root
 from support import write_monitors_file
 
 DVC = os.environ.get("DRIFT_ASSETS_DVC") or DvcResource().executable
@@ -153,7 +153,7 @@ def test_two_monitors_retrain_independently_the_gate_promotes_one_and_rejects_th
 
         # The next week is measured against the new reference and champion (production now serves
         # v0002: the simulated log is re-scored from that week on). The drift is the new normal.
-        from drift_assets.config import load_monitors
+        from drift_assets.monitoring.config import load_monitors
 
         serve_champion_from(defs.resources["storage"].storage(), load_monitors(path).get("fraud"), dt.date.fromisoformat(NEXT))
         week = defs.resolve_job_def("fraud_window_job").execute_in_process(partition_key=NEXT, instance=instance, run_config=QUIET)

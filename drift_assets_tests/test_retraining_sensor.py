@@ -1,4 +1,4 @@
-"""The retraining trigger (drift_assets.sensors): which failed check evaluations start a retraining,
+"""The retraining trigger (drift_assets.orchestration.sensors): which failed check evaluations start a retraining,
 exactly once, and when it waits. No DVC here: requests are inspected, not run (test_retraining.py
 runs them).
 
@@ -17,13 +17,13 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterRunStatus, instance_for_test
 from dagster._core.test_utils import create_run_for_test
 
-from drift_assets.assets.retraining import RETRAINING_TAG, TRIGGER_CHECK_TAG, TRIGGER_PARTITION_TAG, TRIGGER_RUN_TAG
-from drift_assets.config import load_monitors
+from drift_assets.orchestration.retraining_assets import RETRAINING_TAG, TRIGGER_CHECK_TAG, TRIGGER_PARTITION_TAG, TRIGGER_RUN_TAG
+from drift_assets.monitoring.config import load_monitors
 from drift_assets.definitions import build_definitions
-from drift_assets.demo import evaluate_sensor
-from drift_assets.registry import ModelRegistry
-from drift_assets.sensors import evaluate_retraining, retraining_sensor_name
-from drift_assets.storage import Root
+from drift_assets.cli.demo import evaluate_sensor
+from drift_assets.monitoring.registry import ModelRegistry
+from drift_assets.orchestration.sensors import evaluate_retraining, retraining_sensor_name
+from drift_assets.storage.root import Root
 from support import write_monitors_file
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -179,7 +179,7 @@ def test_after_a_promotion_older_failures_are_stale_and_the_reference_is_refresh
     evaluation = evaluate_retraining(instance, monitor, first.cursor, registry=registry)
     assert {(p, why.split(" (")[0]) for _, p, _, why in evaluation.dropped} == {(k, "stale") for k in DRIFTED[1:]}
 
-    from drift_assets.demo import execute_run_request
+    from drift_assets.cli.demo import execute_run_request
 
     assert execute_run_request(defs, SENSOR, refresh, instance).success
     quiet = evaluate_sensor(defs, SENSOR, instance, tick.cursor)
@@ -192,7 +192,7 @@ def test_after_a_promotion_older_failures_are_stale_and_the_reference_is_refresh
 
 
 def test_unknown_check_in_on_checks_fails_at_load_time(project):
-    from drift_assets.config import ConfigError
+    from drift_assets.monitoring.config import ConfigError
 
     path = monitors_file(project, on_checks=["feature_psi_below_retrain_threshold", "no_such_check"])
     with pytest.raises(ConfigError, match="no_such_check"):

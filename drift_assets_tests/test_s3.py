@@ -32,10 +32,10 @@ from dagster import AssetCheckKey, AssetKey, instance_for_test
 from moto.server import ThreadedMotoServer
 
 from drift_assets.definitions import build_definitions
-from drift_assets.io_managers import BatchStream, write_parquet
-from drift_assets.s3 import S3NotFoundError, S3StorageError, s3_filesystem
-from drift_assets.storage import Root
-from drift_assets.tables import TableSource
+from drift_assets.orchestration.io_managers import BatchStream, write_parquet
+from drift_assets.storage.s3 import S3NotFoundError, S3StorageError, s3_filesystem
+from drift_assets.storage.root import Root
+from drift_assets.storage.tables import TableSource
 from servers import free_port
 from support import SMALL, write_monitors_file
 
@@ -304,7 +304,7 @@ def test_unreachable_server_fails_runs_quickly_and_the_next_run_succeeds(s3_proj
     before a run (the bucket check at run start fails) and right after a run started (pyarrow's
     first read fails). Both runs fail within seconds; after a restart on the same port the run
     succeeds."""
-    import drift_assets.s3 as s3_module
+    import drift_assets.storage.s3 as s3_module
 
     port = free_port()
     server = _start_server(port)
@@ -380,7 +380,7 @@ def test_log_on_s3_is_read_in_ranged_requests_not_downloaded_whole(s3_project, m
     import requests
     from moto.moto_api import recorder
 
-    import drift_assets.tables as tables
+    import drift_assets.storage.tables as tables
 
     monkeypatch.setattr(tables, "BATCH_ROWS", 40_000)  # 240k rows -> 6 batches (the default is 256k)
 

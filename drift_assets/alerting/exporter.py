@@ -1,0 +1,379 @@
+"""Prometheus metrics read from the results store on every scrape.
+
+``DriftResultsCollector`` is a custom collector: each scrape lists the store and reads the
+documents, so what Prometheus sees is always what the store holds (no background loop, no
+cache). A store that cannot be read never fails the scrape: the readable part is exported,
+``ml_results_store_up`` is 0 and ``ml_results_store_errors_total`` counts the errors (each is
+logged with the file it concerns). A corrupt file is skipped, so one bad document does not blank
+(and resolve the alerts of) the other models.
+
+Cost: every scrape reads every document (latest window = greatest ``window_end``, which only the
+contents tell). A year of hourly windows (8,760 files) takes ~0.7 s per scrape on a local disk;
+on S3 that is two requests per file, so archive old windows or raise ``scrape_timeout``.
+
+Metrics (label ``model`` is the monitor name):
+
+=========================================  ==============================  ============================================
+metric                                     labels                          value
+=========================================  ==============================  ============================================
+ml_feature_psi                             model, feature_name             PSI of each feature, latest window
+ml_feature_drifted                         model, feature_name             1 if the feature was flagged drifted
+ml_feature_missing_rate                    model, feature_name             missing rate (features and the prediction)
+ml_drift_detected                          model                           1 if an ERROR-severity check failed
+ml_prediction_drift_psi                    model                           PSI of the prediction column
+ml_prediction_drift_ks_pvalue              model                           KS p-value of the prediction column
+ml_share_drifted_features                  model                           share of features flagged drifted
+ml_check_failed                            model, check, severity          1 if the check failed for any column
+ml_window_rows                             model                           rows in the latest window
+ml_monitor_window_seconds                  model                           window_end - window_start (latest window)
+ml_window_end_timestamp_seconds            model                           end of the latest evaluated window
+ml_last_evaluation_timestamp_seconds       model                           latest drift ``evaluated_at``
+ml_model_auc                               model, model_version            latest AUC per model version
+ml_retraining_runs_total                   model                           retraining attempts (counter)
+ml_model_promotions_total                  model                           promoted retrainings (counter)
+ml_llm_<key>                               model                           each numeric ``extra`` entry (LLM monitor)
+ml_results_store_up                        (none)                          1 if the whole store was read without error
+ml_results_store_errors_total              (none)                          read errors since the exporter started
+ml_results_store_monitors                  (none)                          monitors found in the store
+ml_results_store_read_duration_seconds     (none)                          time this scrape spent reading the store
+=========================================  ==============================  ============================================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, push_to_gateway, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from drift_assets.monitoring.results_store import MonitorResults, ResultsStore, parse_timestamp
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+LLM_PREFIX = "ml_llm_"
+
+# (name, help, labels) of every fixed family; ml_llm_* families are added per extra key.
+_GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ml_feature_psi": ("Population stability index of each feature in the latest evaluated window.", ("model", "feature_name")),
+    "ml_feature_drifted": ("1 if the feature was flagged as drifted in the latest window, else 0.", ("model", "feature_name")),
+    "ml_feature_missing_rate": ("Share of missing values per monitored column (features and prediction) in the latest window.", ("model", "feature_name")),
+    "ml_drift_detected": ("1 if any ERROR-severity check failed in the latest window, else 0.", ("model",)),
+    "ml_prediction_drift_psi": ("Population stability index of the prediction column in the latest window.", ("model",)),
+    "ml_prediction_drift_ks_pvalue": ("Kolmogorov-Smirnov p-value of the prediction column in the latest window.", ("model",)),
+    "ml_share_drifted_features": ("Share of features flagged as drifted in the latest window.", ("model",)),
+    "ml_check_failed": ("1 if the check failed (for any column) in the latest window, else 0.", ("model", "check", "severity")),
+    "ml_window_rows": ("Rows in the latest evaluated production window.", ("model",)),
+    "ml_monitor_window_seconds": ("Length of the monitor's window (window_end - window_start of the latest window).", ("model",)),
+    "ml_window_end_timestamp_seconds": ("End of the latest evaluated window, Unix seconds.", ("model",)),
+    "ml_last_evaluation_timestamp_seconds": ("When the monitor last evaluated a window (latest drift evaluated_at), Unix seconds.", ("model",)),
+    "ml_model_auc": ("AUC on labelled production rows of the latest window with labels, per model version.", ("model", "model_version")),
+}
+_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ml_retraining_runs": ("Retraining attempts recorded in the results store.", ("model",)),
+    "ml_model_promotions": ("Retraining attempts whose challenger was promoted.", ("model",)),
+}
+
+
+def _number(value: Any, where: str) -> float | None:
+    """A finite float, None for null/NaN; anything else is a content error naming ``where``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}: expected a number or null, got {value!r}")
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _flag(value: Any) -> float:
+    return 1.0 if value is True or value == 1 else 0.0
+
+
+def llm_metric_name(key: str) -> str:
+    """``extra`` key -> metric name, e.g. ``refusal_rate`` -> ``ml_llm_refusal_rate``."""
+    cleaned = re.sub(r"[^a-zA-Z0-9_]", "_", str(key)).strip("_").lower()
+    return LLM_PREFIX + (cleaned or "value")
+
+
+class _Families:
+    """Metric families of one scrape, created on first use so empty families are not emitted."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, Metric] = {}
+
+    def gauge(self, name: str, labels: Iterable[str], value: float | None, help_text: str | None = None, label_names: tuple[str, ...] | None = None) -> None:
+        if value is None:
+            return
+        if name not in self._families:
+            doc, names = _GAUGES.get(name, (help_text or name, label_names or ()))
+            self._families[name] = GaugeMetricFamily(name, doc, labels=names)
+        self._families[name].add_metric(list(labels), value)
+
+    def counter(self, name: str, labels: Iterable[str], value: float) -> None:
+        if name not in self._families:
+            doc, names = _COUNTERS[name]
+            self._families[name] = CounterMetricFamily(name, doc, labels=names)
+        self._families[name].add_metric(list(labels), value)
+
+    def __iter__(self):
+        return iter(self._families.values())
+
+
+class DriftResultsCollector:
+    """Prometheus collector over a ``ResultsStore``; reads the store on every ``collect()``."""
+
+    def __init__(self, store: ResultsStore):
+        self.store = store
+        self._lock = threading.Lock()
+        self._errors_total = 0
+        self._last_error_messages: tuple[str, ...] = ()
+
+    @property
+    def errors_total(self) -> int:
+        return self._errors_total
+
+    @property
+    def last_errors(self) -> tuple[str, ...]:
+        """Messages of the errors met by the latest scrape (empty when it read cleanly)."""
+        return self._last_error_messages
+
+    def collect(self) -> Iterable[Metric]:
+        started = time.perf_counter()
+        errors: list[str] = []
+        families = _Families()
+        monitors: list[str] = []
+        try:
+            monitors = self.store.monitors()
+        except Exception as exc:  # noqa: BLE001 - a broken store must never fail the scrape
+            errors.append(f"results store {self.store.uri}: {exc}")
+        for monitor in monitors:
+            try:
+                results = self.store.monitor_results(monitor, on_error=lambda e: errors.append(str(e)))
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"monitor {monitor}: {exc}")
+                continue
+            self._add_monitor(families, results, errors)
+        duration = time.perf_counter() - started
+
+        with self._lock:
+            self._errors_total += len(errors)
+            errors_total = self._errors_total
+            new = [e for e in errors if e not in self._last_error_messages]
+            self._last_error_messages = tuple(errors)
+        for message in new:
+            log.warning("results store read error: %s", message)
+
+        yield from families
+        up = GaugeMetricFamily("ml_results_store_up", "1 if the last scrape read the whole results store without error, else 0.")
+        up.add_metric([], 0.0 if errors else 1.0)
+        yield up
+        counter = CounterMetricFamily("ml_results_store_errors", "Errors met reading the results store since the exporter started.")
+        counter.add_metric([], float(errors_total))
+        yield counter
+        count = GaugeMetricFamily("ml_results_store_monitors", "Monitors found in the results store.")
+        count.add_metric([], float(len(monitors)))
+        yield count
+        took = GaugeMetricFamily("ml_results_store_read_duration_seconds", "Time the last scrape spent reading the results store.")
+        took.add_metric([], duration)
+        yield took
+
+    # -------------------------------------------------------------- per monitor
+    def _add_monitor(self, families: _Families, results: MonitorResults, errors: list[str]) -> None:
+        model = results.monitor
+        sections = (
+            (self._add_drift, "drift"),
+            (self._add_performance, "performance"),
+            (self._add_retraining, "retraining"),
+        )
+        for add, name in sections:
+            try:
+                add(families, model, results)
+            except Exception as exc:  # noqa: BLE001 - bad content in one section keeps the others
+                errors.append(f"monitor {model}: {name} results: {exc}")
+
+    @staticmethod
+    def _add_drift(families: _Families, model: str, results: MonitorResults) -> None:
+        doc = results.latest_drift
+        if doc is None:
+            return
+        where = f"{model}/drift/{doc.get('partition', '?')}"
+        # Collect into a scratch list first: a content error leaves no half-exported window.
+        gauges: list[tuple[str, list[str], float | None]] = []
+
+        columns = doc.get("columns") or {}
+        if not isinstance(columns, Mapping):
+            raise ValueError(f"{where}: 'columns' should be an object")
+        for name, col in sorted(columns.items()):
+            if not isinstance(col, Mapping):
+                raise ValueError(f"{where}: columns.{name} should be an object")
+            role = col.get("role", "feature")
+            if role == "feature":
+                gauges.append(("ml_feature_psi", [model, name], _number(col.get("psi"), f"{where}: columns.{name}.psi")))
+                gauges.append(("ml_feature_drifted", [model, name], _flag(col.get("drifted"))))
+            if role in ("feature", "prediction"):
+                gauges.append((
+                    "ml_feature_missing_rate",
+                    [model, name],
+                    _number(col.get("missing_rate"), f"{where}: columns.{name}.missing_rate"),
+                ))
+
+        checks = doc.get("checks") or []
+        if not isinstance(checks, list):
+            raise ValueError(f"{where}: 'checks' should be a list")
+        failed: dict[tuple[str, str], float] = {}
+        for check in checks:
+            if not isinstance(check, Mapping) or "name" not in check:
+                raise ValueError(f"{where}: every check needs a name, got {check!r}")
+            key = (str(check["name"]), str(check.get("severity", "WARN")))
+            failed[key] = max(failed.get(key, 0.0), 0.0 if check.get("passed", True) else 1.0)
+        for (name, severity), value in sorted(failed.items()):
+            gauges.append(("ml_check_failed", [model, name, severity], value))
+
+        summary = doc.get("summary") or {}
+        if checks:
+            drift_detected = max((v for (_, sev), v in failed.items() if sev == "ERROR"), default=0.0)
+        else:  # no checks recorded: fall back to the writer's own verdict
+            drift_detected = _flag(summary.get("drift_detected"))
+        gauges.append(("ml_drift_detected", [model], drift_detected))
+
+        prediction = next((c for c in columns.values() if isinstance(c, Mapping) and c.get("role") == "prediction"), {})
+        pred_psi = summary.get("prediction_psi", prediction.get("psi"))
+        pred_p = summary.get("prediction_ks_pvalue", prediction.get("ks_pvalue"))
+        gauges.append(("ml_prediction_drift_psi", [model], _number(pred_psi, f"{where}: summary.prediction_psi")))
+        gauges.append(("ml_prediction_drift_ks_pvalue", [model], _number(pred_p, f"{where}: summary.prediction_ks_pvalue")))
+        gauges.append(("ml_share_drifted_features", [model], _number(summary.get("share_drifted"), f"{where}: summary.share_drifted")))
+        gauges.append(("ml_window_rows", [model], _number(doc.get("current_rows"), f"{where}: current_rows")))
+
+        # Timestamps were validated by the store when it read the file.
+        gauges.append(("ml_window_end_timestamp_seconds", [model], parse_timestamp(doc["window_end"]).timestamp()))
+        if results.window_seconds and results.window_seconds > 0:
+            gauges.append(("ml_monitor_window_seconds", [model], results.window_seconds))
+        if results.last_evaluated_at is not None:
+            gauges.append(("ml_last_evaluation_timestamp_seconds", [model], results.last_evaluated_at.timestamp()))
+
+        extra = doc.get("extra") or {}
+        llm: list[tuple[str, float]] = []
+        if isinstance(extra, Mapping):
+            for key, value in sorted(extra.items()):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue  # only numeric entries become metrics
+                number = _number(value, f"{where}: extra.{key}")
+                if number is not None:
+                    llm.append((llm_metric_name(key), number))
+
+        for name, labels, value in gauges:
+            families.gauge(name, labels, value)
+        for name, value in llm:
+            families.gauge(name, [model], value, help_text=f"LLM monitor metric '{name[len(LLM_PREFIX):]}' of the latest window (drift JSON extra).", label_names=("model",))
+
+    @staticmethod
+    def _add_performance(families: _Families, model: str, results: MonitorResults) -> None:
+        values = []
+        for version, doc in results.performance_by_version.items():
+            auc = _number(doc.get("auc"), f"{model}/performance/{doc.get('partition', '?')}: auc")
+            values.append((version, auc))
+        for version, auc in values:
+            families.gauge("ml_model_auc", [model, version], auc)
+
+    @staticmethod
+    def _add_retraining(families: _Families, model: str, results: MonitorResults) -> None:
+        runs = len(results.retraining)
+        promotions = sum(1 for doc in results.retraining if doc.get("status") == "promoted")
+        families.counter("ml_retraining_runs", [model], float(runs))
+        families.counter("ml_model_promotions", [model], float(promotions))
+
+
+# ---------------------------------------------------------------------- serving
+def _as_store(store: ResultsStore | str) -> ResultsStore:
+    return store if isinstance(store, ResultsStore) else ResultsStore(str(store))
+
+
+def make_registry(store: ResultsStore | str | DriftResultsCollector) -> CollectorRegistry:
+    """A dedicated registry holding only the results collector (no process/platform/GC metrics)."""
+    collector = store if isinstance(store, DriftResultsCollector) else DriftResultsCollector(_as_store(store))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def serve_metrics(store: ResultsStore | str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
+    """Serve ``/metrics`` for ``store`` from a daemon thread; returns the server.
+
+    Stop it with ``stop_server(server)`` (or ``server.shutdown(); server.server_close()``).
+    ``server.collector`` is the collector, ``server.url`` the metrics URL.
+    """
+    collector = DriftResultsCollector(_as_store(store))
+    server, thread = start_http_server(port, addr=host, registry=make_registry(collector))
+    server.thread = thread
+    server.collector = collector
+    bound_host, bound_port = server.server_address[:2]
+    shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+    server.url = f"http://{shown}:{bound_port}/metrics"
+    return server
+
+
+def stop_server(server) -> None:
+    """Stop a server returned by ``serve_metrics`` and release its port."""
+    server.shutdown()
+    server.server_close()
+    thread = getattr(server, "thread", None)
+    if thread is not None:
+        thread.join(timeout=5)
+
+
+def serve_metrics_forever(store: ResultsStore | str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
+    """Blocking form for the CLI: serve until Ctrl-C or SIGTERM, then stop cleanly. Returns 0."""
+    resolved = _as_store(store)
+    server = serve_metrics(resolved, host=host, port=port)
+    stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"drift-assets: serving metrics of {resolved.uri} at {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_server(server)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def push_once(
+    store: ResultsStore | str,
+    gateway_url: str,
+    job: str = "drift_assets",
+    grouping_key: Mapping[str, str] | None = None,
+    timeout: float = 30,
+) -> None:
+    """Push the same metrics once to a Pushgateway (for setups without a long-running exporter).
+
+    Uses PUT, so the job's previous metrics are replaced (series of removed features disappear).
+    Prometheus must scrape the Pushgateway with ``honor_labels: true``.
+    """
+    push_to_gateway(gateway_url, job=job, registry=make_registry(store), grouping_key=dict(grouping_key or {}), timeout=timeout)
+
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DriftResultsCollector",
+    "llm_metric_name",
+    "make_registry",
+    "push_once",
+    "serve_metrics",
+    "serve_metrics_forever",
+    "stop_server",
+]

@@ -1,1 +1,0 @@
-"""Asset factories: one set of assets per configured monitor."""

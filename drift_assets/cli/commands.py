@@ -1,0 +1,247 @@
+"""Subcommands beyond ``compare``: each is registered by a small function next to its options."""
+
+from __future__ import annotations
+
+import argparse
+
+REGISTRY: list = []
+
+
+def command(func):
+    REGISTRY.append(func)
+    return func
+
+
+@command
+def _simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="write the seeded demo data (fraud model, LLM responses)",
+        description="Write deterministic, seeded demo data: a fraud model's training reference, weekly "
+        "production log with an injected drift, delayed labels and champion model; and an LLM response "
+        "log with two incidents. TARGET is a local directory or s3://bucket/prefix.",
+    )
+    p.add_argument("--target", default=None, help="data root to write into (default: the configured data root)")
+    p.add_argument("--only", choices=["fraud", "llm"], help="simulate one monitor's data only")
+    p.add_argument("--rows-per-week", type=int, default=20_000, help="fraud transactions per week (default 20000)")
+    p.add_argument("--weeks", type=int, default=13, help="weeks of fraud traffic (default 13)")
+    p.add_argument("--drift-week", type=int, default=9, help="first drifted week, 1-based (default 9)")
+    p.add_argument("--llm-days", type=int, default=16, help="days of LLM traffic (default 16)")
+    p.add_argument("--seed", type=int, default=None, help="override the simulators' seeds")
+    p.set_defaults(handler=run_simulate)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from drift_assets.cli.demo import simulate_all
+
+    simulate_all(
+        target=args.target, only=args.only, rows_per_week=args.rows_per_week, weeks=args.weeks,
+        drift_week=args.drift_week, llm_days=args.llm_days, seed=args.seed, echo=print,
+    )
+    return 0
+
+
+@command
+def _demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="simulate data and run the whole monitoring loop on the local Dagster instance",
+        description="Simulate the demo data (if absent), materialise every monitor's reference assets and "
+        "windows through Dagster on the instance in $DAGSTER_HOME, then print what was found.",
+    )
+    p.add_argument("--rows-per-week", type=int, default=20_000)
+    p.add_argument("--fresh", action="store_true", help="re-simulate data and forget earlier results")
+    p.add_argument("--no-html", action="store_true", help="skip the Evidently HTML reports (faster)")
+    p.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from drift_assets.cli.demo import run_demo as demo
+
+    return demo(rows_per_week=args.rows_per_week, fresh=args.fresh, html=not args.no_html)
+
+
+
+def _results_store(reports_root: str | None):
+    from drift_assets.monitoring.results_store import ResultsStore
+
+    if reports_root:
+        return ResultsStore(reports_root)
+    from drift_assets.orchestration.resources import resources_for_environment
+
+    root = resources_for_environment()["storage"].storage().reports
+    return ResultsStore(root.path, filesystem=root.filesystem)
+
+
+@command
+def _serve_metrics(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve-metrics",
+        help="serve /metrics for Prometheus from the results store",
+        description="Serve Prometheus metrics (ml_feature_psi, ml_drift_detected, ...) for the latest evaluated "
+        "window of every monitor, read from the results store on each scrape.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--reports-root", help="results store root (default: the configured reports root)")
+    p.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from drift_assets.alerting.exporter import serve_metrics_forever
+
+    return serve_metrics_forever(_results_store(args.reports_root), args.host, args.port)
+
+
+@command
+def _push_metrics(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "push-metrics",
+        help="push the same metrics once to a Prometheus Pushgateway",
+        description="For short-lived setups without a long-running exporter: push the current metrics once "
+        "(e.g. after each materialisation) to a Pushgateway.",
+    )
+    p.add_argument("gateway", help="Pushgateway address, e.g. 127.0.0.1:9091")
+    p.add_argument("--job", default="drift_assets")
+    p.add_argument("--reports-root", help="results store root (default: the configured reports root)")
+    p.set_defaults(handler=_run_push)
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from drift_assets.alerting.exporter import push_once
+
+    push_once(_results_store(args.reports_root), args.gateway, job=args.job)
+    print(f"pushed metrics to {args.gateway} (job={args.job})")
+    return 0
+
+
+@command
+def _models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models",
+        help="list a monitor's model versions, or promote one (rollback / roll forward)",
+        description="The model registry of each monitor: committed versions with their retraining "
+        "decision, AUCs and trigger; `promote` moves the champion pointer to a committed version.",
+    )
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    ls = msub.add_parser("list", help="versions with status, AUCs and trigger; * marks the champion")
+    ls.add_argument("--monitor", help="only this monitor (default: every monitor with a registry)")
+    ls.add_argument("--monitors-file", default=None, help="monitors file (default: $DRIFT_ASSETS_MONITORS or ./monitors.yaml)")
+    ls.set_defaults(handler=run_models_list)
+    pr = msub.add_parser("promote", help="make a committed version the champion (atomic pointer rewrite)")
+    pr.add_argument("--monitor", required=True)
+    pr.add_argument("--version", required=True, help="version number or name (2 or v0002)")
+    pr.add_argument("--reason", default=None, help="recorded in champion.json")
+    pr.add_argument("--monitors-file", default=None)
+    pr.set_defaults(handler=run_models_promote)
+
+
+def _registries(monitors_file: str | None, only: str | None):
+    from drift_assets.monitoring.config import load_monitors
+    from drift_assets.monitoring.registry import ModelRegistry
+    from drift_assets.orchestration.resources import resources_for_environment
+
+    monitors = load_monitors(monitors_file)
+    chosen = [monitors.get(only)] if only else [m for m in monitors if m.model_registry]
+    data = resources_for_environment()["storage"].storage().data
+    out = []
+    for monitor in chosen:
+        if not monitor.model_registry:
+            raise ValueError(f"monitor {monitor.name!r} has no model registry (model.registry in the monitors file)")
+        out.append((monitor, ModelRegistry(data, monitor.model_registry)))
+    return out
+
+
+def run_models_list(args: argparse.Namespace) -> int:
+    def auc(value) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    for monitor, registry in _registries(args.monitors_file, args.monitor):
+        pointer = registry.champion_pointer() or {}
+        versions = registry.versions()
+        print(f"{monitor.name}: {registry.root.uri_of(registry.base)} ({len(versions)} committed version(s), "
+              f"champion {pointer.get('name', '(none)')})")
+        # AUC: the version's own held-out AUC (a challenger's on the gate's holdout; the initial
+        # model's on its reference). vs parent: the parent champion's AUC on the same holdout.
+        print(f"  {'':1} {'version':<8} {'decision':<9} {'created':<20} {'parent':<7} {'AUC':>7} {'vs parent':>9}  trigger")
+        for v in versions:
+            meta = v.metadata
+            metrics = meta.get("metrics") or {}
+            trigger = meta.get("trigger") or {}
+            parent = meta.get("parent")
+            star = "*" if v.number == pointer.get("version") else ""
+            trig = f"{trigger.get('partition')} {trigger.get('check')}" if trigger else "-"
+            challenger = metrics.get("challenger_auc", meta.get("auc_reference"))
+            print(
+                f"  {star:1} {v.name:<8} {meta.get('status', '-'):<9} {str(meta.get('created_at', '-'))[:19]:<20} "
+                f"{'v%04d' % parent if isinstance(parent, int) else '-':<7} {auc(challenger):>7} "
+                f"{auc(metrics.get('champion_auc')):>9}  {trig}"
+            )
+            if meta.get("reason"):
+                print(f"    {meta['reason']}")
+    return 0
+
+
+def run_models_promote(args: argparse.Namespace) -> int:
+    import sys
+
+    from drift_assets.monitoring.registry import RegistryError
+
+    [(monitor, registry)] = _registries(args.monitors_file, args.monitor)
+    raw = str(args.version).lstrip("v")
+    if not raw.isdigit():
+        raise ValueError(f"--version: expected a number or vNNNN, got {args.version!r}")
+    number = int(raw)
+    before = registry.champion_pointer() or {}
+    if before.get("version") == number:
+        print(f"{monitor.name}: v{number:04d} is already the champion")
+        return 0
+    try:
+        pointer = registry.promote(number, reason=args.reason or f"manual promotion via `drift-assets models promote` "
+                                   f"(was {before.get('name', '(none)')})")
+    except RegistryError as exc:
+        print(f"drift-assets: error: {exc} (only committed versions, with metadata.json, can be promoted)", file=sys.stderr)
+        return 2
+    print(f"{monitor.name}: champion {before.get('name', '(none)')} -> {pointer['name']}")
+    print("The retraining sensor re-materialises the reference assets on its next tick "
+          f"(or run the `{monitor.name}_reference_job`).")
+    return 0
+
+
+@command
+def _backfill(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "backfill",
+        help="evaluate a range of past windows of one monitor through Dagster",
+        description="Run the monitor's window job for every partition from FROM to TO (inclusive) on the "
+        "Dagster instance in $DAGSTER_HOME, one run per window: a failing window does not stop the others. "
+        "The same backfill can be launched from the UI (asset -> Materialize -> partitions).",
+    )
+    p.add_argument("--monitor", required=True)
+    p.add_argument("--from", dest="first", required=True, help="first partition key, e.g. 2026-08-03 or 2026-10-13-14:00")
+    p.add_argument("--to", dest="last", required=True, help="last partition key (inclusive)")
+    p.set_defaults(handler=_run_backfill)
+
+
+def _run_backfill(args: argparse.Namespace) -> int:
+    from drift_assets.definitions import build_definitions
+    from drift_assets.cli.demo import QUIET, local_instance
+
+    defs = build_definitions()
+    job = defs.resolve_job_def(f"{args.monitor}_window_job")
+    keys = job.partitions_def.get_partition_keys()
+    for key in (args.first, args.last):
+        if key not in keys:
+            raise ValueError(f"{key!r} is not a partition of monitor {args.monitor!r} ({keys[0]} .. {keys[-1]})")
+    selected = keys[keys.index(args.first): keys.index(args.last) + 1]
+    failed = 0
+    with local_instance() as dagster_instance:
+        for key in selected:
+            result = job.execute_in_process(partition_key=key, instance=dagster_instance, raise_on_error=False, run_config=QUIET)
+            checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+            status = "ok" if result.success else "FAILED"
+            failed += not result.success
+            print(f"{key}: run {result.run_id[:8]} {status}; failed checks: "
+                  + (", ".join(f"{e.check_name}/{e.severity.value}" for e in checks) or "none"))
+    print(f"{len(selected)} window(s), {failed} failed run(s)")
+    return 1 if failed else 0

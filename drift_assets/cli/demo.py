@@ -1,0 +1,357 @@
+"""``make demo``: simulate, then run the monitoring loop through Dagster on the local instance and
+print what it found. Everything goes through the same jobs a scheduled deployment runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from drift_assets.monitoring.config import PROJECT_ROOT, load_monitors
+from drift_assets.monitoring.results_store import ResultsStore
+
+
+def _data_root(target: str | None) -> str:
+    if target:
+        return target
+    from drift_assets.orchestration.resources import resources_for_environment
+
+    return resources_for_environment()["storage"].data_root
+
+
+def simulate_all(
+    *, target: str | None = None, only: str | None = None, rows_per_week: int = 20_000, weeks: int = 13,
+    drift_week: int = 9, llm_days: int = 16, seed: int | None = None, echo: Callable[[str], None] = print,
+) -> dict:
+    """Write the demo data for the configured monitors under the data root; returns the simulations."""
+    from drift_assets.simulate import simulate_fraud, simulate_llm
+    from drift_assets.storage.tables import resolve
+
+    root = _data_root(target).rstrip("/")
+    fs, base = resolve(root)
+    out = {}
+    if only in (None, "fraud"):
+        kwargs = {"seed": seed} if seed is not None else {}
+        sim = simulate_fraud(f"{base}/fraud", rows_per_week=rows_per_week, weeks=weeks, drift_week=drift_week, filesystem=fs, **kwargs)
+        echo(f"fraud: {weeks} weeks x {rows_per_week:,} transactions from {sim.start} under {root}/fraud; drift injected from {sim.drift_start} (week {drift_week})")
+        out["fraud"] = sim
+    if only in (None, "llm"):
+        kwargs = {"seed": seed} if seed is not None else {}
+        sim = simulate_llm(f"{base}/llm", days=llm_days, filesystem=fs, **kwargs)
+        incidents = "; ".join(f"{i.kind} {i.start}..{i.end}" for i in sim.incidents) if hasattr(sim, "incidents") else ""
+        echo(f"llm: {llm_days} days of responses under {root}/llm; incidents: {incidents}")
+        out["llm"] = sim
+    return out
+
+
+def local_instance():
+    """The instance in $DAGSTER_HOME (default .dagster_home), created with the project's dagster.yaml."""
+    from dagster import DagsterInstance
+
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    return DagsterInstance.get()
+
+
+# Runs are recorded on the instance (see them in the UI); the console only gets warnings.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def run_window(defs, monitor, partition_key: str, instance):
+    job = defs.resolve_job_def(f"{monitor.name}_window_job")
+    return job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False, run_config=QUIET)
+
+
+def failed_checks_of(result) -> list[tuple[str, str, str]]:
+    """(check name, severity, description) of the failed checks in an in-process run result."""
+    out = []
+    for ev in result.get_asset_check_evaluations():
+        if not ev.passed:
+            out.append((ev.check_name, ev.severity.value, ev.description or ""))
+    return out
+
+
+def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = True) -> int:
+    from drift_assets.orchestration.retraining_assets import retraining_supported
+    from drift_assets.definitions import build_definitions
+
+    os.environ.setdefault("DRIFT_ASSETS_ENV", "local")
+    if not html:
+        os.environ["DRIFT_ASSETS_HTML_REPORTS"] = "0"
+    monitors = load_monitors()
+    defs = build_definitions()
+    storage = defs.resources["storage"].storage()
+    if not fresh and _retrained_before(monitors, storage):
+        print("== a previous demo retrained a model (registry and log changed): re-simulating for a clean start")
+        fresh = True
+    if fresh or not storage.data.exists("fraud/manifest.json"):
+        print("== simulating demo data")
+        simulate_all(rows_per_week=rows_per_week)
+        for monitor in monitors:
+            storage.reports.delete_dir(f"{monitor.name}/retraining")  # attempts on the old registry
+    instance = local_instance()
+    print(f"== Dagster instance: {os.environ['DAGSTER_HOME']} (SQLite)")
+    summary_ok = True
+    for monitor in monitors:
+        print(f"\n== monitor '{monitor.name}' ({monitor.cadence}): reference assets")
+        ref = defs.resolve_job_def(f"{monitor.name}_reference_job").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+        if not ref.success:
+            print("   reference job FAILED; see the Dagster UI for the step error")
+            summary_ok = False
+            continue
+        keys = defs.resolve_job_def(f"{monitor.name}_window_job").partitions_def.get_partition_keys()
+        if monitor.cadence == "hourly":
+            summary_ok &= demo_hourly(defs, monitor, storage, instance, keys)
+            continue
+        print(f"== {len(keys)} {monitor.cadence} windows")
+        print(f"   {'window':<17} {'rows':>8} {'max PSI':>8} {'pred PSI':>8} {'pred drift':>10}  failed checks")
+        for key in keys:
+            result = run_window(defs, monitor, key, instance)
+            line = _window_line(storage, monitor, key, result)
+            print("   " + line)
+        if retraining_supported(monitor):
+            summary_ok &= demo_retraining(defs, monitor, storage, instance, keys)
+    print("\nReports:")
+    print(f"   results store (JSON per window): {storage.reports.uri_of('')}")
+    print(f"   Evidently HTML reports:          {storage.reports.uri_of('<monitor>/html/')}")
+    print("Open the Dagster UI with `make dev` (http://127.0.0.1:3000): asset groups per monitor, checks per week.")
+    return 0 if summary_ok else 1
+
+
+# The hourly demo evaluates the log's last days (both incidents are there); the earlier days are the
+# trailing baseline's history. The UI or `drift-assets backfill` evaluates the rest.
+HOURLY_DEMO_DAYS = 9
+
+
+def demo_hourly(defs, monitor, storage, instance, keys: list[str]) -> bool:
+    """Run the hourly windows, print one line per day and the incident hours found (runs of
+    consecutive hours failing an ERROR check), next to the incidents the simulator documented."""
+    keys = keys[-HOURLY_DEMO_DAYS * 24:]
+    print(f"== {len(keys)} hourly windows ({keys[0]} .. {keys[-1]}); one line per day")
+    print(f"   {'day':<11} {'rows':>7} {'refusal':>8} {'tokens':>7} {'WARN h':>7} {'ERROR h':>8}")
+    errors: dict[str, list[str]] = {}
+    day_stats: dict[str, list] = {}
+    for key in keys:
+        result = run_window(defs, monitor, key, instance)
+        failed = failed_checks_of(result)
+        path = ResultsStore.drift_path(monitor.name, key)
+        record = storage.reports.read_json(path) if storage.reports.exists(path) else None
+        stats = day_stats.setdefault(key[:10], [0, 0.0, 0.0, 0, 0])
+        if record:
+            rows = record["current_rows"]
+            stats[0] += rows
+            stats[1] += rows * record["extra"].get("refusal_rate", 0.0)
+            stats[2] += rows * record["extra"].get("output_length_mean", 0.0)
+        stats[3] += any(sev == "WARN" for _, sev, _ in failed) and not any(sev == "ERROR" for _, sev, _ in failed)
+        stats[4] += any(sev == "ERROR" for _, sev, _ in failed)
+        if any(sev == "ERROR" for _, sev, _ in failed):
+            errors[key] = sorted({name for name, sev, _ in failed if sev == "ERROR"})
+        if key.endswith("23:00"):
+            rows, refusals, tokens, warn_hours, error_hours = day_stats[key[:10]]
+            print(f"   {key[:10]:<11} {rows:>7,} {refusals / max(rows, 1):>8.3f} {tokens / max(rows, 1):>7.1f} {warn_hours:>7} {error_hours:>8}")
+    print("   incident hours found (consecutive hours failing an ERROR check):")
+    for start, end, checks in _runs_of_hours(errors):
+        print(f"     {start} .. {end}: {', '.join(checks)}")
+    manifest = storage.data.read_json(f"{monitor.name}/manifest.json") if storage.data.exists(f"{monitor.name}/manifest.json") else {}
+    for incident in manifest.get("incidents", []):
+        print(f"   documented: {incident.get('name', incident.get('kind'))}: {incident.get('start')} .. {incident.get('end')}")
+    return True
+
+
+def _runs_of_hours(errors: dict[str, list[str]]) -> list[tuple[str, str, list[str]]]:
+    import datetime as dt
+
+    parse = lambda k: dt.datetime.strptime(k, "%Y-%m-%d-%H:%M")  # noqa: E731
+    runs: list[tuple[str, str, list[str]]] = []
+    for key in sorted(errors):
+        if runs and parse(key) - parse(runs[-1][1]) == dt.timedelta(hours=1):
+            start, _, checks = runs[-1]
+            runs[-1] = (start, key, sorted(set(checks) | set(errors[key])))
+        else:
+            runs.append((key, key, errors[key]))
+    return runs
+
+
+def _window_line(storage, monitor, key: str, result) -> str:
+    failed = failed_checks_of(result)
+    path = ResultsStore.drift_path(monitor.name, key)
+    if not result.success and not storage.reports.exists(path):
+        errors = [e.event_specific_data.error.message.strip().splitlines()[0] for e in result.get_step_failure_events()]
+        return f"{key:<17} FAILED: {'; '.join(errors)[:160]}"
+    record = storage.reports.read_json(path)
+    s = record["summary"]
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    pred_drift = "-" if s.get("prediction_psi") is None else ("YES" if any(c[0] == "prediction_has_no_drift" for c in failed) else "no")
+    checks = ", ".join(f"{name}/{sev}" for name, sev, _ in sorted(failed, key=lambda c: (c[1] != "ERROR", c[0]))) or "none"
+    return f"{key:<17} {record['current_rows']:>8,} {fmt(s.get('max_feature_psi')):>8} {fmt(s.get('prediction_psi')):>8} {pred_drift:>10}  {checks}"
+
+
+def execute_run_request(defs, sensor_name: str, request, instance, *, run_config=None):
+    """Run a sensor's RunRequest in-process, tagged the way the daemon tags it (sensor name and
+    run key), so a daemon started later recognises it and does not launch it again."""
+    from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+
+    job = defs.resolve_job_def(defs.resolve_sensor_def(sensor_name).job_name)
+    tags = {**request.tags, SENSOR_NAME_TAG: sensor_name}
+    if request.run_key:
+        tags[RUN_KEY_TAG] = request.run_key
+    return job.execute_in_process(
+        asset_selection=list(request.asset_selection),
+        partition_key=request.partition_key,
+        instance=instance,
+        tags=tags,
+        raise_on_error=False,
+        run_config=run_config if run_config is not None else QUIET,
+    )
+
+
+def evaluate_sensor(defs, sensor_name: str, instance, cursor: str | None):
+    """One tick of a sensor against ``instance`` with the definitions' resources (what the daemon does)."""
+    from dagster import build_sensor_context
+
+    sensor_def = defs.resolve_sensor_def(sensor_name)
+    resources = {k: v for k, v in defs.resources.items() if k in sensor_def.required_resource_keys}
+    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources) as context:
+        return sensor_def(context)
+
+
+def serve_champion_from(storage, monitor, since) -> int:
+    """Simulate the deployment of the registry's champion: the demo's production log was scored by
+    the simulator's v0001 when it was written, so the days from ``since`` on are re-scored by the
+    current champion (prediction and model_version columns). A real serving system writes those
+    scores itself. Returns the number of rows re-scored."""
+    import io
+
+    import joblib
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from drift_assets.monitoring.registry import ModelRegistry
+
+    data = storage.data
+    champion = ModelRegistry(data, monitor.model_registry).champion()
+    model = joblib.load(io.BytesIO(data.read_bytes(champion.model_file)))
+    features = list(monitor.numerical) + list(monitor.categorical)
+    version_column = getattr(monitor, "model_version_column", None) or "model_version"
+    rows = 0
+    for day_dir in data.list_dir(monitor.log):
+        if not day_dir.startswith("date=") or day_dir[len("date="):] < since.isoformat():
+            continue
+        for name in data.list_dir(f"{monitor.log}/{day_dir}"):
+            relative = f"{monitor.log}/{day_dir}/{name}"
+            table = pq.read_table(io.BytesIO(data.read_bytes(relative)))
+            frame = table.select(features).to_pandas()
+            scores = model.predict_proba(frame)[:, list(model.classes_).index(1)].astype(np.float64)
+            table = table.set_column(table.schema.get_field_index(monitor.prediction), monitor.prediction, pa.array(scores))
+            if version_column in table.column_names:
+                table = table.set_column(table.schema.get_field_index(version_column), version_column,
+                                         pa.array([champion.name] * table.num_rows, pa.string()))
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink)
+            data.write_bytes(relative, sink.getvalue().to_pybytes())
+            rows += table.num_rows
+    return rows
+
+
+def _retrained_before(monitors, storage) -> bool:
+    from drift_assets.monitoring.registry import ModelRegistry
+
+    for monitor in monitors:
+        if monitor.model_registry and len(ModelRegistry(storage.data, monitor.model_registry).versions()) > 1:
+            return True
+    return False
+
+
+def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
+    """Close the loop once: evaluate the retraining sensor's logic against the instance, run the
+    retraining it requests (DVC, gate, registry), then -- after a promotion -- let the sensor
+    re-materialise the reference assets and re-evaluate the later windows against the new reference."""
+    import datetime as dt
+
+    from drift_assets.orchestration.monitor_assets import registry_for
+    from drift_assets.orchestration.sensors import evaluate_retraining, retraining_sensor_name
+
+    name = retraining_sensor_name(monitor)
+    registry = registry_for(monitor, defs.resources["storage"])
+    print(f"\n== retraining '{monitor.name}': the retraining sensor ({name}), evaluated once against the instance")
+    tick = evaluate_retraining(instance, monitor, None, registry=registry)
+    _print_tick(tick)
+    requests = [r for r in tick.run_requests if r.partition_key]
+    if not requests:
+        print(f"   no retraining requested: {tick.skip_reason}")
+        return True
+    request = requests[0]
+    before = registry.champion().name
+    result = execute_run_request(defs, name, request, instance)
+    print(f"   run {result.run_id[:8]}: {monitor.name}/retrained_model for window {request.partition_key} "
+          f"(DVC prepare -> train -> evaluate)")
+    if not result.success:
+        failures = [e.event_specific_data.error.message.strip() for e in result.get_step_failure_events()]
+        print("   retraining FAILED; champion unchanged. " + (failures[0][:1500] if failures else ""))
+        return False
+    record = _retraining_output(result, storage, monitor)
+    print(f"   gate: challenger AUC {record['challenger_auc']:.4f} vs champion AUC {record['champion_auc']:.4f} "
+          f"on the same holdout ({record['holdout_rows']:,} rows, min gain {monitor.retraining.min_auc_gain:g})"
+          f" -> {record['status'].upper()} {record['name']}")
+    if record["status"] != "promoted":
+        print(f"   champion stays {before}: {record['reason']}")
+        return True
+    champion = registry.champion()
+    ref = champion.metadata.get("reference", {})
+    print(f"   champion: {before} -> {champion.name}; its reference: {ref.get('rows', '?'):,} rows of window "
+          f"{ref.get('window')} the challenger was not fitted on, scored by it")
+
+    tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
+    _print_tick(tick)
+    for request in tick.run_requests:
+        if request.partition_key:  # a retraining: shown, not run (one retraining per demo)
+            print(f"   (next retraining would be for {request.partition_key})")
+            continue
+        refreshed = execute_run_request(defs, name, request, instance)
+        print(f"   reference assets re-materialised (run {refreshed.run_id[:8]}, "
+              f"{'ok' if refreshed.success else 'FAILED'}): reference_data = {champion.reference_file}")
+    trigger = requests[0].partition_key
+    after = [k for k in keys if k > trigger]
+    if not after:
+        return True
+    since = dt.date.fromisoformat(after[0][:10])
+    rescored = serve_champion_from(storage, monitor, since)
+    print(f"   production serves {champion.name} from {since}: the simulated log from then on is re-scored by it "
+          f"({rescored:,} rows; the simulator wrote v0001's scores)")
+    print(f"== windows after {trigger}, against {champion.name}'s reference")
+    print(f"   {'window':<17} {'rows':>8} {'max PSI':>8} {'pred PSI':>8} {'pred drift':>10}  failed checks")
+    ok = True
+    for key in after:
+        result = run_window(defs, monitor, key, instance)
+        print("   " + _window_line(storage, monitor, key, result))
+        ok &= result.success
+    tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
+    retrain = [r.partition_key for r in tick.run_requests if r.partition_key]
+    print("   sensor: " + (f"would retrain again for {retrain[0]}" if retrain else "no further retraining requested"))
+    return ok
+
+
+def _print_tick(tick) -> None:
+    dropped = {(check, partition, run_id) for check, partition, run_id, _ in tick.dropped}
+    for note in tick.notes:
+        if not any(f" {partition} (run {run_id[:8]})" in note for _, partition, run_id in dropped):
+            print(f"   sensor: {note}")
+    if dropped:
+        windows = sorted({partition for _, partition, _ in dropped})
+        reasons = sorted({why for *_, why in tick.dropped})
+        print(f"   sensor: earlier failures of {len(windows)} window(s) ({windows[0]} .. {windows[-1]}) consumed "
+              f"without retraining: {', '.join(reasons)}")
+
+
+def _retraining_output(result, storage, monitor) -> dict:
+    """The retraining attempt's results-store record, from the run's retrained_model metadata."""
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        if materialization.asset_key.path[-1] == "retrained_model":
+            version = materialization.metadata["version"].value
+            return storage.reports.read_json(ResultsStore.retraining_path(monitor.name, version))
+    raise RuntimeError("the retraining run materialised no retrained_model")

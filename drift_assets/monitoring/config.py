@@ -1,0 +1,340 @@
+"""The monitors file: each monitored model is a config entry, and Dagster definitions are generated
+from it. Errors name the file, the entry and the field (``monitors.yaml: monitors.fraud.cadence: ...``)
+so a malformed file fails at load time with something a user can fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drift_assets.monitoring.derived import FUNCTIONS as DERIVED_FUNCTIONS
+from drift_assets.stats import ColumnSpec, DecisionRules
+from drift_assets.stats.profile import DEFAULT_PSI_BINS
+from drift_assets.stats.rules import FEATURE_PSI_ERROR, PREDICTION_NO_DRIFT
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CADENCES = ("hourly", "daily", "weekly")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """The monitors file is malformed; the message names the entry and field."""
+
+
+def default_monitors_file() -> Path:
+    return Path(os.environ.get("DRIFT_ASSETS_MONITORS", PROJECT_ROOT / "monitors.yaml"))
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    column: str
+    location: str
+    delay_days: float
+    id_column: str
+
+
+@dataclass(frozen=True)
+class RetrainingConfig:
+    enabled: bool = True
+    # ERROR checks whose failure triggers retraining (the seed's "PSI > 0.25" and prediction drift).
+    on_checks: tuple[str, ...] = (FEATURE_PSI_ERROR, PREDICTION_NO_DRIFT)
+    cooldown_hours: float = 0.0
+    # The challenger must beat the champion's AUC by more than this (0: strictly better).
+    min_auc_gain: float = 0.0
+    holdout_weeks: int = 2
+
+
+@dataclass(frozen=True)
+class SuddenChangeConfig:
+    """Compare each window with the trailing baseline of the previous ``baseline_windows`` windows:
+    "sudden" means against the recent past, so a slow trend does not page and a jump in one window
+    does."""
+
+    baseline_windows: int
+    columns: tuple[str, ...] = ()  # numerical columns whose distribution must not jump
+    rates: tuple[str, ...] = ()  # yes/no columns whose "yes" rate must not jump
+    psi: float = 0.25
+    rate_alpha: float = 0.001
+    min_rate_change: float = 0.05
+    min_rows: int = 20  # windows (and baselines) smaller than this are not judged
+    rate_direction: str = "increase"  # increase | decrease | both
+
+
+@dataclass(frozen=True)
+class DerivedColumn:
+    """A column computed from the log before profiling (e.g. LLM output length, refusal flag)."""
+
+    name: str
+    function: str
+    source: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    name: str
+    description: str
+    cadence: str
+    start: dt.datetime
+    end: dt.datetime | None
+    reference: str
+    log: str
+    timestamp_column: str
+    model_version_column: str | None
+    numerical: tuple[str, ...]
+    categorical: tuple[str, ...]
+    top_features: tuple[str, ...]
+    prediction: str | None
+    prediction_kind: str
+    labels: LabelsConfig | None
+    model_registry: str | None
+    rules: DecisionRules
+    retraining: RetrainingConfig
+    psi_bins: int = DEFAULT_PSI_BINS
+    derived: tuple[DerivedColumn, ...] = ()
+    sudden_change: SuddenChangeConfig | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numerical + self.categorical
+
+    def column_specs(self) -> list[ColumnSpec]:
+        specs = [ColumnSpec(c, "numerical") for c in self.numerical]
+        specs += [ColumnSpec(c, "categorical") for c in self.categorical]
+        if self.prediction:
+            specs.append(ColumnSpec(self.prediction, self.prediction_kind, "prediction"))  # type: ignore[arg-type]
+        return specs
+
+
+@dataclass(frozen=True)
+class MonitorsFile:
+    path: Path
+    monitors: dict[str, MonitorConfig]
+
+    def get(self, name: str) -> MonitorConfig:
+        if name not in self.monitors:
+            raise ConfigError(f"{self.path}: no monitor named {name!r} (have: {', '.join(self.monitors)})")
+        return self.monitors[name]
+
+    def __iter__(self):
+        return iter(self.monitors.values())
+
+
+class _Reader:
+    """Typed access to one mapping with the path of every field, for error messages."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        self.data, self.where, self.used = data, where, set()
+
+    def _get(self, key: str, required: bool, default: Any = None) -> Any:
+        self.used.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise ConfigError(f"{self.where}.{key}: required field is missing")
+            return default
+        return self.data[key]
+
+    def str(self, key: str, required: bool = True, default: str | None = None) -> str | None:
+        value = self._get(key, required, default)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{self.where}.{key}: expected a string, got {value!r}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self._get(key, False, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self.where}.{key}: expected a number, got {value!r}")
+        return float(value)
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self._get(key, False, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.where}.{key}: expected true or false, got {value!r}")
+        return value
+
+    def names(self, key: str, required: bool = False) -> tuple[str, ...]:
+        value = self._get(key, required, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{self.where}.{key}: expected a list of column names, got {value!r}")
+        return tuple(value)
+
+    def datetime(self, key: str, required: bool = True) -> dt.datetime | None:
+        value = self._get(key, required)
+        if value is None:
+            return None
+        if isinstance(value, dt.datetime):
+            return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        if isinstance(value, dt.date):
+            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+        try:
+            parsed = dt.datetime.fromisoformat(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{self.where}.{key}: expected a date (YYYY-MM-DD), got {value!r}") from exc
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+    def sub(self, key: str, required: bool = False) -> _Reader | None:
+        value = self._get(key, required)
+        return None if value is None else _Reader(value, f"{self.where}.{key}")
+
+    def reject_unknown(self, extra_allowed: set[str] = frozenset()) -> None:
+        unknown = set(self.data) - self.used - extra_allowed
+        if unknown:
+            raise ConfigError(f"{self.where}: unknown field(s) {sorted(unknown)}")
+
+
+def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"{where}: monitor names are lower_snake_case (they prefix asset keys), got {name!r}")
+    r = _Reader(data, where)
+    cadence = r.str("cadence")
+    if cadence not in CADENCES:
+        raise ConfigError(f"{where}.cadence: expected one of {CADENCES}, got {cadence!r}")
+    start, end = r.datetime("start"), r.datetime("end", required=False)
+    if cadence == "weekly" and start.weekday() != 0:
+        raise ConfigError(f"{where}.start: weekly windows start on Mondays; {start.date()} is a {start:%A}")
+    if end is not None and end <= start:
+        raise ConfigError(f"{where}.end: must be after start")
+    features = r.sub("features", required=True)
+    numerical, categorical = features.names("numerical"), features.names("categorical")
+    if not numerical and not categorical:
+        raise ConfigError(f"{where}.features: declare at least one numerical or categorical feature")
+    overlap = set(numerical) & set(categorical)
+    if overlap:
+        raise ConfigError(f"{where}.features: {sorted(overlap)} declared both numerical and categorical")
+    top = features.names("top") or numerical + categorical
+    unknown_top = [t for t in top if t not in numerical + categorical]
+    if unknown_top:
+        raise ConfigError(f"{where}.features.top: {unknown_top} are not declared features")
+    features.reject_unknown()
+    prediction = r.str("prediction", required=False)
+    prediction_kind = r.str("prediction_kind", required=False, default="numerical")
+    if prediction_kind not in ("numerical", "categorical"):
+        raise ConfigError(f"{where}.prediction_kind: expected numerical or categorical, got {prediction_kind!r}")
+    labels = None
+    target = r.sub("target")
+    if target is not None:
+        labels = LabelsConfig(
+            column=target.str("column"),
+            location=target.str("labels"),
+            delay_days=target.number("delay_days", 0.0),
+            id_column=target.str("id_column", required=False, default="id"),
+        )
+        target.reject_unknown()
+    try:
+        rules = DecisionRules.from_mapping(r._get("thresholds", False, {}), f"{where}.thresholds")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    retraining = RetrainingConfig()
+    rt = r.sub("retraining")
+    if rt is not None:
+        retraining = RetrainingConfig(
+            enabled=rt.bool("enabled", True),
+            on_checks=rt.names("on_checks") or retraining.on_checks,
+            cooldown_hours=rt.number("cooldown_hours", 0.0),
+            min_auc_gain=rt.number("min_auc_gain", 0.0),
+            holdout_weeks=int(rt.number("holdout_weeks", 2)),
+        )
+        rt.reject_unknown()
+    derived: list[DerivedColumn] = []
+    for i, item in enumerate(r._get("derived", False, []) or []):
+        d = _Reader(item, f"{where}.derived[{i}]")
+        column = DerivedColumn(d.str("name"), d.str("function"), d.str("source"), dict(d._get("options", False, {}) or {}))
+        d.reject_unknown()
+        if column.function not in DERIVED_FUNCTIONS:
+            raise ConfigError(f"{where}.derived[{i}].function: unknown {column.function!r}; have {sorted(DERIVED_FUNCTIONS)}")
+        if column.name not in numerical + categorical:
+            raise ConfigError(f"{where}.derived[{i}].name: {column.name!r} must also be declared under features")
+        if column.function == "matches_any" and not column.options.get("patterns"):
+            raise ConfigError(f"{where}.derived[{i}].options.patterns: matches_any needs a list of patterns")
+        derived.append(column)
+    sudden = None
+    sc = r.sub("sudden_change")
+    if sc is not None:
+        sudden = SuddenChangeConfig(
+            baseline_windows=int(sc.number("baseline_windows", 24)),
+            columns=sc.names("columns"),
+            rates=sc.names("rates"),
+            psi=sc.number("psi", 0.25),
+            rate_alpha=sc.number("rate_alpha", 0.001),
+            min_rate_change=sc.number("min_rate_change", 0.05),
+            min_rows=int(sc.number("min_rows", 20)),
+            rate_direction=sc.str("rate_direction", required=False, default="increase"),
+        )
+        if sudden.rate_direction not in ("increase", "decrease", "both"):
+            raise ConfigError(f"{where}.sudden_change.rate_direction: expected increase, decrease or both, got {sudden.rate_direction!r}")
+        sc.reject_unknown()
+        if sudden.baseline_windows < 1:
+            raise ConfigError(f"{where}.sudden_change.baseline_windows: must be at least 1")
+        for col in sudden.columns:
+            if col not in numerical:
+                raise ConfigError(f"{where}.sudden_change.columns: {col!r} is not a numerical feature")
+        for col in sudden.rates:
+            if col not in categorical:
+                raise ConfigError(f"{where}.sudden_change.rates: {col!r} is not a categorical (yes/no) feature")
+    model = r.sub("model")
+    registry = model.str("registry", required=False) if model else None
+    if model:
+        model.reject_unknown()
+    monitor = MonitorConfig(
+        name=name,
+        description=r.str("description", required=False, default="") or "",
+        cadence=cadence,
+        start=start,
+        end=end,
+        reference=r.str("reference"),
+        log=r.str("log"),
+        timestamp_column=r.str("timestamp_column", required=False, default="timestamp"),
+        model_version_column=r.str("model_version_column", required=False),
+        numerical=numerical,
+        categorical=categorical,
+        top_features=top,
+        prediction=prediction,
+        prediction_kind=prediction_kind,
+        labels=labels,
+        model_registry=registry,
+        rules=rules,
+        retraining=retraining,
+        psi_bins=int(r.number("psi_bins", DEFAULT_PSI_BINS)),
+        derived=tuple(derived),
+        sudden_change=sudden,
+        extra=dict(r._get("extra", False, {}) or {}),
+    )
+    r.reject_unknown()
+    return monitor
+
+
+def parse_monitors(data: Any, path: Path) -> MonitorsFile:
+    where = str(path.name)
+    top = _Reader(data, where)
+    entries = top._get("monitors", True)
+    if not isinstance(entries, Mapping) or not entries:
+        raise ConfigError(f"{where}.monitors: expected a mapping of monitor name to settings")
+    top.reject_unknown()
+    monitors = {
+        str(name): _parse_monitor(str(name), body, f"{where}: monitors.{name}")
+        for name, body in entries.items()
+    }
+    return MonitorsFile(path, monitors)
+
+
+def load_monitors(path: str | Path | None = None) -> MonitorsFile:
+    path = Path(path) if path else default_monitors_file()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read monitors file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_monitors(data, path)

@@ -1,0 +1,157 @@
+"""Evaluate one window: the statistics core plus the monitor's extras (trailing baseline, derived
+column headline numbers). Pure functions over Storage roots, no Dagster: the ``drift_report`` asset
+calls ``evaluate_window`` and so can a test that sweeps hundreds of hours in seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from drift_assets.monitoring.config import MonitorConfig
+from drift_assets.monitoring.derived import apply_derived
+from drift_assets.stats import DriftResult, ReferenceProfile, WindowSummary, compare, summarize
+from drift_assets.stats import rules as r
+from drift_assets.stats.errors import SchemaError
+from drift_assets.stats.summary import CategoricalCounts, NumericalCounts
+from drift_assets.storage.root import Root
+from drift_assets.monitoring.trailing_baseline import SuddenChangeResult, evaluate_sudden_change
+from drift_assets.storage.tables import TableSource
+from drift_assets.monitoring.windows import CADENCE_LENGTH, Window, expected_log_types, stream_window
+
+
+@dataclass
+class WindowEvaluation:
+    window: Window
+    summary: WindowSummary
+    result: DriftResult
+    sudden: SuddenChangeResult | None
+    fingerprint: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def outcomes(self) -> list[r.CheckOutcome]:
+        return list(self.result.checks) + (self.sudden.outcomes if self.sudden else [])
+
+    def failed(self, severity: str | None = None) -> list[r.CheckOutcome]:
+        return [o for o in self.outcomes if not o.passed and (severity is None or o.severity == severity)]
+
+
+def evaluate_window(
+    monitor: MonitorConfig,
+    profile: ReferenceProfile,
+    window: Window,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    data: Root,
+    counts_store: Root | None = None,
+    problems: dict[str, str] | None = None,
+) -> WindowEvaluation:
+    name = f"{monitor.name} window {window.key}"
+    summary = summarize(profile, batches, table_name=name)
+    for column, reason in (problems or {}).items():
+        summary.problems.setdefault(column, reason)
+    result = compare(profile, summary, monitor.rules, top_features=set(monitor.top_features), table_name=name)
+    fingerprint = profile.fingerprint()
+    sudden = None
+    if monitor.sudden_change is not None:
+        baseline = baseline_summary(monitor, window, profile, fingerprint, data=data, counts_store=counts_store)
+        sudden = evaluate_sudden_change(profile, summary, baseline, monitor.sudden_change, monitor.rules)
+    extra = {**derived_measures(monitor, profile, summary, result), **(sudden.measures if sudden else {})}
+    return WindowEvaluation(window, summary, result, sudden, fingerprint, extra)
+
+
+def read_reference(monitor: MonitorConfig, source: TableSource) -> pa.Table:
+    """The reference table with the monitor's columns (derived ones computed, label kept for
+    retraining). Raises ``DriftInputError`` naming the file and the missing column."""
+    specs = monitor.column_specs()
+    wanted = [s.name for s in specs] + ([monitor.labels.column] if monitor.labels else [])
+    derived = {d.name for d in monitor.derived}
+    read = [c for c in wanted if c not in derived] + [d.source for d in monitor.derived]
+    table = source.read(list(dict.fromkeys(read)))
+    if monitor.derived:
+        table = pa.Table.from_batches([apply_derived(b, monitor.derived, source.display) for b in table.to_batches()])
+    missing = [c for c in wanted if c not in table.schema.names]
+    if missing:
+        raise SchemaError(f"{source.display}: reference is missing column(s) {', '.join(map(repr, missing))}")
+    return table
+
+
+def counts_path(monitor: MonitorConfig, key: str) -> str:
+    return f"{monitor.name}/window_counts/{key.replace(':', '')}.json"
+
+
+def store_counts(root: Root, monitor: MonitorConfig, key: str, evaluation: WindowEvaluation) -> None:
+    """Keep the window's counts (tagged with the profile they were counted in) for later baselines."""
+    root.write_json(counts_path(monitor, key), {"profile": evaluation.fingerprint, "summary": evaluation.summary.to_dict()})
+
+
+def baseline_summary(
+    monitor: MonitorConfig, window: Window, profile: ReferenceProfile, fingerprint: str, *, data: Root, counts_store: Root | None
+) -> WindowSummary:
+    """The previous N windows merged: from their stored counts when every one is there (and was
+    counted with this profile), else streamed from the log. Counts add, so both give the same."""
+    n, length = monitor.sudden_change.baseline_windows, CADENCE_LENGTH[monitor.cadence]
+    fmt = "%Y-%m-%d-%H:%M" if monitor.cadence == "hourly" else "%Y-%m-%d"
+    stored: list[WindowSummary] = []
+    if counts_store is not None:
+        for i in range(1, n + 1):
+            path = counts_path(monitor, (window.start - i * length).strftime(fmt))
+            doc = counts_store.read_json(path) if counts_store.exists(path) else None
+            if doc is None or doc.get("profile") != fingerprint:
+                break
+            stored.append(WindowSummary.from_dict(doc["summary"]))
+    if stored and len(stored) == n:
+        total = stored[0]
+        for part in stored[1:]:
+            total = total + part
+        return total
+    baseline = Window("baseline", window.start - n * length, window.start)
+    batches = stream_window(data, monitor.log, baseline, timestamp_column=monitor.timestamp_column,
+                            types=expected_log_types(monitor), derived=monitor.derived)
+    return summarize(profile, batches, table_name=f"{monitor.name} baseline before {window.key}")
+
+
+def derived_measures(monitor: MonitorConfig, profile: ReferenceProfile, summary: WindowSummary, result: DriftResult) -> dict:
+    """Headline numbers of derived columns (e.g. the LLM refusal rate, mean output length)."""
+    extra: dict[str, float] = {}
+    for d in monitor.derived:
+        counts = summary.columns.get(d.name)
+        if counts is None or counts.valid == 0:
+            continue
+        if isinstance(counts, CategoricalCounts):
+            vocab = profile.columns[d.name].binning.vocabulary
+            yes = counts.counts[vocab.index("yes")] if "yes" in vocab else counts.unseen_values.get("yes", 0)
+            extra[f"{d.name}_rate"] = float(yes) / counts.valid
+        elif isinstance(counts, NumericalCounts):
+            extra[f"{d.name}_mean"] = float(counts.sketch_sums.sum()) / counts.valid
+            column = result.columns.get(d.name)
+            if column is not None and column.psi is not None:
+                extra[f"{d.name}_psi"] = column.psi
+    return extra
+
+
+def by_model_version(monitor: MonitorConfig, window) -> dict:
+    """Per-model-version breakdown of the window (rows, rates, means): a version change shows here."""
+    column = monitor.model_version_column
+    if not column or not monitor.derived:
+        return {}
+    table = window.read([column, *[d.name for d in monitor.derived]])
+    aggregations, names = [], []
+    for d in monitor.derived:
+        if d.name not in table.column_names:
+            continue
+        if d.function in ("matches_any", "is_empty"):
+            is_yes = pc.cast(pc.equal(table.column(d.name), "yes"), pa.float64())
+            table = table.set_column(table.column_names.index(d.name), d.name, is_yes)
+            names.append(f"{d.name}_rate")
+        else:
+            names.append(f"{d.name}_mean")
+        aggregations.append((d.name, "mean"))
+    grouped = table.group_by(column).aggregate([(column, "count"), *aggregations])
+    out = {}
+    for row in grouped.to_pylist():
+        out[str(row[column])] = {"rows": row[f"{column}_count"], **{n: row[f"{a[0]}_mean"] for n, a in zip(names, aggregations, strict=True)}}
+    return {"by_model_version": out}

@@ -1,0 +1,75 @@
+"""The results store: one JSON document per evaluated window, read by the Prometheus exporter and
+by ``drift-assets`` commands. Layout under the reports root::
+
+    <monitor>/drift/<partition>.json
+    <monitor>/performance/<partition>.json
+    <monitor>/retraining/<version>.json
+    <monitor>/html/<partition>.html
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from drift_assets.monitoring.config import MonitorConfig
+from drift_assets.monitoring.results_store import ResultsStore  # one definition of the layout
+from drift_assets.stats import DriftResult, WindowSummary
+from drift_assets.storage.root import Root
+from drift_assets.monitoring.windows import Window
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def _header(monitor: MonitorConfig, window: Window) -> dict:
+    return {
+        "monitor": monitor.name,
+        "partition": window.key,
+        "window_start": window.start.isoformat(),
+        "window_end": window.end.isoformat(),
+        "evaluated_at": now_iso(),
+    }
+
+
+def record_drift(
+    reports: Root,
+    monitor: MonitorConfig,
+    window: Window,
+    result: DriftResult,
+    summary: WindowSummary,
+    *,
+    model_version: str | None,
+    html_report: str | None,
+    extra: dict | None = None,
+    extra_checks=(),
+) -> dict:
+    """The window's document; ``extra_checks`` (e.g. sudden-change checks) join the core's checks."""
+    result_doc = result.to_dict()
+    if extra_checks:
+        result_doc["checks"] += [c.to_dict() for c in extra_checks]
+        failed = [c for c in extra_checks if not c.passed]
+        result_doc["summary"]["all_passed"] = result_doc["summary"]["all_passed"] and not failed
+        result_doc["summary"]["drift_detected"] = result_doc["summary"]["drift_detected"] or any(c.severity == "ERROR" for c in failed)
+        result_doc["summary"]["failed_checks"] = sorted(set(result_doc["summary"]["failed_checks"]) | {c.name for c in failed})
+    record = {
+        **_header(monitor, window),
+        "model_version": model_version,
+        **result_doc,
+        "problems": summary.problems,
+        "html_report": html_report,
+        "extra": extra or {},
+    }
+    reports.write_json(ResultsStore.drift_path(monitor.name, window.key), record)
+    return record
+
+
+def record_performance(reports: Root, monitor: MonitorConfig, window: Window, performance: dict) -> dict:
+    record = {**_header(monitor, window), **performance}
+    reports.write_json(ResultsStore.performance_path(monitor.name, window.key), record)
+    return record
+
+
+def record_retraining(reports: Root, monitor: MonitorConfig, name: str, record: dict) -> str:
+    """One retraining attempt: ``name`` is the version (``v0002``) or ``failed-<run id>``."""
+    return reports.write_json(ResultsStore.retraining_path(monitor.name, name), record)

@@ -1,0 +1,49 @@
+"""Jobs built from asset selections (AssetSelection objects, not strings)."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job
+
+from drift_assets.orchestration.monitor_assets import MonitorKeys
+from drift_assets.monitoring.config import MonitorConfig
+from drift_assets.orchestration.partitions import partitions_for
+
+
+def window_job(monitor: MonitorConfig):
+    """Everything per window: production_window -> drift_report (+ checks) and model_performance."""
+    keys = MonitorKeys(monitor.name)
+    selection = AssetSelection.assets(keys.production_window, keys.drift_report)
+    if monitor.labels and monitor.model_registry and monitor.prediction:
+        selection = selection | AssetSelection.assets(keys.model_performance)
+    return define_asset_job(
+        f"{monitor.name}_window_job",
+        selection=selection,
+        partitions_def=partitions_for(monitor),
+        description=f"Evaluate one {monitor.cadence} window of monitor '{monitor.name}'.",
+    )
+
+
+def reference_job(monitor: MonitorConfig):
+    keys = MonitorKeys(monitor.name)
+    selection = AssetSelection.assets(keys.reference_data, keys.reference_profile)
+    if monitor.model_registry:
+        selection = selection | AssetSelection.assets(keys.champion_model)
+    return define_asset_job(
+        f"{monitor.name}_reference_job",
+        selection=selection,
+        description=f"(Re)build the reference data, profile and champion record of monitor '{monitor.name}'.",
+    )
+
+
+def retraining_job(monitor: MonitorConfig):
+    """Retrain for one window (the sensor requests it for the failing window). The job tag makes
+    manual runs count for the one-retraining-per-monitor guard and dagster.yaml's tag limit."""
+    from drift_assets.orchestration.retraining_assets import RETRAINING_TAG
+
+    return define_asset_job(
+        f"{monitor.name}_retraining_job",
+        selection=AssetSelection.assets(MonitorKeys(monitor.name).retrained_model),
+        partitions_def=partitions_for(monitor),
+        tags={RETRAINING_TAG: monitor.name},
+        description=f"Retrain the model of monitor '{monitor.name}' with DVC for one window and gate the challenger against the champion.",
+    )

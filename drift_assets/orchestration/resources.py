@@ -1,0 +1,156 @@
+"""Dagster resources, chosen per environment in ONE place: ``resources_for_environment``.
+
+``DRIFT_ASSETS_ENV=local`` (the default): files under the project (data/, reports/), Dagster's SQLite
+instance under DAGSTER_HOME. ``DRIFT_ASSETS_ENV=s3``: the same layout under
+``s3://$DRIFT_ASSETS_S3_BUCKET/$DRIFT_ASSETS_S3_PREFIX`` through dagster-aws's S3Resource settings
+(endpoint ``S3_ENDPOINT_URL`` for MinIO/Ceph/moto, region ``AWS_REGION``; credentials from the
+standard AWS chain, see docs/s3.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from dagster_aws.s3 import S3Resource
+
+from drift_assets.monitoring.config import PROJECT_ROOT
+from drift_assets.storage.root import Storage
+
+
+class StorageResource(ConfigurableResource):
+    """Where inputs, asset outputs and reports live (local paths or s3:// URIs).
+
+    With s3:// roots, ``s3`` (dagster-aws) holds the connection settings: endpoint, region and, if
+    given at all, credentials as Dagster ``EnvVar``s (default: the standard AWS chain). Both the
+    boto3 client (bucket check at run start, file uploads) and pyarrow's S3 filesystem (streaming
+    tables) are built from it. Use ``AWS_PROFILE`` rather than ``profile_name``: pyarrow reads the
+    former only.
+    """
+
+    data_root: str
+    assets_root: str
+    reports_root: str
+    s3: S3Resource | None = None
+
+    @property
+    def roots(self) -> tuple[str, str, str]:
+        return self.data_root, self.assets_root, self.reports_root
+
+    @property
+    def on_s3(self) -> bool:
+        return any(r.startswith("s3://") for r in self.roots)
+
+    def s3_resource(self) -> S3Resource:
+        return self.s3 if self.s3 is not None else default_s3_resource()
+
+    def buckets(self) -> list[str]:
+        from drift_assets.storage.s3 import split_s3_uri
+
+        return sorted({split_s3_uri(r)[0] for r in self.roots if r.startswith("s3://")})
+
+    def storage(self) -> Storage:
+        filesystem = None
+        if self.on_s3:
+            from drift_assets.storage.s3 import s3_filesystem
+
+            s3 = self.s3_resource()
+            filesystem = s3_filesystem(
+                endpoint_url=s3.endpoint_url, region=s3.region_name, max_attempts=s3.max_attempts,
+                access_key=s3.aws_access_key_id, secret_key=s3.aws_secret_access_key, session_token=s3.aws_session_token,
+            )
+        return Storage.at(self.data_root, self.assets_root, self.reports_root, filesystem)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """S3: ``head_bucket`` each bucket once at the start of a run, so a missing bucket, wrong
+        credentials or an unreachable endpoint fail the run at once, naming the bucket."""
+        if not self.on_s3:
+            return
+        from drift_assets.storage.s3 import check_bucket
+
+        client = self.s3_resource().get_client()
+        for bucket in self.buckets():
+            check_bucket(client, bucket)
+
+    def put_file(self, root: str, relative: str, local_path: str | Path, content_type: str | None = None) -> str:
+        """Store a file produced on local disk under ``root`` ("data", "assets" or "reports"):
+        on S3 through dagster-aws's boto3 client (multipart, with a content type so a browser
+        opens an HTML report), locally as an atomic write. Returns the URI."""
+        target = getattr(self.storage(), root)
+        if target.is_local:
+            return target.write_bytes(relative, Path(local_path).read_bytes())
+        from drift_assets.storage.s3 import upload_file
+
+        return upload_file(self.s3_resource().get_client(), str(local_path), target.uri_of(relative), content_type)
+
+
+class DvcResource(ConfigurableResource):
+    """The DVC CLI in its own virtualenv (DVC and Dagster conflict on antlr4 in one environment)."""
+
+    executable: str = str(PROJECT_ROOT / ".venv-dvc" / "bin" / "dvc")
+    template_dir: str = str(PROJECT_ROOT / "training")
+    work_root: str = str(PROJECT_ROOT / ".retraining")
+    timeout_seconds: float = 3600.0
+
+
+class NotifierResource(ConfigurableResource):
+    """A Slack-compatible webhook told about failed ERROR checks (empty: notifications off)."""
+
+    webhook_url: str = ""
+    dagster_url: str = "http://127.0.0.1:3000"
+
+
+def local_storage_resource(root: Path = PROJECT_ROOT) -> StorageResource:
+    return StorageResource(
+        data_root=os.environ.get("DRIFT_ASSETS_DATA_ROOT", str(root / "data")),
+        assets_root=os.environ.get("DRIFT_ASSETS_ASSETS_ROOT", str(root / "data" / "assets")),
+        reports_root=os.environ.get("DRIFT_ASSETS_REPORTS_ROOT", str(root / "reports")),
+    )
+
+
+def default_s3_resource() -> S3Resource:
+    """dagster-aws's S3Resource from the environment: endpoint (``S3_ENDPOINT_URL``, else the AWS
+    SDKs' ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``) and region. No credentials here: boto3 and
+    pyarrow both read the standard AWS chain themselves."""
+    from drift_assets.storage.s3 import MAX_ATTEMPTS, endpoint_from_env, region_from_env
+
+    return S3Resource(endpoint_url=endpoint_from_env(), region_name=region_from_env(), max_attempts=MAX_ATTEMPTS)
+
+
+def s3_storage_resource() -> StorageResource:
+    bucket = os.environ.get("DRIFT_ASSETS_S3_BUCKET")
+    if not bucket:
+        raise ValueError("DRIFT_ASSETS_ENV=s3 needs DRIFT_ASSETS_S3_BUCKET (and optionally DRIFT_ASSETS_S3_PREFIX)")
+    base = f"s3://{bucket}/{os.environ.get('DRIFT_ASSETS_S3_PREFIX', 'drift_assets').strip('/')}"
+    return StorageResource(
+        data_root=f"{base}/data",
+        assets_root=f"{base}/assets",
+        reports_root=f"{base}/reports",
+        s3=default_s3_resource(),
+    )
+
+
+def resources_for_environment(env: str | None = None) -> dict:
+    env = env or os.environ.get("DRIFT_ASSETS_ENV", "local")
+    if env == "local":
+        storage = local_storage_resource()
+    elif env == "s3":
+        storage = s3_storage_resource()
+    else:
+        raise ValueError(f"DRIFT_ASSETS_ENV must be 'local' or 's3', got {env!r}")
+    from drift_assets.orchestration.io_managers import JsonIOManager, ParquetIOManager
+
+    dvc_defaults = DvcResource()
+    return {
+        "storage": storage,
+        "parquet_io_manager": ParquetIOManager(storage=storage),
+        "json_io_manager": JsonIOManager(storage=storage),
+        "dvc": DvcResource(
+            executable=os.environ.get("DRIFT_ASSETS_DVC", dvc_defaults.executable),
+            work_root=os.environ.get("DRIFT_ASSETS_RETRAINING_DIR", dvc_defaults.work_root),
+        ),
+        "notifier": NotifierResource(
+            webhook_url=EnvVar("DRIFT_ASSETS_WEBHOOK_URL").get_value("") or "",
+        ),
+    }

@@ -1,0 +1,440 @@
+"""Sensors: the retraining trigger (one per monitor with retraining enabled); the notification
+sensor is added next to it. Each entry of ``SENSOR_BUILDERS`` takes the monitors and returns
+sensor definitions; ``build_sensors`` concatenates them.
+
+Reading check results: :class:`CheckExecutionFeed` pages
+``instance.event_log_storage.get_asset_check_execution_history`` per check key and keeps a JSON
+cursor per key. Dagster inserts a check's execution row (status PLANNED) when the run starts and
+updates the SAME row (same id) when the evaluation arrives, so a high-water mark alone would skip
+evaluations that finish after a later row was read. The cursor therefore holds, per check key,
+``after`` (every id <= after is done) and ``seen`` (done ids above it), and the watermark only
+moves over rows that are done.
+
+Retraining trigger semantics (``evaluate_retraining``), per monitor, per tick:
+
+* candidates are executions of the monitor's ``retraining.on_checks`` (on ``drift_report`` or
+  ``model_performance``) with status FAILED and evaluation severity ERROR. Passed, WARN and
+  never-evaluated executions (their run ended first) are consumed silently;
+* one retraining per (window, materialisation run): every failed check of that run for that window
+  is one trigger. ``run_key = retrain:<monitor>:<window>:<run id>``, so a window that fails again
+  in a new run triggers again, and the daemon drops a request it already launched even if the
+  cursor was lost;
+* a trigger waits until its materialisation run has finished (all its checks are in);
+* a failure is superseded (consumed without retraining) by a later completed evaluation of the same
+  check and window: the later result is the window's state. It is stale (consumed without
+  retraining) when its run started before the current champion was promoted: it measured a model
+  that no longer serves;
+* at most one retraining per monitor at a time: while a run tagged ``drift_assets/retraining=<monitor>``
+  is queued or running, and during ``retraining.cooldown_hours`` after the last one started, the tick
+  is skipped and the cursor is left as it was, so nothing is lost. One retraining is requested per
+  tick (the oldest pending trigger); the next one waits for it;
+* when the registry's champion differs from the last materialised ``<monitor>/champion_model``
+  (after a promotion, a rollback or a manual promotion), the monitor's reference assets
+  (``reference_data``, ``reference_profile``, ``champion_model``) are requested once
+  (``run_key = reference:<monitor>:<version>:<promoted_at>``), so the next window is measured
+  against the new champion's reference. A monitor whose champion_model was never materialised is
+  left to its reference job.
+
+The sensors start stopped, like the schedules: turn them on in the UI (``make dev``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from dagster import (
+    AssetCheckKey,
+    AssetCheckSeverity,
+    AssetSelection,
+    DagsterRunStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
+
+from drift_assets.orchestration import checks as chk
+from drift_assets.orchestration.monitor_assets import MonitorKeys, registry_for
+from drift_assets.orchestration.retraining_assets import (
+    REFERENCE_REFRESH_TAG,
+    RETRAINING_TAG,
+    TRIGGER_CHECK_TAG,
+    TRIGGER_PARTITION_TAG,
+    TRIGGER_RUN_TAG,
+    retraining_supported,
+)
+from drift_assets.monitoring.config import ConfigError, MonitorConfig
+from drift_assets.monitoring.registry import ModelRegistry
+from drift_assets.orchestration.resources import StorageResource
+from drift_assets.stats import rules as r
+
+PAGE_SIZE = 200
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading check executions with a cursor (shared by every sensor that reacts to check results)
+# --------------------------------------------------------------------------------------------
+
+
+def check_key_id(key: AssetCheckKey) -> str:
+    return f"{key.asset_key.to_user_string()}:{key.name}"
+
+
+@dataclass
+class KeyCursor:
+    after: int = 0
+    seen: set[int] = field(default_factory=set)
+
+    def to_json(self) -> dict:
+        return {"after": self.after, "seen": sorted(self.seen)}
+
+
+class CheckExecutionFeed:
+    """Unconsumed executions of some checks, oldest first, with a JSON cursor per check key.
+
+    ``records(key)`` returns every execution with id > the key's watermark (consumed ones
+    included, for context such as "is there a later evaluation of this window?");
+    ``is_consumed`` tells which are done; ``consume`` marks more; ``cursor()`` serialises.
+    """
+
+    def __init__(self, instance, keys: Sequence[AssetCheckKey], cursor: str | None):
+        self.instance, self.keys = instance, list(keys)
+        data = json.loads(cursor) if cursor else {}
+        stored = data.get("checks", {}) if isinstance(data, dict) else {}
+        self.state = {
+            k: KeyCursor(int(stored.get(check_key_id(k), {}).get("after", 0)),
+                         set(stored.get(check_key_id(k), {}).get("seen", [])))
+            for k in self.keys
+        }
+        self._records: dict[AssetCheckKey, list[AssetCheckExecutionRecord]] = {}
+
+    def records(self, key: AssetCheckKey) -> list[AssetCheckExecutionRecord]:
+        if key not in self._records:
+            after = self.state[key].after
+            out: list[AssetCheckExecutionRecord] = []
+            page_cursor = None
+            storage = self.instance.event_log_storage
+            while True:
+                # Newest first; `cursor` returns ids < cursor.
+                page = storage.get_asset_check_execution_history(key, limit=PAGE_SIZE, cursor=page_cursor)
+                out += [rec for rec in page if rec.id > after]
+                if len(page) < PAGE_SIZE or page[-1].id <= after:
+                    break
+                page_cursor = page[-1].id
+            self._records[key] = sorted(out, key=lambda rec: rec.id)
+        return self._records[key]
+
+    def is_consumed(self, key: AssetCheckKey, record_id: int) -> bool:
+        state = self.state[key]
+        return record_id <= state.after or record_id in state.seen
+
+    def unconsumed(self, key: AssetCheckKey) -> list[AssetCheckExecutionRecord]:
+        return [rec for rec in self.records(key) if not self.is_consumed(key, rec.id)]
+
+    def consume(self, key: AssetCheckKey, record_id: int) -> None:
+        self.state[key].seen.add(record_id)
+
+    def cursor(self) -> str:
+        for key, state in self.state.items():
+            # Move the watermark over the contiguous run of consumed records.
+            for rec in self.records(key) if key in self._records else []:
+                if rec.id in state.seen:
+                    state.after = rec.id
+                else:
+                    break
+            state.seen = {i for i in state.seen if i > state.after}
+        return json.dumps({"checks": {check_key_id(k): s.to_json() for k, s in self.state.items()}}, sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Retraining trigger
+# --------------------------------------------------------------------------------------------
+
+
+def retraining_sensor_name(monitor: MonitorConfig) -> str:
+    return f"{monitor.name}_retraining_sensor"
+
+
+def retraining_check_keys(monitor: MonitorConfig) -> list[AssetCheckKey]:
+    """The check keys of ``retraining.on_checks``; unknown names fail at load time."""
+    keys = MonitorKeys(monitor.name)
+    drift_checks = chk.drift_check_names(monitor)
+    has_performance = bool(monitor.labels and monitor.model_registry and monitor.prediction)
+    out = []
+    for name in monitor.retraining.on_checks:
+        if name in drift_checks:
+            out.append(AssetCheckKey(keys.drift_report, name))
+        elif name == r.AUC_VS_CHAMPION and has_performance:
+            out.append(AssetCheckKey(keys.model_performance, name))
+        else:
+            available = drift_checks + ([r.AUC_VS_CHAMPION] if has_performance else [])
+            raise ConfigError(
+                f"monitors.{monitor.name}.retraining.on_checks: no check {name!r} on this monitor "
+                f"(available: {', '.join(available)})"
+            )
+    return out
+
+
+@dataclass
+class TriggerEvaluation:
+    run_requests: list[RunRequest]
+    cursor: str
+    skip_reason: str | None
+    notes: list[str]
+    # Failed ERROR evaluations consumed without retraining: (check, partition, run id, why).
+    dropped: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Trigger:
+    partition: str
+    run_id: str
+    records: list[tuple[AssetCheckKey, AssetCheckExecutionRecord]]
+
+    @property
+    def first_id(self) -> int:
+        return min(rec.id for _, rec in self.records)
+
+    @property
+    def checks(self) -> list[str]:
+        return sorted({key.name for key, _ in self.records})
+
+
+def evaluate_retraining(
+    instance, monitor: MonitorConfig, cursor: str | None, *, registry: ModelRegistry | None, now: float | None = None
+) -> TriggerEvaluation:
+    """One tick of the retraining sensor (see the module docstring). Pure but for reads."""
+    now = time.time() if now is None else now
+    keys = MonitorKeys(monitor.name)
+    notes: list[str] = []
+    requests: list[RunRequest] = []
+    pointer = _champion_pointer(registry, notes)
+
+    refresh = _reference_refresh(instance, monitor, pointer, notes)
+    if refresh is not None:
+        requests.append(refresh)
+
+    in_flight = instance.get_run_records(
+        filters=RunsFilter(tags={RETRAINING_TAG: monitor.name}, statuses=IN_FLIGHT), limit=1
+    )
+    if in_flight:
+        run = in_flight[0].dagster_run
+        reason = f"retraining run {run.run_id} for {monitor.name} is {run.status.value.lower()}; new triggers wait for it"
+        return TriggerEvaluation(requests, cursor or _empty_cursor(), reason, notes)
+    cooldown = monitor.retraining.cooldown_hours * 3600.0
+    if cooldown > 0:
+        last = instance.get_run_records(filters=RunsFilter(tags={RETRAINING_TAG: monitor.name}), limit=1)
+        if last:
+            started = last[0].start_time or last[0].create_timestamp.timestamp()
+            if now - started < cooldown:
+                until = dt.datetime.fromtimestamp(started + cooldown, dt.timezone.utc).isoformat(timespec="seconds")
+                reason = f"{monitor.name}: cool-down of {monitor.retraining.cooldown_hours:g} h after the last retraining, until {until}"
+                return TriggerEvaluation(requests, cursor or _empty_cursor(), reason, notes)
+
+    feed = CheckExecutionFeed(instance, retraining_check_keys(monitor), cursor)
+    promoted_at = _timestamp(pointer.get("promoted_at")) if pointer else None
+    runs = _RunCache(instance)
+    dropped: list[tuple[str, str, str, str]] = []
+    triggers: dict[tuple[str, str], _Trigger] = {}
+    for key in feed.keys:
+        records = feed.records(key)
+        for rec in feed.unconsumed(key):
+            verdict = _classify(rec, records, runs, promoted_at)
+            if verdict == "wait":
+                continue
+            if verdict != "trigger":
+                feed.consume(key, rec.id)
+                if verdict not in ("passed", "not evaluated", "WARN"):
+                    dropped.append((key.name, rec.partition, rec.run_id, verdict))
+                    notes.append(f"{check_key_id(key)} {rec.partition} (run {rec.run_id[:8]}): {verdict}, no retraining")
+                continue
+            trigger = triggers.setdefault((rec.partition, rec.run_id), _Trigger(rec.partition, rec.run_id, []))
+            trigger.records.append((key, rec))
+
+    pending = sorted(triggers.values(), key=lambda t: t.first_id)
+    skip = None
+    if pending:
+        trigger = pending[0]
+        for key, rec in trigger.records:
+            feed.consume(key, rec.id)
+        requests.append(
+            RunRequest(
+                run_key=f"retrain:{monitor.name}:{trigger.partition}:{trigger.run_id}",
+                asset_selection=[keys.retrained_model],
+                partition_key=trigger.partition,
+                tags={
+                    RETRAINING_TAG: monitor.name,
+                    TRIGGER_CHECK_TAG: ",".join(trigger.checks),
+                    TRIGGER_PARTITION_TAG: trigger.partition,
+                    TRIGGER_RUN_TAG: trigger.run_id,
+                },
+            )
+        )
+        notes.append(
+            f"retraining {monitor.name} for {trigger.partition}: {', '.join(trigger.checks)} failed (ERROR) in run {trigger.run_id[:8]}"
+            + (f"; {len(pending) - 1} more trigger(s) wait for it" if len(pending) > 1 else "")
+        )
+    elif not requests:
+        skip = f"no new failed ERROR evaluation of {', '.join(monitor.retraining.on_checks)} for {monitor.name}"
+    return TriggerEvaluation(requests, feed.cursor(), skip, notes, dropped)
+
+
+def _classify(rec: AssetCheckExecutionRecord, records: list[AssetCheckExecutionRecord], runs: "_RunCache",
+              promoted_at: float | None) -> str:
+    """'trigger', 'wait' (undecided: leave unconsumed), or why the record is consumed."""
+    if rec.status == AssetCheckExecutionRecordStatus.PLANNED:
+        return "wait" if runs.in_progress(rec.run_id) else "not evaluated"
+    if rec.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
+        return "passed"
+    evaluation = rec.evaluation
+    if evaluation is not None and evaluation.severity != AssetCheckSeverity.ERROR:
+        return "WARN"
+    if rec.partition is None:
+        return "failed without a partition"
+    later = [o for o in records if o.id > rec.id and o.partition == rec.partition]
+    if any(o.status != AssetCheckExecutionRecordStatus.PLANNED for o in later):
+        return "superseded by a later evaluation of the same window"
+    if any(runs.in_progress(o.run_id) for o in later) or runs.in_progress(rec.run_id):
+        return "wait"
+    started = runs.started(rec.run_id) or rec.create_timestamp
+    if promoted_at is not None and started < promoted_at:
+        return "stale (evaluated before the current champion was promoted)"
+    return "trigger"
+
+
+class _RunCache:
+    def __init__(self, instance):
+        self.instance, self.cache = instance, {}
+
+    def _record(self, run_id: str):
+        if run_id not in self.cache:
+            self.cache[run_id] = self.instance.get_run_record_by_id(run_id) if run_id else None
+        return self.cache[run_id]
+
+    def in_progress(self, run_id: str) -> bool:
+        record = self._record(run_id)
+        return record is not None and not record.dagster_run.is_finished
+
+    def started(self, run_id: str) -> float | None:
+        record = self._record(run_id)
+        if record is None:
+            return None
+        return record.start_time or record.create_timestamp.timestamp()
+
+
+def _champion_pointer(registry: ModelRegistry | None, notes: list[str]) -> dict | None:
+    if registry is None:
+        return None
+    try:
+        return registry.champion_pointer()
+    except (OSError, ValueError) as exc:
+        notes.append(f"cannot read the champion pointer: {exc}")
+        return None
+
+
+def _reference_refresh(instance, monitor: MonitorConfig, pointer: dict | None, notes: list[str]) -> RunRequest | None:
+    """Request the reference assets when the champion differs from the materialised one."""
+    if pointer is None:
+        return None
+    keys = MonitorKeys(monitor.name)
+    event = instance.get_latest_materialization_event(keys.champion_model)
+    materialized = None
+    if event is not None and event.asset_materialization is not None:
+        value = event.asset_materialization.metadata.get("version")
+        materialized = getattr(value, "value", value)
+    champion = pointer.get("name") or f"v{int(pointer['version']):04d}"
+    if materialized is None or materialized == champion:
+        return None  # never materialised: setting the monitor up is the reference job's business
+    if instance.get_run_records(filters=RunsFilter(tags={REFERENCE_REFRESH_TAG: monitor.name}, statuses=IN_FLIGHT), limit=1):
+        return None
+    notes.append(f"champion of {monitor.name} is {champion}, materialised champion_model is {materialized}: "
+                 "re-materialising the reference assets")
+    return RunRequest(
+        run_key=f"reference:{monitor.name}:{champion}:{pointer.get('promoted_at') or ''}",
+        asset_selection=[keys.reference_data, keys.reference_profile, keys.champion_model],
+        tags={REFERENCE_REFRESH_TAG: monitor.name},
+    )
+
+
+def _timestamp(value) -> float | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
+def _empty_cursor() -> str:
+    return json.dumps({"checks": {}})
+
+
+def retraining_sensors(monitors: Iterable[MonitorConfig]) -> list:
+    out = []
+    for monitor in monitors:
+        if not retraining_supported(monitor):
+            continue
+        retraining_check_keys(monitor)  # fail at load time on a typo in on_checks
+        out.append(_retraining_sensor(monitor))
+    return out
+
+
+def _retraining_sensor(monitor: MonitorConfig):
+    keys = MonitorKeys(monitor.name)
+
+    @sensor(
+        name=retraining_sensor_name(monitor),
+        target=AssetSelection.assets(keys.retrained_model, keys.reference_data, keys.reference_profile, keys.champion_model),
+        minimum_interval_seconds=60,
+        description=(
+            f"Retrains '{monitor.name}' once per failed ERROR evaluation of {', '.join(monitor.retraining.on_checks)} "
+            "(one run per failing window and materialisation run, one at a time, cool-down "
+            f"{monitor.retraining.cooldown_hours:g} h); re-materialises the reference assets after a promotion."
+        ),
+    )
+    def retraining_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult:
+        registry = registry_for(monitor, storage)
+        evaluation = evaluate_retraining(context.instance, monitor, context.cursor, registry=registry)
+        for note in evaluation.notes:
+            context.log.info(note)
+        return SensorResult(
+            run_requests=evaluation.run_requests,
+            cursor=evaluation.cursor,
+            skip_reason=None if evaluation.run_requests else evaluation.skip_reason,
+        )
+
+    return retraining_sensor
+
+
+# --------------------------------------------------------------------------------------------
+# Assembly
+# --------------------------------------------------------------------------------------------
+
+def _notification_sensors(monitors: list[MonitorConfig]) -> list:
+    from drift_assets.orchestration.notifications import notification_sensors  # imports this module's feed
+
+    return notification_sensors(monitors)
+
+
+SENSOR_BUILDERS: list[Callable[[list[MonitorConfig]], list]] = [retraining_sensors, _notification_sensors]
+
+
+def build_sensors(monitors: list[MonitorConfig]) -> list:
+    return [s for builder in SENSOR_BUILDERS for s in builder(monitors)]

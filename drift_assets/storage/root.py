@@ -1,0 +1,155 @@
+"""One storage abstraction for local files and S3: a pyarrow filesystem plus three roots.
+
+- ``data_root``: inputs the monitors read (reference tables, production logs, label feeds) and the
+  model registry;
+- ``assets_root``: what Dagster assets materialise (IO manager outputs);
+- ``reports_root``: the results store (JSON per evaluated window) and HTML reports.
+
+Everything above this module speaks in relative paths, so switching local <-> S3 is one setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import posixpath
+import uuid
+from dataclasses import dataclass
+
+import pyarrow.fs as pafs
+
+from drift_assets.storage.s3 import s3_errors
+from drift_assets.storage.tables import TableSource, resolve
+
+# Temporary files of atomic writes; readers skip names starting with it.
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class Root:
+    filesystem: pafs.FileSystem
+    path: str  # path inside the filesystem (no scheme)
+    uri: str  # what users see: a local path or s3://bucket/prefix
+
+    @classmethod
+    def open(cls, location: str, filesystem: pafs.FileSystem | None = None) -> Root:
+        fs, path = resolve(location, filesystem)
+        return cls(fs, path.rstrip("/"), location.rstrip("/"))
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.filesystem, pafs.LocalFileSystem)
+
+    def path_of(self, relative: str) -> str:
+        return posixpath.join(self.path, relative) if relative else self.path
+
+    def uri_of(self, relative: str) -> str:
+        return posixpath.join(self.uri, relative) if relative else self.uri
+
+    def errors(self, relative: str, action: str):
+        """Remote filesystems: errors name the object (s3://bucket/key) and the error code."""
+        return contextlib.nullcontext() if self.is_local else s3_errors(self.uri_of(relative), action)
+
+    def table(self, relative: str) -> TableSource:
+        return TableSource(self.filesystem, self.path_of(relative), self.uri_of(relative))
+
+    def exists(self, relative: str) -> bool:
+        with self.errors(relative, "look up"):
+            return self.filesystem.get_file_info(self.path_of(relative)).type != pafs.FileType.NotFound
+
+    def is_dir(self, relative: str) -> bool:
+        with self.errors(relative, "look up"):
+            return self.filesystem.get_file_info(self.path_of(relative)).type == pafs.FileType.Directory
+
+    def list_dir(self, relative: str) -> list[str]:
+        """Names directly below ``relative`` (empty if it does not exist)."""
+        path = self.path_of(relative)
+        selector = pafs.FileSelector(path, allow_not_found=True, recursive=False)
+        with self.errors(relative, "list"):
+            return sorted(posixpath.basename(i.path.rstrip("/")) for i in self.filesystem.get_file_info(selector))
+
+    def make_dirs(self, relative: str) -> None:
+        with self.errors(relative, "create directory"):
+            self.filesystem.create_dir(self.path_of(relative), recursive=True)
+
+    def read_bytes(self, relative: str) -> bytes:
+        with self.errors(relative, "read"), self.filesystem.open_input_stream(self.path_of(relative)) as fh:
+            return fh.read()
+
+    def read_json(self, relative: str) -> dict:
+        try:
+            return json.loads(self.read_bytes(relative))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{self.uri_of(relative)}: corrupt JSON: {exc}") from exc
+
+    def write_bytes(self, relative: str, data: bytes) -> str:
+        """Write atomically where the filesystem allows (local: temp file + rename; S3 puts are
+        atomic per object). Readers never see a half-written file."""
+        path = self.path_of(relative)
+        parent = posixpath.dirname(path)
+        with self.errors(posixpath.dirname(relative), "create directory"):
+            self.filesystem.create_dir(parent, recursive=True)
+        if self.is_local:
+            tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        else:
+            with self.errors(relative, "write"), self.filesystem.open_output_stream(path) as fh:
+                fh.write(data)
+        return self.uri_of(relative)
+
+    def write_json(self, relative: str, obj: object, *, sort_keys: bool = False) -> str:
+        return self.write_bytes(relative, json_dumps(obj, sort_keys=sort_keys).encode("utf-8"))
+
+    def delete_dir(self, relative: str) -> None:
+        if self.exists(relative):
+            with self.errors(relative, "delete"):
+                self.filesystem.delete_dir(self.path_of(relative))
+
+
+def _json_default(obj: object) -> object:
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "shape", None) == ():
+        return obj.item()  # numpy scalars
+    if hasattr(obj, "tolist") and callable(obj.tolist):
+        return obj.tolist()  # numpy arrays
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _finite(obj: object) -> object:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def json_dumps(obj: object, *, sort_keys: bool = False) -> str:
+    """The project's one JSON encoding: strict JSON (NaN/inf become null, as the documented
+    schemas say float|null), numpy values as Python numbers, dates as ISO strings."""
+    normalised = _finite(json.loads(json.dumps(obj, default=_json_default)))
+    return json.dumps(normalised, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n"
+
+
+@dataclass(frozen=True)
+class Storage:
+    data: Root
+    assets: Root
+    reports: Root
+
+    @classmethod
+    def at(cls, data_root: str, assets_root: str, reports_root: str, filesystem: pafs.FileSystem | None = None) -> Storage:
+        return cls(Root.open(data_root, filesystem), Root.open(assets_root, filesystem), Root.open(reports_root, filesystem))
