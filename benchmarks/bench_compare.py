@@ -32,7 +32,16 @@ import time
 
 import numpy as np
 
-from drift_assets.simulate.synthetic import AMOUNTS, CATEGORICAL, CATEGORIES, COUNTS, NORMALS, NUMERICAL, ZERO_INFLATED
+from drift_assets.simulate.synthetic import (
+    AMOUNTS,
+    CATEGORICAL,
+    CATEGORIES,
+    COUNTS,
+    NORMALS,
+    NUMERICAL,
+    ZERO_INFLATED,
+)
+
 # Moderate drift in the current frame: a mean shift, a scale change, more counts, a share change,
 # a new category.
 DRIFT = {

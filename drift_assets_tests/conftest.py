@@ -11,9 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from support import PROJECT_ROOT, SMALL, write_monitors_file  # noqa: F401
-
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 import yaml
-
 from servers import (
     ALERT_RULES,
     ALERT_RULES_TEST,

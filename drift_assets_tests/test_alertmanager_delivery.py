@@ -12,8 +12,13 @@ import time
 import pytest
 import requests
 import yaml
-
-from servers import ALERTMANAGER_CONFIG, WebhookReceiver, alertmanager_test_config, start_alertmanager, wait_until
+from servers import (
+    ALERTMANAGER_CONFIG,
+    WebhookReceiver,
+    alertmanager_test_config,
+    start_alertmanager,
+    wait_until,
+)
 
 SLACK = "/slack-ml"
 PAGERDUTY = "/pagerduty-ml"

@@ -7,7 +7,6 @@ import copy
 
 import pytest
 import yaml
-
 from support import PROJECT_ROOT
 
 from drift_assets.monitoring.config import ConfigError, load_monitors

@@ -13,10 +13,6 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.fs as pafs
 import pytest
 import requests
-
-from drift_assets.alerting.exporter import push_once
-from drift_assets.monitoring.results_store import CorruptResultError, ResultsStore, ResultsStoreError
-from drift_assets.monitoring.results_store import dumps, parse_timestamp
 from servers import (
     REPO_ROOT,
     fraud_drift_doc,
@@ -31,6 +27,15 @@ from servers import (
     start_pushgateway,
     wait_until,
     write_drifted_store,
+)
+
+from drift_assets.alerting.exporter import push_once
+from drift_assets.monitoring.results_store import (
+    CorruptResultError,
+    ResultsStore,
+    ResultsStoreError,
+    dumps,
+    parse_timestamp,
 )
 
 

@@ -12,15 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from dagster import AssetCheckKey, AssetKey, instance_for_test
-
 from support import PROJECT_ROOT
 
 from drift_assets.monitoring.config import load_monitors
 from drift_assets.monitoring.evaluation import evaluate_window, read_reference
+from drift_assets.monitoring.windows import Window, expected_log_types, stream_window
 from drift_assets.stats import fit_profile
 from drift_assets.stats import rules as r
 from drift_assets.storage.root import Root
-from drift_assets.monitoring.windows import Window, expected_log_types, stream_window
 
 START = dt.datetime(2026, 10, 5, tzinfo=dt.timezone.utc)
 DAYS = 4

@@ -8,7 +8,6 @@ import json
 import pytest
 import requests
 from dagster import instance_for_test
-
 from servers import running_exporter, scrape, start_prometheus, wait_until
 
 from drift_assets.definitions import build_definitions

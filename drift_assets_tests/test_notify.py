@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from drift_assets.alerting.notify import WebhookError, post_webhook, slack_message_for_check_failure
 from servers import WebhookReceiver, free_port
+
+from drift_assets.alerting.notify import (
+    WebhookError,
+    post_webhook,
+    slack_message_for_check_failure,
+)
 
 
 def test_post_webhook_delivers_json():

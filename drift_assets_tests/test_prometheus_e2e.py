@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-
-from drift_assets.monitoring.results_store import ResultsStore
 from servers import (
     ALERT_RULES,
     DEPLOY,
@@ -32,6 +30,8 @@ from servers import (
     wait_until,
     write_drifted_store,
 )
+
+from drift_assets.monitoring.results_store import ResultsStore
 
 # Test copy of the rules: the critical trigger first, the warnings a little later (as in
 # production, where DriftRetrainingTrigger's 2h outlasts FeatureDriftHigh's 1h, the order only

@@ -20,15 +20,19 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from dagster import instance_for_test
+from support import write_monitors_file
 
 from drift_assets import cli
-from drift_assets.assets import retraining as retraining_module
+from drift_assets.cli.demo import (
+    evaluate_sensor,
+    execute_run_request,
+    serve_champion_from,
+)
 from drift_assets.definitions import build_definitions
-from drift_assets.cli.demo import evaluate_sensor, execute_run_request, serve_champion_from
 from drift_assets.monitoring.registry import ModelRegistry
 from drift_assets.orchestration.resources import DvcResource
+from drift_assets.retraining import attempt as retraining_module
 from drift_assets.storage.root import Root
-from support import write_monitors_file
 
 DVC = os.environ.get("DRIFT_ASSETS_DVC") or DvcResource().executable
 pytestmark = pytest.mark.skipif(not Path(DVC).is_file(), reason=f"DVC executable {DVC} not found (make .venv-dvc)")

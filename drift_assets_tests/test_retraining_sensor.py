@@ -16,15 +16,23 @@ import json
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterRunStatus, instance_for_test
 from dagster._core.test_utils import create_run_for_test
-
-from drift_assets.orchestration.retraining_assets import RETRAINING_TAG, TRIGGER_CHECK_TAG, TRIGGER_PARTITION_TAG, TRIGGER_RUN_TAG
-from drift_assets.monitoring.config import load_monitors
-from drift_assets.definitions import build_definitions
-from drift_assets.cli.demo import evaluate_sensor
-from drift_assets.monitoring.registry import ModelRegistry
-from drift_assets.orchestration.sensors import evaluate_retraining, retraining_sensor_name
-from drift_assets.storage.root import Root
 from support import write_monitors_file
+
+from drift_assets.cli.demo import evaluate_sensor
+from drift_assets.definitions import build_definitions
+from drift_assets.monitoring.config import load_monitors
+from drift_assets.monitoring.registry import ModelRegistry
+from drift_assets.orchestration.keys import (
+    RETRAINING_TAG,
+    TRIGGER_CHECK_TAG,
+    TRIGGER_PARTITION_TAG,
+    TRIGGER_RUN_TAG,
+)
+from drift_assets.orchestration.sensors import (
+    evaluate_retraining,
+    retraining_sensor_name,
+)
+from drift_assets.storage.root import Root
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 WEEKS = ["2026-08-03", "2026-08-10", "2026-08-17", "2026-08-24", "2026-08-31", "2026-09-07"]

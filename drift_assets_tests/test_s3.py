@@ -30,14 +30,14 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetCheckKey, AssetKey, instance_for_test
 from moto.server import ThreadedMotoServer
+from servers import free_port
+from support import SMALL, write_monitors_file
 
 from drift_assets.definitions import build_definitions
 from drift_assets.orchestration.io_managers import BatchStream, write_parquet
-from drift_assets.storage.s3 import S3NotFoundError, S3StorageError, s3_filesystem
 from drift_assets.storage.root import Root
+from drift_assets.storage.s3 import S3NotFoundError, S3StorageError, s3_filesystem
 from drift_assets.storage.tables import TableSource
-from servers import free_port
-from support import SMALL, write_monitors_file
 
 BUCKET = "drift-assets-test"
 KEY_ID = "AKIATESTDUMMYKEYID00"

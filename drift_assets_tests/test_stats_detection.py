@@ -15,8 +15,21 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from drift_assets.stats import ColumnSpec, DecisionRules, compare, fit_profile, summarize
-from drift_assets.simulate.synthetic import AMOUNTS, CATEGORIES, COUNTS, NORMALS, NUMERICAL, ZERO_INFLATED
+from drift_assets.simulate.synthetic import (
+    AMOUNTS,
+    CATEGORIES,
+    COUNTS,
+    NORMALS,
+    NUMERICAL,
+    ZERO_INFLATED,
+)
+from drift_assets.stats import (
+    ColumnSpec,
+    DecisionRules,
+    compare,
+    fit_profile,
+    summarize,
+)
 from drift_assets.stats import rules as r
 
 REFERENCE_ROWS = 100_000

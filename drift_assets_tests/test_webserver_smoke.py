@@ -11,7 +11,6 @@ from pathlib import Path
 
 import requests
 from dagster import DagsterInstance
-
 from servers import free_port, wait_until
 
 from drift_assets.definitions import build_definitions

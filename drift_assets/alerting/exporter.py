@@ -54,7 +54,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, push_to_gateway, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from drift_assets.monitoring.results_store import MonitorResults, ResultsStore, parse_timestamp
+from drift_assets.monitoring.results_store import (
+    MonitorResults,
+    ResultsStore,
+    parse_timestamp,
+)
 
 log = logging.getLogger(__name__)
 

@@ -81,7 +81,10 @@ def run_compare(args: argparse.Namespace) -> int:
         raise DriftInputError("; ".join(window.problems.values()))
     result = compare(profile, window, rules, top_features=top, table_name=current.display)
     if args.html:
-        from drift_assets.monitoring.reports import sample_source, write_evidently_report
+        from drift_assets.monitoring.reports import (
+            sample_source,
+            write_evidently_report,
+        )
 
         write_evidently_report(sample_source(reference, names), sample_source(current, names, seed=1), specs, args.html)
     if args.json:

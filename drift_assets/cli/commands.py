@@ -67,7 +67,7 @@ def _results_store(reports_root: str | None):
 
     if reports_root:
         return ResultsStore(reports_root)
-    from drift_assets.orchestration.resources import resources_for_environment
+    from drift_assets.orchestration.environment import resources_for_environment
 
     root = resources_for_environment()["storage"].storage().reports
     return ResultsStore(root.path, filesystem=root.filesystem)
@@ -139,7 +139,7 @@ def _models(sub: argparse._SubParsersAction) -> None:
 def _registries(monitors_file: str | None, only: str | None):
     from drift_assets.monitoring.config import load_monitors
     from drift_assets.monitoring.registry import ModelRegistry
-    from drift_assets.orchestration.resources import resources_for_environment
+    from drift_assets.orchestration.environment import resources_for_environment
 
     monitors = load_monitors(monitors_file)
     chosen = [monitors.get(only)] if only else [m for m in monitors if m.model_registry]
@@ -153,6 +153,8 @@ def _registries(monitors_file: str | None, only: str | None):
 
 
 def run_models_list(args: argparse.Namespace) -> int:
+    from drift_assets.monitoring.registry import version_name
+
     def auc(value) -> str:
         return "-" if value is None else f"{value:.4f}"
 
@@ -174,7 +176,7 @@ def run_models_list(args: argparse.Namespace) -> int:
             challenger = metrics.get("challenger_auc", meta.get("auc_reference"))
             print(
                 f"  {star:1} {v.name:<8} {meta.get('status', '-'):<9} {str(meta.get('created_at', '-'))[:19]:<20} "
-                f"{'v%04d' % parent if isinstance(parent, int) else '-':<7} {auc(challenger):>7} "
+                f"{version_name(parent) if isinstance(parent, int) else '-':<7} {auc(challenger):>7} "
                 f"{auc(metrics.get('champion_auc')):>9}  {trig}"
             )
             if meta.get("reason"):
@@ -185,7 +187,7 @@ def run_models_list(args: argparse.Namespace) -> int:
 def run_models_promote(args: argparse.Namespace) -> int:
     import sys
 
-    from drift_assets.monitoring.registry import RegistryError
+    from drift_assets.monitoring.registry import RegistryError, version_name
 
     [(monitor, registry)] = _registries(args.monitors_file, args.monitor)
     raw = str(args.version).lstrip("v")
@@ -194,7 +196,7 @@ def run_models_promote(args: argparse.Namespace) -> int:
     number = int(raw)
     before = registry.champion_pointer() or {}
     if before.get("version") == number:
-        print(f"{monitor.name}: v{number:04d} is already the champion")
+        print(f"{monitor.name}: {version_name(number)} is already the champion")
         return 0
     try:
         pointer = registry.promote(number, reason=args.reason or f"manual promotion via `drift-assets models promote` "
@@ -224,8 +226,8 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    from drift_assets.definitions import build_definitions
     from drift_assets.cli.demo import QUIET, local_instance
+    from drift_assets.definitions import build_definitions
 
     defs = build_definitions()
     job = defs.resolve_job_def(f"{args.monitor}_window_job")

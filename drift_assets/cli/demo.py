@@ -14,7 +14,7 @@ from drift_assets.monitoring.results_store import ResultsStore
 def _data_root(target: str | None) -> str:
     if target:
         return target
-    from drift_assets.orchestration.resources import resources_for_environment
+    from drift_assets.orchestration.environment import resources_for_environment
 
     return resources_for_environment()["storage"].data_root
 
@@ -75,8 +75,8 @@ def failed_checks_of(result) -> list[tuple[str, str, str]]:
 
 
 def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = True) -> int:
-    from drift_assets.orchestration.retraining_assets import retraining_supported
     from drift_assets.definitions import build_definitions
+    from drift_assets.retraining.attempt import retraining_supported
 
     os.environ.setdefault("DRIFT_ASSETS_ENV", "local")
     if not html:
@@ -164,7 +164,11 @@ def demo_hourly(defs, monitor, storage, instance, keys: list[str]) -> bool:
 def _runs_of_hours(errors: dict[str, list[str]]) -> list[tuple[str, str, list[str]]]:
     import datetime as dt
 
-    parse = lambda k: dt.datetime.strptime(k, "%Y-%m-%d-%H:%M")  # noqa: E731
+    from drift_assets.monitoring.windows import parse_partition_key
+
+    def parse(key: str) -> dt.datetime:
+        return parse_partition_key(key, "hourly").start
+
     runs: list[tuple[str, str, list[str]]] = []
     for key in sorted(errors):
         if runs and parse(key) - parse(runs[-1][1]) == dt.timedelta(hours=1):
@@ -272,11 +276,14 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
     re-materialise the reference assets and re-evaluate the later windows against the new reference."""
     import datetime as dt
 
-    from drift_assets.orchestration.monitor_assets import registry_for
-    from drift_assets.orchestration.sensors import evaluate_retraining, retraining_sensor_name
+    from drift_assets.monitoring.registry import registry_of
+    from drift_assets.orchestration.sensors import (
+        evaluate_retraining,
+        retraining_sensor_name,
+    )
 
     name = retraining_sensor_name(monitor)
-    registry = registry_for(monitor, defs.resources["storage"])
+    registry = registry_of(monitor, defs.resources["storage"].storage().data)
     print(f"\n== retraining '{monitor.name}': the retraining sensor ({name}), evaluated once against the instance")
     tick = evaluate_retraining(instance, monitor, None, registry=registry)
     _print_tick(tick)

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from drift_assets.monitoring.derived import FUNCTIONS as DERIVED_FUNCTIONS
+from drift_assets.monitoring.timestamps import parse_timestamp
 from drift_assets.stats import ColumnSpec, DecisionRules
 from drift_assets.stats.profile import DEFAULT_PSI_BINS
 from drift_assets.stats.rules import FEATURE_PSI_ERROR, PREDICTION_NO_DRIFT
@@ -177,10 +178,9 @@ class _Reader:
         if isinstance(value, dt.date):
             return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
         try:
-            parsed = dt.datetime.fromisoformat(str(value))
+            return parse_timestamp(str(value), where=f"{self.where}.{key}")
         except ValueError as exc:
             raise ConfigError(f"{self.where}.{key}: expected a date (YYYY-MM-DD), got {value!r}") from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
     def sub(self, key: str, required: bool = False) -> _Reader | None:
         value = self._get(key, required)

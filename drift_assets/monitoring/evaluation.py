@@ -12,14 +12,29 @@ import pyarrow.compute as pc
 
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.monitoring.derived import apply_derived
-from drift_assets.stats import DriftResult, ReferenceProfile, WindowSummary, compare, summarize
+from drift_assets.monitoring.trailing_baseline import (
+    SuddenChangeResult,
+    evaluate_sudden_change,
+)
+from drift_assets.monitoring.windows import (
+    CADENCE_LENGTH,
+    Window,
+    expected_log_types,
+    partition_key,
+    stream_window,
+)
+from drift_assets.stats import (
+    DriftResult,
+    ReferenceProfile,
+    WindowSummary,
+    compare,
+    summarize,
+)
 from drift_assets.stats import rules as r
 from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts
 from drift_assets.storage.root import Root
-from drift_assets.monitoring.trailing_baseline import SuddenChangeResult, evaluate_sudden_change
 from drift_assets.storage.tables import TableSource
-from drift_assets.monitoring.windows import CADENCE_LENGTH, Window, expected_log_types, stream_window
 
 
 @dataclass
@@ -94,11 +109,10 @@ def baseline_summary(
     """The previous N windows merged: from their stored counts when every one is there (and was
     counted with this profile), else streamed from the log. Counts add, so both give the same."""
     n, length = monitor.sudden_change.baseline_windows, CADENCE_LENGTH[monitor.cadence]
-    fmt = "%Y-%m-%d-%H:%M" if monitor.cadence == "hourly" else "%Y-%m-%d"
     stored: list[WindowSummary] = []
     if counts_store is not None:
         for i in range(1, n + 1):
-            path = counts_path(monitor, (window.start - i * length).strftime(fmt))
+            path = counts_path(monitor, partition_key(window.start - i * length, monitor.cadence))
             doc = counts_store.read_json(path) if counts_store.exists(path) else None
             if doc is None or doc.get("profile") != fingerprint:
                 break

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.storage.root import Root
 
 
@@ -108,3 +109,21 @@ class ModelRegistry:
         }
         self.root.write_json(f"{self.base}/champion.json", pointer)
         return pointer
+
+
+def registry_of(monitor: MonitorConfig, data: Root) -> ModelRegistry | None:
+    """The monitor's registry under the data root (None for a monitor without a model registry)."""
+    return ModelRegistry(data, monitor.model_registry) if monitor.model_registry else None
+
+
+def reference_location(monitor: MonitorConfig, data: Root) -> str:
+    """The champion's own reference once a retrained model was promoted, else the configured one."""
+    registry = registry_of(monitor, data)
+    if registry is not None:
+        try:
+            ref = registry.champion().reference_file
+        except RegistryError:
+            ref = None
+        if ref:
+            return ref
+    return monitor.reference

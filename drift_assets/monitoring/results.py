@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime as dt
 
 from drift_assets.monitoring.config import MonitorConfig
-from drift_assets.monitoring.results_store import ResultsStore  # one definition of the layout
+from drift_assets.monitoring.results_store import (
+    ResultsStore,  # one definition of the layout
+)
+from drift_assets.monitoring.windows import Window
 from drift_assets.stats import DriftResult, WindowSummary
 from drift_assets.storage.root import Root
-from drift_assets.monitoring.windows import Window
 
 
 def now_iso() -> str:

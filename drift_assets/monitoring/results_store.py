@@ -20,11 +20,12 @@ import json
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import pyarrow.fs as pafs
 
+from drift_assets.monitoring.timestamps import parse_timestamp
 from drift_assets.storage.root import Root, json_dumps
 
 DRIFT = "drift"
@@ -63,22 +64,6 @@ class MonitorResults:
     retraining: list[dict]
 
 
-def parse_timestamp(value: Any, *, where: str = "timestamp") -> datetime:
-    """ISO 8601 text (``Z`` or an offset; naive means UTC) -> aware UTC datetime."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValueError(f"{where}: not an ISO 8601 timestamp: {value!r}") from exc
-    else:
-        raise ValueError(f"{where}: expected an ISO 8601 timestamp, got {value!r}")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
 def _check_component(value: str, what: str) -> str:
     text = str(value)
     if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("."):
@@ -101,7 +86,9 @@ class ResultsStore:
     def __init__(self, root: str, filesystem: pafs.FileSystem | None = None):
         root = str(root)
         if filesystem is None:
-            from drift_assets.storage.tables import resolve  # s3:// with the configured endpoint and region
+            from drift_assets.storage.tables import (
+                resolve,  # s3:// with the configured endpoint and region
+            )
 
             filesystem, path = resolve(root)
         else:

@@ -30,10 +30,17 @@ class Window:
     end: dt.datetime
 
 
+def partition_key_format(cadence: str) -> str:
+    """The one partition-key format: ``2026-09-28`` (daily/weekly), ``2026-10-13-14:00`` (hourly)."""
+    return "%Y-%m-%d-%H:%M" if cadence == "hourly" else "%Y-%m-%d"
+
+
+def partition_key(start: dt.datetime, cadence: str) -> str:
+    return start.strftime(partition_key_format(cadence))
+
+
 def parse_partition_key(key: str, cadence: str) -> Window:
-    """Dagster partition keys: ``2026-09-28`` (daily/weekly) or ``2026-10-13-14:00`` (hourly)."""
-    fmt = "%Y-%m-%d-%H:%M" if cadence == "hourly" else "%Y-%m-%d"
-    start = dt.datetime.strptime(key, fmt).replace(tzinfo=UTC)
+    start = dt.datetime.strptime(key, partition_key_format(cadence)).replace(tzinfo=UTC)
     return Window(key, start, start + CADENCE_LENGTH[cadence])
 
 

@@ -7,7 +7,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue, PartitionsDefinition, PreviewWarning
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    MetadataValue,
+    PartitionsDefinition,
+    PreviewWarning,
+)
 
 from drift_assets.stats import CheckOutcome
 from drift_assets.stats import rules as r

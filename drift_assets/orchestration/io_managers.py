@@ -10,7 +10,7 @@ Paths: ``<assets_root>/<asset key path>/<partition key or "__all__">.<ext>``.
 
 from __future__ import annotations
 
-import uuid
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
 from drift_assets.orchestration.resources import StorageResource
-from drift_assets.storage.root import Root
+from drift_assets.storage.root import Root, atomic_path
 from drift_assets.storage.tables import TableSource
 
 
@@ -56,52 +56,31 @@ def write_parquet(root: Root, relative: str, data: pa.Table | BatchStream) -> in
     """Stream to a temporary object, then move it in place: a failed write never replaces a good file.
 
     On S3 the temporary object is a multipart upload and the move is a server-side copy + delete:
-    the final key only ever holds a complete file. (The temporary name does not end in .parquet,
+    the final key only ever holds a complete file. (The temporary name starts with ``TMP_PREFIX``,
     so readers of the directory skip a leftover one.)"""
-    final = root.path_of(relative)
-    tmp = f"{final}.tmp-{uuid.uuid4().hex}"
     rows = 0
     batches: Iterator[pa.RecordBatch] = iter(data.to_batches()) if isinstance(data, pa.Table) else data.batches
     schema = data.schema
-    writer = None
-    try:
-        with root.errors(relative, "write"):
-            root.filesystem.create_dir(final.rsplit("/", 1)[0], recursive=True)
-        for batch in batches:
-            if writer is None:
-                schema = schema or batch.schema
-                with root.errors(relative, "write"):
+    with root.errors(relative, "write"), atomic_path(root.filesystem, root.path_of(relative)) as tmp:
+        writer = None
+        try:
+            for batch in batches:
+                if writer is None:
+                    schema = schema or batch.schema
                     writer = pq.ParquetWriter(tmp, schema, filesystem=root.filesystem, compression="zstd")
-            with root.errors(relative, "write"):
                 writer.write_batch(batch)
-            rows += batch.num_rows
-        with root.errors(relative, "write"):
+                rows += batch.num_rows
             if writer is None:  # no batches at all: still write a valid, empty file
                 writer = pq.ParquetWriter(tmp, schema or pa.schema([]), filesystem=root.filesystem)
             if isinstance(data, BatchStream) and data.footer:
                 writer.add_key_value_metadata(data.footer())
-            writer.close()
-            writer = None
-            root.filesystem.move(tmp, final)
-    except BaseException:
-        _discard(root, writer, tmp)
-        raise
+        except BaseException:
+            if writer is not None:
+                with contextlib.suppress(Exception):  # keep the first error
+                    writer.close()
+            raise
+        writer.close()
     return rows
-
-
-def _discard(root: Root, writer: pq.ParquetWriter | None, tmp: str) -> None:
-    """Best effort: remove the temporary object of a failed write without hiding the first error
-    (when the store is unreachable, this fails too)."""
-    try:
-        if writer is not None:
-            writer.close()
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        if root.filesystem.get_file_info(tmp).type != pa.fs.FileType.NotFound:
-            root.filesystem.delete_file(tmp)
-    except Exception:  # noqa: BLE001
-        pass
 
 
 class ParquetIOManager(ConfigurableIOManager):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from drift_assets.orchestration.monitor_assets import MonitorKeys
 from drift_assets.monitoring.config import MonitorConfig
+from drift_assets.orchestration.keys import RETRAINING_TAG, MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
 
 
@@ -38,8 +38,6 @@ def reference_job(monitor: MonitorConfig):
 def retraining_job(monitor: MonitorConfig):
     """Retrain for one window (the sensor requests it for the failing window). The job tag makes
     manual runs count for the one-retraining-per-monitor guard and dagster.yaml's tag limit."""
-    from drift_assets.orchestration.retraining_assets import RETRAINING_TAG
-
     return define_asset_job(
         f"{monitor.name}_retraining_job",
         selection=AssetSelection.assets(MonitorKeys(monitor.name).retrained_model),

@@ -8,13 +8,26 @@ the tick; the next tick retries from the first unposted failure.
 
 from __future__ import annotations
 
-from dagster import AssetCheckKey, DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster import (
+    AssetCheckKey,
+    DefaultSensorStatus,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecordStatus,
+)
 
-from drift_assets.orchestration.monitor_assets import MonitorKeys
-from drift_assets.orchestration.checks import drift_check_names
+from drift_assets.alerting.notify import (
+    WebhookError,
+    post_webhook,
+    slack_message_for_check_failure,
+)
 from drift_assets.monitoring.config import MonitorConfig
-from drift_assets.alerting.notify import WebhookError, post_webhook, slack_message_for_check_failure
+from drift_assets.orchestration.check_feed import CheckExecutionFeed
+from drift_assets.orchestration.checks import drift_check_names
+from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.resources import NotifierResource
 from drift_assets.stats import rules as r
 
@@ -53,8 +66,6 @@ def _message(record, dagster_url: str) -> dict:
 
 
 def notification_sensors(monitors: list[MonitorConfig]) -> list:
-    from drift_assets.orchestration.sensors import CheckExecutionFeed
-
     keys = error_check_keys(monitors)
 
     @sensor(

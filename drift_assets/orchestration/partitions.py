@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition, TimeWindowPartitionsDefinition, WeeklyPartitionsDefinition
+from dagster import (
+    DailyPartitionsDefinition,
+    HourlyPartitionsDefinition,
+    TimeWindowPartitionsDefinition,
+    WeeklyPartitionsDefinition,
+)
 
 from drift_assets.monitoring.config import MonitorConfig
+from drift_assets.monitoring.windows import partition_key
 
 
 def partitions_for(monitor: MonitorConfig) -> TimeWindowPartitionsDefinition:
-    end = monitor.end
+    bounds = {
+        "start_date": partition_key(monitor.start, monitor.cadence),
+        "end_date": partition_key(monitor.end, monitor.cadence) if monitor.end else None,
+        "timezone": "UTC",
+    }
     if monitor.cadence == "hourly":
-        fmt = "%Y-%m-%d-%H:%M"
-        return HourlyPartitionsDefinition(
-            start_date=monitor.start.strftime(fmt), end_date=end.strftime(fmt) if end else None, timezone="UTC"
-        )
-    fmt = "%Y-%m-%d"
+        return HourlyPartitionsDefinition(**bounds)
     if monitor.cadence == "daily":
-        return DailyPartitionsDefinition(
-            start_date=monitor.start.strftime(fmt), end_date=end.strftime(fmt) if end else None, timezone="UTC"
-        )
-    return WeeklyPartitionsDefinition(
-        start_date=monitor.start.strftime(fmt),
-        end_date=end.strftime(fmt) if end else None,
-        day_offset=1,  # Monday
-        timezone="UTC",
-    )
+        return DailyPartitionsDefinition(**bounds)
+    return WeeklyPartitionsDefinition(**bounds, day_offset=1)  # weeks start on Monday

@@ -1,4 +1,4 @@
-"""Dagster resources, chosen per environment in ONE place: ``resources_for_environment``.
+"""Dagster resources (storage, DVC, notifier); ``environment.resources_for_environment`` picks them.
 
 ``DRIFT_ASSETS_ENV=local`` (the default): files under the project (data/, reports/), Dagster's SQLite
 instance under DAGSTER_HOME. ``DRIFT_ASSETS_ENV=s3``: the same layout under
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from dagster import ConfigurableResource, InitResourceContext
 from dagster_aws.s3 import S3Resource
 
 from drift_assets.monitoring.config import PROJECT_ROOT
@@ -129,28 +129,3 @@ def s3_storage_resource() -> StorageResource:
         reports_root=f"{base}/reports",
         s3=default_s3_resource(),
     )
-
-
-def resources_for_environment(env: str | None = None) -> dict:
-    env = env or os.environ.get("DRIFT_ASSETS_ENV", "local")
-    if env == "local":
-        storage = local_storage_resource()
-    elif env == "s3":
-        storage = s3_storage_resource()
-    else:
-        raise ValueError(f"DRIFT_ASSETS_ENV must be 'local' or 's3', got {env!r}")
-    from drift_assets.orchestration.io_managers import JsonIOManager, ParquetIOManager
-
-    dvc_defaults = DvcResource()
-    return {
-        "storage": storage,
-        "parquet_io_manager": ParquetIOManager(storage=storage),
-        "json_io_manager": JsonIOManager(storage=storage),
-        "dvc": DvcResource(
-            executable=os.environ.get("DRIFT_ASSETS_DVC", dvc_defaults.executable),
-            work_root=os.environ.get("DRIFT_ASSETS_RETRAINING_DIR", dvc_defaults.work_root),
-        ),
-        "notifier": NotifierResource(
-            webhook_url=EnvVar("DRIFT_ASSETS_WEBHOOK_URL").get_value("") or "",
-        ),
-    }

@@ -1,14 +1,6 @@
-"""Sensors: the retraining trigger (one per monitor with retraining enabled); the notification
-sensor is added next to it. Each entry of ``SENSOR_BUILDERS`` takes the monitors and returns
-sensor definitions; ``build_sensors`` concatenates them.
+"""The retraining sensor: one per monitor with retraining enabled.
 
-Reading check results: :class:`CheckExecutionFeed` pages
-``instance.event_log_storage.get_asset_check_execution_history`` per check key and keeps a JSON
-cursor per key. Dagster inserts a check's execution row (status PLANNED) when the run starts and
-updates the SAME row (same id) when the evaluation arrives, so a high-water mark alone would skip
-evaluations that finish after a later row was read. The cursor therefore holds, per check key,
-``after`` (every id <= after is done) and ``seen`` (done ids above it), and the watermark only
-moves over rows that are done.
+Check results are read with :class:`drift_assets.orchestration.check_feed.CheckExecutionFeed`.
 
 Retraining trigger semantics (``evaluate_retraining``), per monitor, per tick:
 
@@ -43,14 +35,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dagster import (
     AssetCheckKey,
     AssetCheckSeverity,
     AssetSelection,
-    DagsterRunStatus,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -62,105 +53,26 @@ from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus,
 )
 
+from drift_assets.monitoring.config import ConfigError, MonitorConfig
+from drift_assets.monitoring.registry import ModelRegistry, registry_of, version_name
+from drift_assets.monitoring.timestamps import parse_timestamp
 from drift_assets.orchestration import checks as chk
-from drift_assets.orchestration.monitor_assets import MonitorKeys, registry_for
-from drift_assets.orchestration.retraining_assets import (
+from drift_assets.orchestration.check_feed import (
+    IN_FLIGHT,
+    CheckExecutionFeed,
+    check_key_id,
+)
+from drift_assets.orchestration.keys import (
     REFERENCE_REFRESH_TAG,
     RETRAINING_TAG,
     TRIGGER_CHECK_TAG,
     TRIGGER_PARTITION_TAG,
     TRIGGER_RUN_TAG,
-    retraining_supported,
+    MonitorKeys,
 )
-from drift_assets.monitoring.config import ConfigError, MonitorConfig
-from drift_assets.monitoring.registry import ModelRegistry
 from drift_assets.orchestration.resources import StorageResource
+from drift_assets.retraining.attempt import retraining_supported
 from drift_assets.stats import rules as r
-
-PAGE_SIZE = 200
-IN_FLIGHT = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
-]
-
-
-# --------------------------------------------------------------------------------------------
-# Reading check executions with a cursor (shared by every sensor that reacts to check results)
-# --------------------------------------------------------------------------------------------
-
-
-def check_key_id(key: AssetCheckKey) -> str:
-    return f"{key.asset_key.to_user_string()}:{key.name}"
-
-
-@dataclass
-class KeyCursor:
-    after: int = 0
-    seen: set[int] = field(default_factory=set)
-
-    def to_json(self) -> dict:
-        return {"after": self.after, "seen": sorted(self.seen)}
-
-
-class CheckExecutionFeed:
-    """Unconsumed executions of some checks, oldest first, with a JSON cursor per check key.
-
-    ``records(key)`` returns every execution with id > the key's watermark (consumed ones
-    included, for context such as "is there a later evaluation of this window?");
-    ``is_consumed`` tells which are done; ``consume`` marks more; ``cursor()`` serialises.
-    """
-
-    def __init__(self, instance, keys: Sequence[AssetCheckKey], cursor: str | None):
-        self.instance, self.keys = instance, list(keys)
-        data = json.loads(cursor) if cursor else {}
-        stored = data.get("checks", {}) if isinstance(data, dict) else {}
-        self.state = {
-            k: KeyCursor(int(stored.get(check_key_id(k), {}).get("after", 0)),
-                         set(stored.get(check_key_id(k), {}).get("seen", [])))
-            for k in self.keys
-        }
-        self._records: dict[AssetCheckKey, list[AssetCheckExecutionRecord]] = {}
-
-    def records(self, key: AssetCheckKey) -> list[AssetCheckExecutionRecord]:
-        if key not in self._records:
-            after = self.state[key].after
-            out: list[AssetCheckExecutionRecord] = []
-            page_cursor = None
-            storage = self.instance.event_log_storage
-            while True:
-                # Newest first; `cursor` returns ids < cursor.
-                page = storage.get_asset_check_execution_history(key, limit=PAGE_SIZE, cursor=page_cursor)
-                out += [rec for rec in page if rec.id > after]
-                if len(page) < PAGE_SIZE or page[-1].id <= after:
-                    break
-                page_cursor = page[-1].id
-            self._records[key] = sorted(out, key=lambda rec: rec.id)
-        return self._records[key]
-
-    def is_consumed(self, key: AssetCheckKey, record_id: int) -> bool:
-        state = self.state[key]
-        return record_id <= state.after or record_id in state.seen
-
-    def unconsumed(self, key: AssetCheckKey) -> list[AssetCheckExecutionRecord]:
-        return [rec for rec in self.records(key) if not self.is_consumed(key, rec.id)]
-
-    def consume(self, key: AssetCheckKey, record_id: int) -> None:
-        self.state[key].seen.add(record_id)
-
-    def cursor(self) -> str:
-        for key, state in self.state.items():
-            # Move the watermark over the contiguous run of consumed records.
-            for rec in self.records(key) if key in self._records else []:
-                if rec.id in state.seen:
-                    state.after = rec.id
-                else:
-                    break
-            state.seen = {i for i in state.seen if i > state.after}
-        return json.dumps({"checks": {check_key_id(k): s.to_json() for k, s in self.state.items()}}, sort_keys=True)
-
 
 # --------------------------------------------------------------------------------------------
 # Retraining trigger
@@ -358,7 +270,7 @@ def _reference_refresh(instance, monitor: MonitorConfig, pointer: dict | None, n
     if event is not None and event.asset_materialization is not None:
         value = event.asset_materialization.metadata.get("version")
         materialized = getattr(value, "value", value)
-    champion = pointer.get("name") or f"v{int(pointer['version']):04d}"
+    champion = pointer.get("name") or version_name(int(pointer["version"]))
     if materialized is None or materialized == champion:
         return None  # never materialised: setting the monitor up is the reference job's business
     if instance.get_run_records(filters=RunsFilter(tags={REFERENCE_REFRESH_TAG: monitor.name}, statuses=IN_FLIGHT), limit=1):
@@ -376,10 +288,9 @@ def _timestamp(value) -> float | None:
     if not value:
         return None
     try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return parse_timestamp(str(value)).timestamp()
     except ValueError:
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
 def _empty_cursor() -> str:
@@ -410,7 +321,7 @@ def _retraining_sensor(monitor: MonitorConfig):
         ),
     )
     def retraining_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult:
-        registry = registry_for(monitor, storage)
+        registry = registry_of(monitor, storage.storage().data)
         evaluation = evaluate_retraining(context.instance, monitor, context.cursor, registry=registry)
         for note in evaluation.notes:
             context.log.info(note)
@@ -421,20 +332,3 @@ def _retraining_sensor(monitor: MonitorConfig):
         )
 
     return retraining_sensor
-
-
-# --------------------------------------------------------------------------------------------
-# Assembly
-# --------------------------------------------------------------------------------------------
-
-def _notification_sensors(monitors: list[MonitorConfig]) -> list:
-    from drift_assets.orchestration.notifications import notification_sensors  # imports this module's feed
-
-    return notification_sensors(monitors)
-
-
-SENSOR_BUILDERS: list[Callable[[list[MonitorConfig]], list]] = [retraining_sensors, _notification_sensors]
-
-
-def build_sensors(monitors: list[MonitorConfig]) -> list:
-    return [s for builder in SENSOR_BUILDERS for s in builder(monitors)]

@@ -7,7 +7,6 @@ without a second code path.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from datetime import date, datetime, time, timezone
@@ -17,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from drift_assets.storage.root import atomic_write
 
 US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR
@@ -60,12 +61,8 @@ def write_parquet(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
 
 
 def write_bytes_atomic(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
-    """Write to a temp name then rename, so readers never see a half-written artifact."""
-    ensure_dir(fs, parent(path))
-    tmp = f"{path}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        out.write(payload)
-    fs.move(tmp, path)
+    """Readers never see a half-written artifact (the storage layer's atomic write)."""
+    atomic_write(fs, path, payload)
 
 
 def write_json_atomic(fs: pafs.FileSystem, path: str, obj: Any) -> None:
@@ -81,18 +78,6 @@ def write_joblib_atomic(fs: pafs.FileSystem, path: str, obj: Any) -> None:
     buffer = io.BytesIO()
     joblib.dump(obj, buffer)
     write_bytes_atomic(fs, path, buffer.getvalue())
-
-
-def sha256_of(fs: pafs.FileSystem, path: str) -> str:
-    """Content hash of a stored file (model lineage: which data trained which model)."""
-    digest = hashlib.sha256()
-    with fs.open_input_stream(path) as stream:
-        while True:
-            chunk = stream.read(1 << 20)
-            if not chunk:
-                break
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def midnight_utc(day: date) -> datetime:

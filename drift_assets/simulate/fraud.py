@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from drift_assets.simulate import _io
+from drift_assets.storage.root import sha256_of
 
 NUMERICAL: tuple[str, ...] = (
     "txn_amount",
@@ -461,7 +462,7 @@ def _write_champion(
         "name": CHAMPION_NAME,
         # Deterministic on purpose: the champion goes live at the start of production.
         "created_at": _io.midnight_utc(start).isoformat(),
-        "training_data_sha256": _io.sha256_of(fs, paths["training"]),
+        "training_data_sha256": sha256_of(fs, paths["training"]),
         "training_rows": n_train,
         "auc_reference": auc_reference,
         "features": {

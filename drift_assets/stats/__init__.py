@@ -5,14 +5,24 @@ the same code serves the CLI, the Dagster assets and anything else that wants dr
 """
 
 from drift_assets.stats.compare import ColumnDrift, DriftResult, compare
-from drift_assets.stats.errors import DriftInputError, EmptyWindowError, ProfileError, SchemaError
+from drift_assets.stats.errors import (
+    DriftInputError,
+    EmptyWindowError,
+    ProfileError,
+    SchemaError,
+)
 from drift_assets.stats.profile import (
     ColumnSpec,
     ReferenceProfile,
     fit_profile,
     infer_column_specs,
 )
-from drift_assets.stats.rules import CheckOutcome, ColumnThresholds, DecisionRules, auc_check
+from drift_assets.stats.rules import (
+    CheckOutcome,
+    ColumnThresholds,
+    DecisionRules,
+    auc_check,
+)
 from drift_assets.stats.summary import WindowSummary, summarize
 
 __all__ = [

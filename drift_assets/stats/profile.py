@@ -27,7 +27,12 @@ from drift_assets.stats.binning import (
     fit_categorical_binning,
     fit_numerical_binning,
 )
-from drift_assets.stats.counts import ColumnCounts, count_categorical, count_numerical, counts_from_dict
+from drift_assets.stats.counts import (
+    ColumnCounts,
+    count_categorical,
+    count_numerical,
+    counts_from_dict,
+)
 from drift_assets.stats.errors import ProfileError, SchemaError
 from drift_assets.stats.validation import category_strings, numeric_values
 

@@ -26,6 +26,7 @@ from drift_assets.stats.errors import DriftInputError, EmptyWindowError, SchemaE
 from drift_assets.stats.profile import ReferenceProfile
 from drift_assets.stats.validation import category_strings, numeric_values
 
+
 @dataclass
 class WindowSummary:
     """A window's counts per profiled column, plus the columns that could not be read.

@@ -11,11 +11,13 @@ Everything above this module speaks in relative paths, so switching local <-> S3
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
 import posixpath
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow.fs as pafs
@@ -25,6 +27,67 @@ from drift_assets.storage.tables import TableSource, resolve
 
 # Temporary files of atomic writes; readers skip names starting with it.
 TMP_PREFIX = ".tmp-"
+_HASH_CHUNK = 1 << 20
+
+
+def sha256_of_files(filesystem: pafs.FileSystem, paths: Iterable[str]) -> str:
+    """One content hash over the files, streamed (a reference of many GB is never in memory)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with filesystem.open_input_stream(path) as stream:
+            while chunk := stream.read(_HASH_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_of(filesystem: pafs.FileSystem, path: str) -> str:
+    return sha256_of_files(filesystem, [path])
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Content hash of a local file."""
+    return sha256_of(pafs.LocalFileSystem(), os.path.abspath(path))
+
+
+def _remove_quietly(filesystem: pafs.FileSystem, path: str) -> None:
+    """Best effort: when the store is unreachable this fails too, and must not hide the first error."""
+    try:
+        if filesystem.get_file_info(path).type != pafs.FileType.NotFound:
+            filesystem.delete_file(path)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+@contextlib.contextmanager
+def atomic_path(filesystem: pafs.FileSystem, path: str) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; move it into place on success, remove it on failure.
+
+    Readers never see a half-written file: the temporary name starts with ``TMP_PREFIX``, which every
+    directory reader skips. On S3 the move is a server-side copy + delete."""
+    parent = posixpath.dirname(path)
+    filesystem.create_dir(parent, recursive=True)
+    tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
+    try:
+        yield tmp
+        filesystem.move(tmp, path)
+    except BaseException:
+        _remove_quietly(filesystem, tmp)
+        raise
+
+
+def atomic_write(filesystem: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` so that ``path`` holds either the old or the new content, never a part.
+
+    Local: temp file, fsync, rename. Object stores: one PUT is already atomic per object."""
+    if not isinstance(filesystem, pafs.LocalFileSystem):
+        filesystem.create_dir(posixpath.dirname(path), recursive=True)
+        with filesystem.open_output_stream(path) as fh:
+            fh.write(data)
+        return
+    with atomic_path(filesystem, path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 @dataclass(frozen=True)
@@ -87,29 +150,16 @@ class Root:
     def write_bytes(self, relative: str, data: bytes) -> str:
         """Write atomically where the filesystem allows (local: temp file + rename; S3 puts are
         atomic per object). Readers never see a half-written file."""
-        path = self.path_of(relative)
-        parent = posixpath.dirname(path)
-        with self.errors(posixpath.dirname(relative), "create directory"):
-            self.filesystem.create_dir(parent, recursive=True)
-        if self.is_local:
-            tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-        else:
-            with self.errors(relative, "write"), self.filesystem.open_output_stream(path) as fh:
-                fh.write(data)
+        with self.errors(relative, "write"):
+            atomic_write(self.filesystem, self.path_of(relative), data)
         return self.uri_of(relative)
 
     def write_json(self, relative: str, obj: object, *, sort_keys: bool = False) -> str:
         return self.write_bytes(relative, json_dumps(obj, sort_keys=sort_keys).encode("utf-8"))
+
+    def sha256(self, relative: str) -> str:
+        with self.errors(relative, "read"):
+            return sha256_of(self.filesystem, self.path_of(relative))
 
     def delete_dir(self, relative: str) -> None:
         if self.exists(relative):

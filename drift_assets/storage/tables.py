@@ -15,8 +15,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from drift_assets.storage.s3 import display_path, filesystem_for_uri
 from drift_assets.stats.errors import DriftInputError
+from drift_assets.storage.s3 import display_path, filesystem_for_uri
 
 BATCH_ROWS = 256_000
 

@@ -1,0 +1,40 @@
+"""The per-monitor factory: one ``Definitions`` per monitors.yaml entry, built from the small
+per-asset builders, plus the definitions shared by all monitors (notifications, resources).
+
+Adding a model is a monitors.yaml entry; nothing here changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dagster import Definitions
+
+from drift_assets.monitoring.config import MonitorConfig
+from drift_assets.orchestration.environment import resources_for_environment
+from drift_assets.orchestration.jobs import reference_job, retraining_job, window_job
+from drift_assets.orchestration.monitor_assets import build_monitor_assets
+from drift_assets.orchestration.notifications import notification_sensors
+from drift_assets.orchestration.retraining_assets import build_retraining_assets
+from drift_assets.orchestration.schedules import window_schedule
+from drift_assets.orchestration.sensors import retraining_sensors
+from drift_assets.retraining.attempt import retraining_supported
+
+
+def monitor_definitions(monitor: MonitorConfig) -> Definitions:
+    """Assets, jobs, the window schedule and the retraining sensor of one monitor."""
+    window = window_job(monitor)
+    jobs = [window, reference_job(monitor)]
+    if retraining_supported(monitor):
+        jobs.append(retraining_job(monitor))
+    return Definitions(
+        assets=[*build_monitor_assets(monitor), *build_retraining_assets(monitor)],
+        jobs=jobs,
+        schedules=[window_schedule(monitor, window)],
+        sensors=retraining_sensors([monitor]),
+    )
+
+
+def shared_definitions(monitors: Sequence[MonitorConfig], environment: str | None = None) -> Definitions:
+    """What serves every monitor: the check-failure notifier and the resources."""
+    return Definitions(sensors=notification_sensors(list(monitors)), resources=resources_for_environment(environment))
