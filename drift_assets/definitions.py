@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dagster import Definitions
 
 from drift_assets.monitoring.config import load_monitors
 from drift_assets.orchestration.factory import monitor_definitions, shared_definitions
+from drift_assets.stats.checks import CheckTable
 
 
-def build_definitions(monitors_file=None, environment: str | None = None) -> Definitions:
-    monitors = load_monitors(monitors_file)
+def build_definitions(monitors_file=None, environment: str | None = None, check_table: CheckTable | None = None) -> Definitions:
+    """``check_table`` replaces every monitor's check registry (extensions in code, and tests)."""
+    monitors = list(load_monitors(monitors_file))
+    if check_table is not None:
+        monitors = [replace(m, checks=check_table) for m in monitors]
     return Definitions.merge(*(monitor_definitions(m) for m in monitors), shared_definitions(monitors, environment))
 
 

@@ -31,6 +31,7 @@ from drift_assets.stats import (
     summarize,
 )
 from drift_assets.stats import rules as r
+from drift_assets.stats.checks import DEFAULT_CHECKS
 
 REFERENCE_ROWS = 100_000
 
@@ -200,7 +201,7 @@ def drifted_window(case: Case, case_index: int, rows: int, seed: int, reference:
 def test_each_kind_of_drift_is_caught_with_the_rules_severity(profile, reference, case_name, rows):
     case = CASES[case_name]
     case_index = list(CASES).index(case_name)
-    assert all(r.CHECK_SEVERITIES[name] == sev for name, sev in case.must_fail.items())
+    assert all(DEFAULT_CHECKS[name].severity == sev for name, sev in case.must_fail.items())
     seeds, required_rate = seeds_and_required_rate(case_name, rows)
     missed = []
     for seed in range(seeds):
@@ -214,7 +215,7 @@ def test_each_kind_of_drift_is_caught_with_the_rules_severity(profile, reference
         if not caught:
             missed.append((seed, column.drifted, failed, column.psi, column.adjusted_pvalue))
         # Whatever fails for this column fails with the severity the decision rules give.
-        assert all(r.CHECK_SEVERITIES[name] == sev for name, sev in failed.items())
+        assert all(DEFAULT_CHECKS[name].severity == sev for name, sev in failed.items())
     assert len(missed) <= (1 - required_rate) * seeds, (
         f"{case_name} at {rows} rows missed in {len(missed)}/{seeds} windows: {missed}"
     )

@@ -17,6 +17,7 @@ import yaml
 from drift_assets.monitoring.derived import FUNCTIONS as DERIVED_FUNCTIONS
 from drift_assets.monitoring.timestamps import parse_timestamp
 from drift_assets.stats import ColumnSpec, DecisionRules
+from drift_assets.stats.checks import DEFAULT_CHECKS, CheckRule, CheckTable
 from drift_assets.stats.profile import DEFAULT_PSI_BINS
 from drift_assets.stats.rules import FEATURE_PSI_ERROR, PREDICTION_NO_DRIFT
 
@@ -102,10 +103,28 @@ class MonitorConfig:
     derived: tuple[DerivedColumn, ...] = ()
     sudden_change: SuddenChangeConfig | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The check registry this monitor is evaluated with (tests extend it; users extend it in code).
+    checks: CheckTable = DEFAULT_CHECKS
 
     @property
     def features(self) -> tuple[str, ...]:
         return self.numerical + self.categorical
+
+    def capabilities(self) -> set[str]:
+        """What this monitor has, for the checks that require it (``CheckRule.requires``)."""
+        have = set()
+        if self.prediction:
+            have.add("prediction")
+        if self.labels and self.model_registry:
+            have.add("labels")
+        if self.sudden_change is not None:
+            have |= {"sudden_columns"} if self.sudden_change.columns else set()
+            have |= {"sudden_rates"} if self.sudden_change.rates else set()
+        return have
+
+    def check_rules(self, asset: str) -> list[CheckRule]:
+        """The checks of one asset ("drift_report" or "model_performance") for this monitor, in order."""
+        return self.checks.for_asset(asset, self.capabilities())  # type: ignore[arg-type]
 
     def column_specs(self) -> list[ColumnSpec]:
         specs = [ColumnSpec(c, "numerical") for c in self.numerical]
@@ -192,10 +211,7 @@ class _Reader:
             raise ConfigError(f"{self.where}: unknown field(s) {sorted(unknown)}")
 
 
-def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
-    if not NAME_PATTERN.match(name):
-        raise ConfigError(f"{where}: monitor names are lower_snake_case (they prefix asset keys), got {name!r}")
-    r = _Reader(data, where)
+def _parse_window(r: _Reader, where: str) -> tuple[str, dt.datetime, dt.datetime | None]:
     cadence = r.str("cadence")
     if cadence not in CADENCES:
         raise ConfigError(f"{where}.cadence: expected one of {CADENCES}, got {cadence!r}")
@@ -204,6 +220,10 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         raise ConfigError(f"{where}.start: weekly windows start on Mondays; {start.date()} is a {start:%A}")
     if end is not None and end <= start:
         raise ConfigError(f"{where}.end: must be after start")
+    return cadence, start, end
+
+
+def _parse_features(r: _Reader, where: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     features = r.sub("features", required=True)
     numerical, categorical = features.names("numerical"), features.names("categorical")
     if not numerical and not categorical:
@@ -216,35 +236,40 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
     if unknown_top:
         raise ConfigError(f"{where}.features.top: {unknown_top} are not declared features")
     features.reject_unknown()
-    prediction = r.str("prediction", required=False)
-    prediction_kind = r.str("prediction_kind", required=False, default="numerical")
-    if prediction_kind not in ("numerical", "categorical"):
-        raise ConfigError(f"{where}.prediction_kind: expected numerical or categorical, got {prediction_kind!r}")
-    labels = None
+    return numerical, categorical, top
+
+
+def _parse_labels(r: _Reader) -> LabelsConfig | None:
     target = r.sub("target")
-    if target is not None:
-        labels = LabelsConfig(
-            column=target.str("column"),
-            location=target.str("labels"),
-            delay_days=target.number("delay_days", 0.0),
-            id_column=target.str("id_column", required=False, default="id"),
-        )
-        target.reject_unknown()
-    try:
-        rules = DecisionRules.from_mapping(r._get("thresholds", False, {}), f"{where}.thresholds")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    retraining = RetrainingConfig()
+    if target is None:
+        return None
+    labels = LabelsConfig(
+        column=target.str("column"),
+        location=target.str("labels"),
+        delay_days=target.number("delay_days", 0.0),
+        id_column=target.str("id_column", required=False, default="id"),
+    )
+    target.reject_unknown()
+    return labels
+
+
+def _parse_retraining(r: _Reader) -> RetrainingConfig:
+    defaults = RetrainingConfig()
     rt = r.sub("retraining")
-    if rt is not None:
-        retraining = RetrainingConfig(
-            enabled=rt.bool("enabled", True),
-            on_checks=rt.names("on_checks") or retraining.on_checks,
-            cooldown_hours=rt.number("cooldown_hours", 0.0),
-            min_auc_gain=rt.number("min_auc_gain", 0.0),
-            holdout_weeks=int(rt.number("holdout_weeks", 2)),
-        )
-        rt.reject_unknown()
+    if rt is None:
+        return defaults
+    retraining = RetrainingConfig(
+        enabled=rt.bool("enabled", True),
+        on_checks=rt.names("on_checks") or defaults.on_checks,
+        cooldown_hours=rt.number("cooldown_hours", 0.0),
+        min_auc_gain=rt.number("min_auc_gain", 0.0),
+        holdout_weeks=int(rt.number("holdout_weeks", 2)),
+    )
+    rt.reject_unknown()
+    return retraining
+
+
+def _parse_derived(r: _Reader, where: str, features: tuple[str, ...]) -> tuple[DerivedColumn, ...]:
     derived: list[DerivedColumn] = []
     for i, item in enumerate(r._get("derived", False, []) or []):
         d = _Reader(item, f"{where}.derived[{i}]")
@@ -252,39 +277,69 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         d.reject_unknown()
         if column.function not in DERIVED_FUNCTIONS:
             raise ConfigError(f"{where}.derived[{i}].function: unknown {column.function!r}; have {sorted(DERIVED_FUNCTIONS)}")
-        if column.name not in numerical + categorical:
+        if column.name not in features:
             raise ConfigError(f"{where}.derived[{i}].name: {column.name!r} must also be declared under features")
         if column.function == "matches_any" and not column.options.get("patterns"):
             raise ConfigError(f"{where}.derived[{i}].options.patterns: matches_any needs a list of patterns")
         derived.append(column)
-    sudden = None
+    return tuple(derived)
+
+
+def _parse_sudden_change(
+    r: _Reader, where: str, numerical: tuple[str, ...], categorical: tuple[str, ...]
+) -> SuddenChangeConfig | None:
     sc = r.sub("sudden_change")
-    if sc is not None:
-        sudden = SuddenChangeConfig(
-            baseline_windows=int(sc.number("baseline_windows", 24)),
-            columns=sc.names("columns"),
-            rates=sc.names("rates"),
-            psi=sc.number("psi", 0.25),
-            rate_alpha=sc.number("rate_alpha", 0.001),
-            min_rate_change=sc.number("min_rate_change", 0.05),
-            min_rows=int(sc.number("min_rows", 20)),
-            rate_direction=sc.str("rate_direction", required=False, default="increase"),
-        )
-        if sudden.rate_direction not in ("increase", "decrease", "both"):
-            raise ConfigError(f"{where}.sudden_change.rate_direction: expected increase, decrease or both, got {sudden.rate_direction!r}")
-        sc.reject_unknown()
-        if sudden.baseline_windows < 1:
-            raise ConfigError(f"{where}.sudden_change.baseline_windows: must be at least 1")
-        for col in sudden.columns:
-            if col not in numerical:
-                raise ConfigError(f"{where}.sudden_change.columns: {col!r} is not a numerical feature")
-        for col in sudden.rates:
-            if col not in categorical:
-                raise ConfigError(f"{where}.sudden_change.rates: {col!r} is not a categorical (yes/no) feature")
+    if sc is None:
+        return None
+    sudden = SuddenChangeConfig(
+        baseline_windows=int(sc.number("baseline_windows", 24)),
+        columns=sc.names("columns"),
+        rates=sc.names("rates"),
+        psi=sc.number("psi", 0.25),
+        rate_alpha=sc.number("rate_alpha", 0.001),
+        min_rate_change=sc.number("min_rate_change", 0.05),
+        min_rows=int(sc.number("min_rows", 20)),
+        rate_direction=sc.str("rate_direction", required=False, default="increase"),
+    )
+    where = f"{where}.sudden_change"
+    if sudden.rate_direction not in ("increase", "decrease", "both"):
+        raise ConfigError(f"{where}.rate_direction: expected increase, decrease or both, got {sudden.rate_direction!r}")
+    sc.reject_unknown()
+    if sudden.baseline_windows < 1:
+        raise ConfigError(f"{where}.baseline_windows: must be at least 1")
+    for col in sudden.columns:
+        if col not in numerical:
+            raise ConfigError(f"{where}.columns: {col!r} is not a numerical feature")
+    for col in sudden.rates:
+        if col not in categorical:
+            raise ConfigError(f"{where}.rates: {col!r} is not a categorical (yes/no) feature")
+    return sudden
+
+
+def _parse_model_registry(r: _Reader) -> str | None:
     model = r.sub("model")
-    registry = model.str("registry", required=False) if model else None
-    if model:
-        model.reject_unknown()
+    if model is None:
+        return None
+    registry = model.str("registry", required=False)
+    model.reject_unknown()
+    return registry
+
+
+def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"{where}: monitor names are lower_snake_case (they prefix asset keys), got {name!r}")
+    r = _Reader(data, where)
+    cadence, start, end = _parse_window(r, where)
+    numerical, categorical, top = _parse_features(r, where)
+    prediction = r.str("prediction", required=False)
+    prediction_kind = r.str("prediction_kind", required=False, default="numerical")
+    if prediction_kind not in ("numerical", "categorical"):
+        raise ConfigError(f"{where}.prediction_kind: expected numerical or categorical, got {prediction_kind!r}")
+    labels = _parse_labels(r)
+    try:
+        rules = DecisionRules.from_mapping(r._get("thresholds", False, {}), f"{where}.thresholds")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     monitor = MonitorConfig(
         name=name,
         description=r.str("description", required=False, default="") or "",
@@ -301,12 +356,12 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         prediction=prediction,
         prediction_kind=prediction_kind,
         labels=labels,
-        model_registry=registry,
+        model_registry=_parse_model_registry(r),
         rules=rules,
-        retraining=retraining,
+        retraining=_parse_retraining(r),
         psi_bins=int(r.number("psi_bins", DEFAULT_PSI_BINS)),
-        derived=tuple(derived),
-        sudden_change=sudden,
+        derived=_parse_derived(r, where, numerical + categorical),
+        sudden_change=_parse_sudden_change(r, where, numerical, categorical),
         extra=dict(r._get("extra", False, {}) or {}),
     )
     r.reject_unknown()

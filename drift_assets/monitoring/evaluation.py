@@ -68,12 +68,14 @@ def evaluate_window(
     summary = summarize(profile, batches, table_name=name)
     for column, reason in (problems or {}).items():
         summary.problems.setdefault(column, reason)
-    result = compare(profile, summary, monitor.rules, top_features=set(monitor.top_features), table_name=name)
+    result = compare(
+        profile, summary, monitor.rules, top_features=set(monitor.top_features), table_name=name, check_table=monitor.checks
+    )
     fingerprint = profile.fingerprint()
     sudden = None
     if monitor.sudden_change is not None:
         baseline = baseline_summary(monitor, window, profile, fingerprint, data=data, counts_store=counts_store)
-        sudden = evaluate_sudden_change(profile, summary, baseline, monitor.sudden_change, monitor.rules)
+        sudden = evaluate_sudden_change(profile, summary, baseline, monitor.sudden_change, monitor.rules, monitor.checks)
     extra = {**derived_measures(monitor, profile, summary, result), **(sudden.measures if sudden else {})}
     return WindowEvaluation(window, summary, result, sudden, fingerprint, extra)
 

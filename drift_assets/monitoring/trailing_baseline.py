@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from drift_assets.monitoring.config import SuddenChangeConfig
 from drift_assets.stats import DecisionRules, ReferenceProfile, WindowSummary, compare
 from drift_assets.stats import rules as r
+from drift_assets.stats.checks import DEFAULT_CHECKS, CheckTable
 from drift_assets.stats.profile import ColumnProfile
 from drift_assets.stats.rates import rate_change
 from drift_assets.stats.summary import CategoricalCounts
@@ -49,6 +50,7 @@ def evaluate_sudden_change(
     baseline: WindowSummary,
     config: SuddenChangeConfig,
     rules: DecisionRules,
+    checks: CheckTable = DEFAULT_CHECKS,
 ) -> SuddenChangeResult:
     out = SuddenChangeResult()
     if baseline.rows < config.min_rows or current.rows < config.min_rows:
@@ -60,14 +62,14 @@ def evaluate_sudden_change(
     if config.columns:
         base = baseline_profile(profile, baseline, config.columns)
         window = WindowSummary(current.rows, {c: current.columns[c] for c in base.columns if c in current.columns})
-        result = compare(base, window, rules)
+        result = compare(base, window, rules, check_table=checks)
         for name, col in result.columns.items():
             if col.psi is None:
                 continue
             out.measures[f"{name}_psi_recent"] = col.psi
             out.outcomes.append(r.CheckOutcome(
                 r.SUDDEN_SHIFT, name, passed=not (col.drifted and col.psi > config.psi),
-                severity=r.CHECK_SEVERITIES[r.SUDDEN_SHIFT], value=col.psi, threshold=config.psi,
+                severity=checks[r.SUDDEN_SHIFT].severity, value=col.psi, threshold=config.psi,
                 details={"p_value": col.pvalue, "baseline_rows": baseline.rows, "drifted_vs_baseline": col.drifted},
             ))
     for name in config.rates:
@@ -82,7 +84,7 @@ def evaluate_sudden_change(
         out.outcomes.append(r.CheckOutcome(
             r.SUDDEN_RATE_CHANGE, name,
             passed=not (in_direction and change.is_incident(config.rate_alpha, config.min_rate_change)),
-            severity=r.CHECK_SEVERITIES[r.SUDDEN_RATE_CHANGE], value=abs(change.change), threshold=config.min_rate_change,
+            severity=checks[r.SUDDEN_RATE_CHANGE].severity, value=abs(change.change), threshold=config.min_rate_change,
             details={"p_value": change.pvalue, "current_rate": change.current_rate, "baseline_rate": change.baseline_rate,
                      "alpha": config.rate_alpha, "direction": config.rate_direction},
         ))

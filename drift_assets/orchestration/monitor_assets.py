@@ -56,7 +56,6 @@ from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
 from drift_assets.orchestration.resources import StorageResource
 from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, fit_profile
-from drift_assets.stats import rules as r
 from drift_assets.storage.root import sha256_of_files
 
 WINDOW_PROBLEMS_KEY = "drift_assets.window_problems"
@@ -246,7 +245,7 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         },
         group_name=monitor.name,
         io_manager_key="json_io_manager",
-        check_specs=chk.check_specs(keys.drift_report, drift_checks, partitions_def),
+        check_specs=chk.check_specs(monitor, keys.drift_report, drift_checks, partitions_def),
         description="Data drift, prediction drift and data quality of the window against the reference, with an Evidently HTML report.",
         kinds={"evidently", "json"},
     )
@@ -285,7 +284,7 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             value=record,
             metadata=_drift_metadata(evaluation.result, record, results_uri, html_uri),
             check_results=[
-                chk.fold_outcomes(name, evaluation.outcomes, keys.drift_report, skipped_reason=skipped)
+                chk.fold_outcomes(monitor.checks[name], evaluation.outcomes, keys.drift_report, skipped_reason=skipped)
                 for name in drift_checks
             ],
         )
@@ -326,6 +325,7 @@ def champion_model_asset(monitor: MonitorConfig) -> AssetsDefinition:
 def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
     keys = MonitorKeys(monitor.name)
     partitions_def = partitions_for(monitor)
+    performance_checks = [rule.name for rule in monitor.check_rules("model_performance")]
 
     @asset(
         key=keys.model_performance,
@@ -333,7 +333,7 @@ def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
         ins={"production_window": _in(keys.production_window), "champion_model": _in(keys.champion_model)},
         group_name=monitor.name,
         io_manager_key="json_io_manager",
-        check_specs=chk.check_specs(keys.model_performance, [r.AUC_VS_CHAMPION], partitions_def),
+        check_specs=chk.check_specs(monitor, keys.model_performance, performance_checks, partitions_def),
         description=f"AUC of the window's predictions once labels arrived (label delay ~{monitor.labels.delay_days:g} days).",
         kinds={"scikitlearn"},
     )
@@ -346,7 +346,7 @@ def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
         champion_auc = champion_model["metadata"].get("auc_reference")
         outcomes = []
         if perf["status"] == "ok" and champion_auc is not None:
-            outcomes.append(auc_check(perf["auc"], float(champion_auc), monitor.rules))
+            outcomes.append(auc_check(perf["auc"], float(champion_auc), monitor.rules, monitor.checks))
         perf["champion_auc_reference"] = champion_auc
         record = record_performance(st.reports, monitor, window, perf)
         metadata = {k: v for k, v in perf.items() if isinstance(v, int | float | str) and v is not None}
@@ -356,7 +356,10 @@ def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
         return MaterializeResult(
             value=record,
             metadata=metadata,
-            check_results=[chk.fold_outcomes(r.AUC_VS_CHAMPION, outcomes, keys.model_performance, skipped_reason=pending)],
+            check_results=[
+                chk.fold_outcomes(monitor.checks[name], outcomes, keys.model_performance, skipped_reason=pending)
+                for name in performance_checks
+            ],
         )
 
     return model_performance

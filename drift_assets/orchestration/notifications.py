@@ -26,10 +26,8 @@ from drift_assets.alerting.notify import (
 )
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.orchestration.check_feed import CheckExecutionFeed
-from drift_assets.orchestration.checks import drift_check_names
 from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.resources import NotifierResource
-from drift_assets.stats import rules as r
 
 SENSOR_NAME = "check_failure_notifier"
 
@@ -38,9 +36,8 @@ def error_check_keys(monitors: list[MonitorConfig]) -> list[AssetCheckKey]:
     keys = []
     for monitor in monitors:
         mk = MonitorKeys(monitor.name)
-        keys += [AssetCheckKey(mk.drift_report, n) for n in drift_check_names(monitor) if r.CHECK_SEVERITIES[n] == "ERROR"]
-        if monitor.labels and monitor.model_registry and monitor.prediction:
-            keys.append(AssetCheckKey(mk.model_performance, r.AUC_VS_CHAMPION))
+        for asset_key, asset in ((mk.drift_report, "drift_report"), (mk.model_performance, "model_performance")):
+            keys += [AssetCheckKey(asset_key, rule.name) for rule in monitor.check_rules(asset) if rule.severity == "ERROR"]
     return keys
 
 

@@ -56,7 +56,6 @@ from dagster._core.storage.asset_check_execution_record import (
 from drift_assets.monitoring.config import ConfigError, MonitorConfig
 from drift_assets.monitoring.registry import ModelRegistry, registry_of, version_name
 from drift_assets.monitoring.timestamps import parse_timestamp
-from drift_assets.orchestration import checks as chk
 from drift_assets.orchestration.check_feed import (
     IN_FLIGHT,
     CheckExecutionFeed,
@@ -72,7 +71,6 @@ from drift_assets.orchestration.keys import (
 )
 from drift_assets.orchestration.resources import StorageResource
 from drift_assets.retraining.attempt import retraining_supported
-from drift_assets.stats import rules as r
 
 # --------------------------------------------------------------------------------------------
 # Retraining trigger
@@ -86,21 +84,18 @@ def retraining_sensor_name(monitor: MonitorConfig) -> str:
 def retraining_check_keys(monitor: MonitorConfig) -> list[AssetCheckKey]:
     """The check keys of ``retraining.on_checks``; unknown names fail at load time."""
     keys = MonitorKeys(monitor.name)
-    drift_checks = chk.drift_check_names(monitor)
-    has_performance = bool(monitor.labels and monitor.model_registry and monitor.prediction)
-    out = []
-    for name in monitor.retraining.on_checks:
-        if name in drift_checks:
-            out.append(AssetCheckKey(keys.drift_report, name))
-        elif name == r.AUC_VS_CHAMPION and has_performance:
-            out.append(AssetCheckKey(keys.model_performance, name))
-        else:
-            available = drift_checks + ([r.AUC_VS_CHAMPION] if has_performance else [])
-            raise ConfigError(
-                f"monitors.{monitor.name}.retraining.on_checks: no check {name!r} on this monitor "
-                f"(available: {', '.join(available)})"
-            )
-    return out
+    available = {
+        rule.name: AssetCheckKey(asset_key, rule.name)
+        for asset_key, asset in ((keys.drift_report, "drift_report"), (keys.model_performance, "model_performance"))
+        for rule in monitor.check_rules(asset)
+    }
+    unknown = [name for name in monitor.retraining.on_checks if name not in available]
+    if unknown:
+        raise ConfigError(
+            f"monitors.{monitor.name}.retraining.on_checks: no check {unknown[0]!r} on this monitor "
+            f"(available: {', '.join(available)})"
+        )
+    return [available[name] for name in monitor.retraining.on_checks]
 
 
 @dataclass

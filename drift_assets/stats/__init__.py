@@ -4,7 +4,8 @@ Plain functions and dataclasses on numpy / pyarrow / scipy. No Dagster import he
 the same code serves the CLI, the Dagster assets and anything else that wants drift numbers.
 """
 
-from drift_assets.stats.compare import ColumnDrift, DriftResult, compare
+from drift_assets.stats.checks import DEFAULT_CHECKS, CheckRule, CheckTable, auc_check
+from drift_assets.stats.compare import compare
 from drift_assets.stats.errors import (
     DriftInputError,
     EmptyWindowError,
@@ -17,16 +18,15 @@ from drift_assets.stats.profile import (
     fit_profile,
     infer_column_specs,
 )
-from drift_assets.stats.rules import (
-    CheckOutcome,
-    ColumnThresholds,
-    DecisionRules,
-    auc_check,
-)
+from drift_assets.stats.result import ColumnDrift, DriftResult
+from drift_assets.stats.rules import CheckOutcome, ColumnThresholds, DecisionRules
 from drift_assets.stats.summary import WindowSummary, summarize
 
 __all__ = [
+    "DEFAULT_CHECKS",
     "CheckOutcome",
+    "CheckRule",
+    "CheckTable",
     "ColumnDrift",
     "ColumnSpec",
     "ColumnThresholds",

@@ -6,8 +6,6 @@ profile (reference counts) and the window's counts.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 
 from drift_assets.stats import (
@@ -21,115 +19,10 @@ from drift_assets.stats import (
 from drift_assets.stats import (
     rules as r,
 )
+from drift_assets.stats.checks import DEFAULT_CHECKS, CheckTable, WindowFacts
 from drift_assets.stats.profile import ColumnProfile, NumericalBinning, ReferenceProfile
+from drift_assets.stats.result import ColumnDrift, DriftResult
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts, WindowSummary
-
-
-@dataclass
-class ColumnDrift:
-    """Every measure for one column in one window. ``None`` where a measure does not apply."""
-
-    name: str
-    kind: str
-    role: str
-    psi: float | None
-    psi_bins: int | None
-    ks_statistic: float | None
-    ks_pvalue: float | None
-    chi2_pvalue: float | None
-    jensen_shannon: float | None
-    wasserstein_normed: float | None
-    missing_rate: float
-    reference_missing_rate: float
-    unseen_share: float | None
-    out_of_range_share: float | None
-    max_category_share_change: float | None
-    current_valid: int
-    current_mean: float | None = None
-    reference_mean: float | None = None
-    unseen_values: dict[str, int] = field(default_factory=dict)
-    # Filled by the decision step:
-    pvalue: float | None = None
-    adjusted_pvalue: float | None = None
-    significant: bool = False
-    large_effect: bool = False
-    drifted: bool = False
-    problem: str | None = None
-
-    @property
-    def test_pvalue(self) -> float | None:
-        return self.ks_pvalue if self.kind == "numerical" else self.chi2_pvalue
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class DriftResult:
-    reference_rows: int
-    current_rows: int
-    columns: dict[str, ColumnDrift]
-    checks: list[r.CheckOutcome]
-
-    @property
-    def features(self) -> list[ColumnDrift]:
-        return [c for c in self.columns.values() if c.role == "feature"]
-
-    @property
-    def prediction(self) -> ColumnDrift | None:
-        return next((c for c in self.columns.values() if c.role == "prediction"), None)
-
-    @property
-    def drifted_features(self) -> list[str]:
-        return [c.name for c in self.features if c.drifted]
-
-    @property
-    def share_drifted(self) -> float:
-        measured = [c for c in self.features if c.problem is None]
-        return len([c for c in measured if c.drifted]) / len(measured) if measured else 0.0
-
-    def failed_checks(self, severity: str | None = None) -> list[r.CheckOutcome]:
-        return [c for c in self.checks if not c.passed and (severity is None or c.severity == severity)]
-
-    @property
-    def all_passed(self) -> bool:
-        return not self.failed_checks()
-
-    def summary(self) -> dict:
-        feature_psis = [c.psi for c in self.features if c.psi is not None]
-        pred = self.prediction
-        return {
-            "drifted_columns": len(self.drifted_features),
-            "drifted_features": self.drifted_features,
-            "share_drifted": self.share_drifted,
-            "all_passed": self.all_passed,
-            "drift_detected": bool(self.failed_checks("ERROR")),
-            "failed_checks": sorted({c.name for c in self.failed_checks()}),
-            "max_feature_psi": max(feature_psis) if feature_psis else None,
-            "prediction_psi": pred.psi if pred else None,
-            "prediction_ks_pvalue": pred.ks_pvalue if pred else None,
-        }
-
-    def to_dict(self) -> dict:
-        keys = (
-            "kind role psi psi_bins ks_statistic ks_pvalue chi2_pvalue jensen_shannon"
-            " wasserstein_normed missing_rate reference_missing_rate unseen_share"
-            " out_of_range_share max_category_share_change adjusted_pvalue drifted problem"
-        ).split()
-        columns = {}
-        for name, col in self.columns.items():
-            data = col.to_dict()
-            entry = {k: data[k] for k in keys}
-            if col.unseen_values:
-                entry["unseen_values"] = col.unseen_values
-            columns[name] = entry
-        return {
-            "reference_rows": self.reference_rows,
-            "current_rows": self.current_rows,
-            "columns": columns,
-            "checks": [c.to_dict() for c in self.checks],
-            "summary": self.summary(),
-        }
 
 
 def measure_column(
@@ -224,67 +117,6 @@ def decide_drift(columns: dict[str, ColumnDrift], rules: r.DecisionRules) -> Non
         col.drifted = col.significant and col.large_effect
 
 
-def _effect_details(col: ColumnDrift, t: r.ColumnThresholds) -> tuple[float, float, dict]:
-    """The effect the drift decision looked at, for the check's value/threshold fields."""
-    if col.kind == "numerical" and col.wasserstein_normed is not None:
-        value, threshold, name = col.wasserstein_normed, t.min_wasserstein_normed, "wasserstein_normed"
-    elif col.kind == "categorical":
-        value, threshold, name = col.max_category_share_change or 0.0, t.min_category_share_change, "max_category_share_change"
-    else:
-        value, threshold, name = col.psi or 0.0, t.min_psi_effect, "psi"
-    return value, threshold, {
-        "effect": name, "psi": col.psi, "min_psi_effect": t.min_psi_effect,
-        "p_value": col.pvalue, "adjusted_p_value": col.adjusted_pvalue,
-    }
-
-
-def evaluate_checks(
-    columns: dict[str, ColumnDrift],
-    problems: dict[str, str],
-    rules: r.DecisionRules,
-    top_features: set[str] | None,
-) -> list[r.CheckOutcome]:
-    checks: list[r.CheckOutcome] = []
-
-    def add(name: str, column: str | None, passed: bool, value: float, threshold: float, **details: object) -> None:
-        checks.append(r.CheckOutcome(
-            name, column, passed, r.CHECK_SEVERITIES[name], float(value), float(threshold),
-            details={k: v for k, v in details.items() if v is not None},
-        ))
-
-    features = [c for c in columns.values() if c.role == "feature"]
-    for col in features:
-        t = rules.for_column(col.name)
-        if (top_features is None or col.name in top_features) and col.psi is not None:
-            # A PSI above threshold that sampling noise explains (small windows) is not a failure.
-            noise = not col.significant
-            add(r.FEATURE_PSI_WARN, col.name, col.psi <= t.psi_warn or noise, col.psi, t.psi_warn,
-                psi_bins=col.psi_bins, significant=col.significant)
-            add(r.FEATURE_PSI_ERROR, col.name, col.psi <= t.psi_error or noise, col.psi, t.psi_error,
-                psi_bins=col.psi_bins, significant=col.significant)
-        if col.psi is not None:
-            value, threshold, details = _effect_details(col, t)
-            add(r.FEATURE_NO_DRIFT, col.name, not col.drifted, value, threshold, alpha=rules.feature_alpha, **details)
-    measured = [c for c in features if c.problem is None]
-    drifted = [c.name for c in measured if c.drifted]
-    share = len(drifted) / len(measured) if measured else 0.0
-    add(r.DRIFTED_SHARE, None, share < rules.drifted_share_error, share, rules.drifted_share_error,
-        drifted_features=drifted)
-    for col in columns.values():
-        if col.role == "prediction" and col.psi is not None:
-            value, threshold, details = _effect_details(col, rules.for_column(col.name))
-            add(r.PREDICTION_NO_DRIFT, col.name, not col.drifted, col.pvalue if col.pvalue is not None else 1.0,
-                rules.prediction_alpha, effect_value=value, effect_threshold=threshold, **details)
-    for col in columns.values():
-        if col.role in ("feature", "prediction"):
-            t = rules.for_column(col.name)
-            add(r.MISSING_RATE, col.name, col.missing_rate <= t.missing_rate_warn, col.missing_rate,
-                t.missing_rate_warn, reference_missing_rate=col.reference_missing_rate)
-    for column, reason in problems.items():
-        add(r.SCHEMA_MATCHES, column, False, 1.0, 0.0, reason=reason)
-    return checks
-
-
 def compare(
     profile: ReferenceProfile,
     window: WindowSummary,
@@ -292,6 +124,7 @@ def compare(
     *,
     top_features: set[str] | None = None,
     table_name: str = "current window",
+    check_table: CheckTable = DEFAULT_CHECKS,
 ) -> DriftResult:
     """Measure every profiled column of ``window`` and apply the decision rules.
 
@@ -306,5 +139,5 @@ def compare(
         if name in window.columns
     }
     decide_drift(columns, rules)
-    checks = evaluate_checks(columns, window.problems, rules, top_features)
+    checks = check_table.evaluate_window(WindowFacts(columns, window.problems, rules, top_features))
     return DriftResult(profile.reference_rows, window.rows, columns, checks)

@@ -138,7 +138,8 @@ class CheckOutcome:
         return out
 
 
-# Check names read as assertions: a failure means the sentence is false for this window.
+# Check names read as assertions: a failure means the sentence is false for this window. Each is
+# described, with its severity and evaluation, by one record in ``stats.checks.DEFAULT_CHECKS``.
 FEATURE_PSI_WARN = "feature_psi_below_warn_threshold"
 FEATURE_PSI_ERROR = "feature_psi_below_retrain_threshold"
 FEATURE_NO_DRIFT = "features_have_no_significant_drift"
@@ -151,53 +152,8 @@ AUC_VS_CHAMPION = "auc_not_below_champion"
 SUDDEN_SHIFT = "no_sudden_shift_vs_recent_windows"
 SUDDEN_RATE_CHANGE = "no_sudden_rate_change_vs_recent_windows"
 
-CHECK_SEVERITIES: dict[str, Severity] = {
-    FEATURE_PSI_WARN: "WARN",
-    FEATURE_PSI_ERROR: "ERROR",
-    FEATURE_NO_DRIFT: "WARN",
-    DRIFTED_SHARE: "ERROR",
-    PREDICTION_NO_DRIFT: "ERROR",
-    MISSING_RATE: "WARN",
-    SCHEMA_MATCHES: "ERROR",
-    AUC_VS_CHAMPION: "ERROR",
-    SUDDEN_SHIFT: "ERROR",
-    SUDDEN_RATE_CHANGE: "ERROR",
-}
-
-CHECK_DESCRIPTIONS: dict[str, str] = {
-    FEATURE_PSI_WARN: "PSI of every top feature is at most the warn threshold (0.2): moderate shift, investigate",
-    FEATURE_PSI_ERROR: "PSI of every top feature is at most the retrain threshold (0.25): severe shift triggers retraining",
-    FEATURE_NO_DRIFT: "No feature shifted both significantly (Holm-adjusted) and by more than the minimum effect size",
-    DRIFTED_SHARE: "Fewer than 30% of the features drifted",
-    PREDICTION_NO_DRIFT: "The prediction distribution did not shift (KS/chi-square p >= 0.05 or effect below minimum)",
-    MISSING_RATE: "Missing rate of every monitored column is at most 5% (alert data engineering)",
-    SCHEMA_MATCHES: "Every profiled column is present with the reference's type",
-    AUC_VS_CHAMPION: "AUC on labelled production rows is no more than 0.02 below the champion's reference AUC",
-    SUDDEN_SHIFT: "No monitored distribution (e.g. output length) jumped against the trailing baseline of recent windows",
-    SUDDEN_RATE_CHANGE: "No monitored rate (e.g. refusals) changed against the trailing baseline (Fisher exact p and a minimum absolute change)",
-}
-
-
-def auc_check(current_auc: float, champion_auc: float, rules: DecisionRules) -> CheckOutcome:
-    """The seed's 'AUC vs champion < -0.02 → immediate retraining' rule."""
-    delta = current_auc - champion_auc
-    return CheckOutcome(
-        AUC_VS_CHAMPION,
-        None,
-        passed=delta >= -rules.auc_drop_error,
-        severity=CHECK_SEVERITIES[AUC_VS_CHAMPION],
-        value=delta,
-        threshold=-rules.auc_drop_error,
-        description=CHECK_DESCRIPTIONS[AUC_VS_CHAMPION],
-        details={"current_auc": current_auc, "champion_auc": champion_auc},
-    )
-
-
 __all__ = [
-    "CHECK_DESCRIPTIONS",
-    "CHECK_SEVERITIES",
     "CheckOutcome",
     "ColumnThresholds",
     "DecisionRules",
-    "auc_check",
 ]

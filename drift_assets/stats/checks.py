@@ -1,0 +1,258 @@
+"""The check registry: one record per check, and the evaluation function of each window check.
+
+A check is one ``CheckRule``: its name (stored by Dagster: renaming it orphans history), severity,
+the measure it reads (the unit of its value and threshold), which direction is worse, the asset it
+belongs to, what a monitor needs for it to apply, and a description rendered with the monitor's own
+thresholds. Window checks carry an evaluation function over the window's measured columns; checks
+evaluated elsewhere (the trailing baseline, labelled performance) carry none.
+
+Adding a check = one ``CheckRule`` in ``DEFAULT_CHECKS`` (or in a table of your own, see
+``CheckTable.extended``) plus its evaluation function. The Dagster check specs, the results store,
+the exporter and the notifier all read the table; nothing else lists checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+from drift_assets.stats.result import ColumnDrift
+from drift_assets.stats.rules import (
+    AUC_VS_CHAMPION,
+    DRIFTED_SHARE,
+    FEATURE_NO_DRIFT,
+    FEATURE_PSI_ERROR,
+    FEATURE_PSI_WARN,
+    MISSING_RATE,
+    PREDICTION_NO_DRIFT,
+    SCHEMA_MATCHES,
+    SUDDEN_RATE_CHANGE,
+    SUDDEN_SHIFT,
+    CheckOutcome,
+    ColumnThresholds,
+    DecisionRules,
+    Severity,
+)
+
+Asset = Literal["drift_report", "model_performance"]
+# What a monitor must have for a check to apply (see ``MonitorConfig.capabilities``).
+Capability = Literal["prediction", "labels", "sudden_columns", "sudden_rates"]
+
+
+@dataclass(frozen=True)
+class WindowFacts:
+    """What a window check looks at: the measured columns and the decision rules."""
+
+    columns: Mapping[str, ColumnDrift]
+    problems: Mapping[str, str]
+    rules: DecisionRules
+    top_features: set[str] | None
+
+    @property
+    def features(self) -> list[ColumnDrift]:
+        return [c for c in self.columns.values() if c.role == "feature"]
+
+
+Evaluate = Callable[["CheckRule", WindowFacts], Iterable[CheckOutcome]]
+
+
+@dataclass(frozen=True)
+class CheckRule:
+    name: str
+    severity: Severity
+    measure: str  # the unit of value and threshold: "psi", "effect", "share", "p_value", "missing_rate", ...
+    worse: Literal["higher", "lower"]
+    description: str  # a template over the DecisionRules / ColumnThresholds field names
+    asset: Asset = "drift_report"
+    requires: tuple[Capability, ...] = ()
+    evaluate: Evaluate | None = field(default=None, compare=False)
+
+    def describe(self, rules: DecisionRules) -> str:
+        """The description with the monitor's own default thresholds filled in."""
+        values = {f.name: getattr(rules.defaults, f.name) for f in fields(ColumnThresholds)}
+        values |= {f.name: getattr(rules, f.name) for f in fields(DecisionRules) if f.name not in ("defaults", "per_column")}
+        values["drifted_share_error_pct"] = f"{rules.drifted_share_error:.0%}"
+        values["missing_rate_warn_pct"] = f"{rules.defaults.missing_rate_warn:.0%}"
+        return self.description.format(**values)
+
+    def outcome(self, column: str | None, passed: bool, value: float, threshold: float, **details: object) -> CheckOutcome:
+        return CheckOutcome(
+            self.name, column, passed, self.severity, float(value), float(threshold),
+            details={k: v for k, v in details.items() if v is not None},
+        )
+
+    def worst(self, outcomes: Iterable[CheckOutcome]) -> CheckOutcome:
+        pick = min if self.worse == "lower" else max
+        return pick(outcomes, key=lambda o: o.value)
+
+
+class CheckTable:
+    """The checks in display order, looked up by name."""
+
+    def __init__(self, rules: Iterable[CheckRule]):
+        self.rules = tuple(rules)
+        self._by_name = {rule.name: rule for rule in self.rules}
+        if len(self._by_name) != len(self.rules):
+            raise ValueError("check names must be unique")
+
+    def __iter__(self) -> Iterator[CheckRule]:
+        return iter(self.rules)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __getitem__(self, name: str) -> CheckRule:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"unknown check {name!r}; known: {sorted(self._by_name)}") from None
+
+    @property
+    def names(self) -> list[str]:
+        return [rule.name for rule in self.rules]
+
+    def for_asset(self, asset: Asset, capabilities: Iterable[str]) -> list[CheckRule]:
+        have = set(capabilities)
+        return [rule for rule in self.rules if rule.asset == asset and set(rule.requires) <= have]
+
+    def extended(self, *rules: CheckRule) -> CheckTable:
+        return CheckTable((*self.rules, *rules))
+
+    def evaluate_window(self, facts: WindowFacts) -> list[CheckOutcome]:
+        return [o for rule in self.rules if rule.evaluate is not None for o in rule.evaluate(rule, facts)]
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation functions of the window checks (one per rule)
+# ------------------------------------------------------------------------------------------------
+
+
+def _top_feature_psi(rule: CheckRule, facts: WindowFacts, threshold_of: Callable[[ColumnThresholds], float]) -> list[CheckOutcome]:
+    out = []
+    for col in facts.features:
+        if col.psi is None or (facts.top_features is not None and col.name not in facts.top_features):
+            continue
+        threshold = threshold_of(facts.rules.for_column(col.name))
+        # A PSI above threshold that sampling noise explains (small windows) is not a failure.
+        passed = col.psi <= threshold or not col.significant
+        out.append(rule.outcome(col.name, passed, col.psi, threshold, psi_bins=col.psi_bins, significant=col.significant))
+    return out
+
+
+def evaluate_psi_warn(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    return _top_feature_psi(rule, facts, lambda t: t.psi_warn)
+
+
+def evaluate_psi_error(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    return _top_feature_psi(rule, facts, lambda t: t.psi_error)
+
+
+def effect_of(col: ColumnDrift, t: ColumnThresholds) -> tuple[float, float, dict]:
+    """The effect the drift decision looked at, for the check's value/threshold fields."""
+    if col.kind == "numerical" and col.wasserstein_normed is not None:
+        value, threshold, name = col.wasserstein_normed, t.min_wasserstein_normed, "wasserstein_normed"
+    elif col.kind == "categorical":
+        value, threshold, name = col.max_category_share_change or 0.0, t.min_category_share_change, "max_category_share_change"
+    else:
+        value, threshold, name = col.psi or 0.0, t.min_psi_effect, "psi"
+    return value, threshold, {
+        "effect": name, "psi": col.psi, "min_psi_effect": t.min_psi_effect,
+        "p_value": col.pvalue, "adjusted_p_value": col.adjusted_pvalue,
+    }
+
+
+def evaluate_feature_drift(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    out = []
+    for col in facts.features:
+        if col.psi is None:
+            continue
+        value, threshold, details = effect_of(col, facts.rules.for_column(col.name))
+        out.append(rule.outcome(col.name, not col.drifted, value, threshold, alpha=facts.rules.feature_alpha, **details))
+    return out
+
+
+def evaluate_drifted_share(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    measured = [c for c in facts.features if c.problem is None]
+    drifted = [c.name for c in measured if c.drifted]
+    share = len(drifted) / len(measured) if measured else 0.0
+    limit = facts.rules.drifted_share_error
+    return [rule.outcome(None, share < limit, share, limit, drifted_features=drifted)]
+
+
+def evaluate_prediction_drift(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    out = []
+    for col in facts.columns.values():
+        if col.role == "prediction" and col.psi is not None:
+            value, threshold, details = effect_of(col, facts.rules.for_column(col.name))
+            pvalue = col.pvalue if col.pvalue is not None else 1.0
+            out.append(rule.outcome(col.name, not col.drifted, pvalue, facts.rules.prediction_alpha,
+                                    effect_value=value, effect_threshold=threshold, **details))
+    return out
+
+
+def evaluate_missing_rate(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    out = []
+    for col in facts.columns.values():
+        if col.role in ("feature", "prediction"):
+            limit = facts.rules.for_column(col.name).missing_rate_warn
+            out.append(rule.outcome(col.name, col.missing_rate <= limit, col.missing_rate, limit,
+                                    reference_missing_rate=col.reference_missing_rate))
+    return out
+
+
+def evaluate_schema(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    return [rule.outcome(column, False, 1.0, 0.0, reason=reason) for column, reason in facts.problems.items()]
+
+
+# ------------------------------------------------------------------------------------------------
+# The table (display order). The design document's matrix, plus schema and trailing-baseline checks.
+# ------------------------------------------------------------------------------------------------
+
+DEFAULT_CHECKS = CheckTable([
+    CheckRule(FEATURE_PSI_WARN, "WARN", "psi", "higher",
+              "PSI of every top feature is at most the warn threshold ({psi_warn:g}): moderate shift, investigate",
+              evaluate=evaluate_psi_warn),
+    CheckRule(FEATURE_PSI_ERROR, "ERROR", "psi", "higher",
+              "PSI of every top feature is at most the retrain threshold ({psi_error:g}): severe shift triggers retraining",
+              evaluate=evaluate_psi_error),
+    CheckRule(FEATURE_NO_DRIFT, "WARN", "effect", "higher",
+              "No feature shifted both significantly (Holm-adjusted, alpha {feature_alpha:g}) and by more than the"
+              " minimum effect size", evaluate=evaluate_feature_drift),
+    CheckRule(DRIFTED_SHARE, "ERROR", "share", "higher",
+              "Fewer than {drifted_share_error_pct} of the features drifted", evaluate=evaluate_drifted_share),
+    CheckRule(PREDICTION_NO_DRIFT, "ERROR", "p_value", "lower",
+              "The prediction distribution did not shift (KS/chi-square p >= {prediction_alpha:g} or effect below"
+              " minimum)", requires=("prediction",), evaluate=evaluate_prediction_drift),
+    CheckRule(MISSING_RATE, "WARN", "missing_rate", "higher",
+              "Missing rate of every monitored column is at most {missing_rate_warn_pct} (alert data engineering)",
+              evaluate=evaluate_missing_rate),
+    CheckRule(SCHEMA_MATCHES, "ERROR", "problem", "higher",
+              "Every profiled column is present with the reference's type", evaluate=evaluate_schema),
+    # Against the trailing baseline (the previous N windows), evaluated by monitoring.trailing_baseline.
+    CheckRule(SUDDEN_SHIFT, "ERROR", "psi", "higher",
+              "No monitored distribution (e.g. output length) jumped against the trailing baseline of recent windows",
+              requires=("sudden_columns",)),
+    CheckRule(SUDDEN_RATE_CHANGE, "ERROR", "rate_change", "higher",
+              "No monitored rate (e.g. refusals) changed against the trailing baseline (Fisher exact p and a minimum"
+              " absolute change)", requires=("sudden_rates",)),
+    # On labelled production rows, evaluated by ``auc_check`` once labels arrive.
+    CheckRule(AUC_VS_CHAMPION, "ERROR", "auc_delta", "lower",
+              "AUC on labelled production rows is no more than {auc_drop_error:g} below the champion's reference AUC",
+              asset="model_performance", requires=("prediction", "labels")),
+])
+
+
+
+def auc_check(current_auc: float, champion_auc: float, rules: DecisionRules, table: CheckTable = DEFAULT_CHECKS) -> CheckOutcome:
+    """The seed's 'AUC vs champion < -0.02 -> immediate retraining' rule."""
+    rule = table[AUC_VS_CHAMPION]
+    delta = current_auc - champion_auc
+    return CheckOutcome(
+        rule.name, None, passed=delta >= -rules.auc_drop_error, severity=rule.severity, value=delta,
+        threshold=-rules.auc_drop_error, description=rule.describe(rules),
+        details={"current_auc": current_auc, "champion_auc": champion_auc},
+    )
+
+
+__all__ = ["DEFAULT_CHECKS", "CheckRule", "CheckTable", "WindowFacts", "auc_check"]
