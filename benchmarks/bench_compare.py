@@ -183,15 +183,17 @@ def child(engine: str, rows: int, seed: int, conn) -> None:
         drifted, drifted_list = run()
         seconds = time.perf_counter() - start
         peak_kb = tracker.peak_kb()
-        conn.send({
-            "engine": engine,
-            "seconds": seconds,
-            "inputs_mb": inputs_kb / 1024,
-            "peak_mb": peak_kb / 1024,
-            "process_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "method": tracker.method,
-            "drifted": drifted_list,
-        })
+        conn.send(
+            {
+                "engine": engine,
+                "seconds": seconds,
+                "inputs_mb": inputs_kb / 1024,
+                "peak_mb": peak_kb / 1024,
+                "process_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "method": tracker.method,
+                "drifted": drifted_list,
+            }
+        )
     except BaseException as exc:  # report, don't hang the parent
         conn.send({"engine": engine, "error": repr(exc)})
         raise
@@ -214,13 +216,18 @@ def measure(engine: str, rows: int, seed: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in reference and in current (default 1,000,000)")
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="rows in reference and in current (default 1,000,000)"
+    )
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--engines", default="ours,evidently", help="comma-separated: ours, evidently")
     args = parser.parse_args(argv)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    print(f"rows={args.rows:,} per frame, 20 numerical + 5 categorical columns, drift in: "
-          + ", ".join(f"{k} ({v})" for k, v in DRIFT.items()), flush=True)
+    print(
+        f"rows={args.rows:,} per frame, 20 numerical + 5 categorical columns, drift in: "
+        + ", ".join(f"{k} ({v})" for k, v in DRIFT.items()),
+        flush=True,
+    )
     results = {}
     for engine in engines:
         results[engine] = measure(engine, args.rows, args.seed)
@@ -230,15 +237,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'engine':<28}{'seconds':>10}{'peak MB':>10}{'inputs MB':>11}{'peak-inputs':>13}")
     labels = {"ours": "drift_assets.stats", "evidently": "evidently legacy DataDrift"}
     for engine, r in results.items():
-        print(f"{labels[engine]:<28}{r['seconds']:>10.2f}{r['peak_mb']:>10.0f}{r['inputs_mb']:>11.0f}"
-              f"{r['peak_mb'] - r['inputs_mb']:>13.0f}")
+        print(
+            f"{labels[engine]:<28}{r['seconds']:>10.2f}{r['peak_mb']:>10.0f}{r['inputs_mb']:>11.0f}"
+            f"{r['peak_mb'] - r['inputs_mb']:>13.0f}"
+        )
     if {"ours", "evidently"} <= results.keys():
         o, e = results["ours"], results["evidently"]
-        print(f"{'ratio evidently/ours':<28}{e['seconds'] / o['seconds']:>10.1f}{e['peak_mb'] / o['peak_mb']:>10.1f}"
-              f"{'':>11}{(e['peak_mb'] - e['inputs_mb']) / max(o['peak_mb'] - o['inputs_mb'], 1.0):>13.1f}")
-    print(f"\npeak = max RSS while the engine ran ({next(iter(results.values()))['method']}), inputs"
-          f" included; inputs = RSS with the frames loaded, before the run; python {sys.version.split()[0]},"
-          f" {os.cpu_count()} CPUs")
+        print(
+            f"{'ratio evidently/ours':<28}{e['seconds'] / o['seconds']:>10.1f}{e['peak_mb'] / o['peak_mb']:>10.1f}"
+            f"{'':>11}{(e['peak_mb'] - e['inputs_mb']) / max(o['peak_mb'] - o['inputs_mb'], 1.0):>13.1f}"
+        )
+    print(
+        f"\npeak = max RSS while the engine ran ({next(iter(results.values()))['method']}), inputs"
+        f" included; inputs = RSS with the frames loaded, before the run; python {sys.version.split()[0]},"
+        f" {os.cpu_count()} CPUs"
+    )
     return 0
 
 

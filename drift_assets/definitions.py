@@ -11,7 +11,9 @@ from drift_assets.orchestration.factory import monitor_definitions, shared_defin
 from drift_assets.stats.checks import CheckTable
 
 
-def build_definitions(monitors_file=None, environment: str | None = None, check_table: CheckTable | None = None) -> Definitions:
+def build_definitions(
+    monitors_file=None, environment: str | None = None, check_table: CheckTable | None = None
+) -> Definitions:
     """``check_table`` replaces every monitor's check registry (extensions in code, and tests)."""
     monitors = list(load_monitors(monitors_file))
     if check_table is not None:

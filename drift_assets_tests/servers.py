@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,10 @@ def binary(kind: str) -> str:
         found = shutil.which(name)
         if found:
             return found
-    message = f"{kind} not found (looked for {', '.join(names)}; Debian: apt-get install prometheus prometheus-alertmanager prometheus-pushgateway)"
+    message = (
+        f"{kind} not found (looked for {', '.join(names)}; Debian: apt-get install prometheus "
+        "prometheus-alertmanager prometheus-pushgateway)"
+    )
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
@@ -70,7 +73,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, message: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, message: str = "condition"
+) -> Any:
     """Poll ``predicate`` until it returns something truthy (returned), at most ``timeout`` seconds.
 
     Exceptions raised by the predicate count as "not yet"; the last one is reported on timeout.
@@ -126,7 +131,9 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def _run_server(name: str, argv_for_port: Callable[[int], list[str]], workdir: Path, ready_path: str) -> Iterator[ServerProcess]:
+def _run_server(
+    name: str, argv_for_port: Callable[[int], list[str]], workdir: Path, ready_path: str
+) -> Iterator[ServerProcess]:
     """Start ``argv_for_port(port)``, wait for ``ready_path`` to answer 200, stop it on exit.
 
     A port taken between ``free_port()`` and the bind makes the process exit: retried on another.
@@ -179,7 +186,11 @@ def start_prometheus(
     workdir.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load(config_text) or {}
     if rule_files:
-        items = rule_files.items() if isinstance(rule_files, Mapping) else ((Path(p).name, Path(p).read_text()) for p in rule_files)
+        items = (
+            rule_files.items()
+            if isinstance(rule_files, Mapping)
+            else ((Path(p).name, Path(p).read_text()) for p in rule_files)
+        )
         names = []
         for name, text in items:
             (workdir / name).write_text(text)
@@ -260,7 +271,9 @@ def running_exporter(store) -> Iterator[Any]:
 
 def run(argv: Sequence[str], cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run a CLI (promtool, amtool) and capture its output as text."""
-    return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 def alertmanager_test_config(receiver_url: str) -> str:
@@ -272,7 +285,9 @@ def alertmanager_test_config(receiver_url: str) -> str:
         {"name": r["name"], "webhook_configs": [{"url": f"{receiver_url}/{r['name']}", "send_resolved": False}]}
         for r in real["receivers"]
     ]
-    return yaml.safe_dump({"route": route, "inhibit_rules": real["inhibit_rules"], "receivers": receivers}, sort_keys=False)
+    return yaml.safe_dump(
+        {"route": route, "inhibit_rules": real["inhibit_rules"], "receivers": receivers}, sort_keys=False
+    )
 
 
 # --------------------------------------------------------------------------- webhook receiver
@@ -375,10 +390,12 @@ def scrape(url: str) -> tuple[int, dict[tuple[str, frozenset], float]]:
 
 # --------------------------------------------------------------------------- sample documents
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat()
+    return moment.astimezone(UTC).isoformat()
 
 
-def _column(kind: str, role: str, psi: float | None, *, missing: float = 0.0, drifted: bool = False, ks_p: float | None = None) -> dict:
+def _column(
+    kind: str, role: str, psi: float | None, *, missing: float = 0.0, drifted: bool = False, ks_p: float | None = None
+) -> dict:
     numerical = kind == "numerical"
     return {
         "kind": kind,
@@ -412,32 +429,77 @@ def fraud_drift_doc(
     model_version: str = "v0001",
 ) -> dict:
     """A weekly fraud drift document shaped like the evaluation asset's output."""
-    start = window_start or datetime.fromisoformat(partition).replace(tzinfo=timezone.utc)
+    start = window_start or datetime.fromisoformat(partition).replace(tzinfo=UTC)
     end = start + timedelta(days=days)
-    evaluated = evaluated_at or datetime.now(timezone.utc).replace(microsecond=0)
+    evaluated = evaluated_at or datetime.now(UTC).replace(microsecond=0)
     columns = {
         "txn_count_1h": _column("numerical", "feature", txn_psi, drifted=txn_psi > 0.2, ks_p=1e-12),
         "amount": _column("numerical", "feature", amount_psi, missing=0.002, ks_p=0.2),
         "account_age_days": _column("numerical", "feature", 0.02, missing=account_age_missing, ks_p=0.6),
         "merchant_category": _column("categorical", "feature", 0.05),
-        "fraud_score": _column("numerical", "prediction", prediction_psi, drifted=prediction_psi > 0.2, ks_p=prediction_p),
+        "fraud_score": _column(
+            "numerical", "prediction", prediction_psi, drifted=prediction_psi > 0.2, ks_p=prediction_p
+        ),
         "is_fraud": _column("categorical", "target", 0.01, missing=0.85),
     }
     features = [c for c in columns.values() if c["role"] == "feature"]
     drifted = sum(1 for c in features if c["drifted"])
-    checks = [
-        {"name": "feature_psi_below_warn_threshold", "column": name, "passed": col["psi"] <= 0.2, "severity": "WARN", "value": col["psi"], "threshold": 0.2}
-        for name, col in columns.items() if col["role"] == "feature"
-    ] + [
-        {"name": "feature_psi_below_retrain_threshold", "column": name, "passed": col["psi"] <= 0.25, "severity": "ERROR", "value": col["psi"], "threshold": 0.25}
-        for name, col in columns.items() if col["role"] == "feature"
-    ] + [
-        {"name": "share_of_drifted_features_below_threshold", "column": None, "passed": drifted / len(features) < 0.3, "severity": "ERROR", "value": drifted / len(features), "threshold": 0.3},
-        {"name": "prediction_has_no_drift", "column": "fraud_score", "passed": not (prediction_p < 0.05 and prediction_psi >= 0.1), "severity": "ERROR", "value": prediction_p, "threshold": 0.05},
-    ] + [
-        {"name": "missing_rate_below_threshold", "column": name, "passed": col["missing_rate"] <= 0.05, "severity": "WARN", "value": col["missing_rate"], "threshold": 0.05}
-        for name, col in columns.items() if col["role"] in ("feature", "prediction")
-    ]
+    checks = (
+        [
+            {
+                "name": "feature_psi_below_warn_threshold",
+                "column": name,
+                "passed": col["psi"] <= 0.2,
+                "severity": "WARN",
+                "value": col["psi"],
+                "threshold": 0.2,
+            }
+            for name, col in columns.items()
+            if col["role"] == "feature"
+        ]
+        + [
+            {
+                "name": "feature_psi_below_retrain_threshold",
+                "column": name,
+                "passed": col["psi"] <= 0.25,
+                "severity": "ERROR",
+                "value": col["psi"],
+                "threshold": 0.25,
+            }
+            for name, col in columns.items()
+            if col["role"] == "feature"
+        ]
+        + [
+            {
+                "name": "share_of_drifted_features_below_threshold",
+                "column": None,
+                "passed": drifted / len(features) < 0.3,
+                "severity": "ERROR",
+                "value": drifted / len(features),
+                "threshold": 0.3,
+            },
+            {
+                "name": "prediction_has_no_drift",
+                "column": "fraud_score",
+                "passed": not (prediction_p < 0.05 and prediction_psi >= 0.1),
+                "severity": "ERROR",
+                "value": prediction_p,
+                "threshold": 0.05,
+            },
+        ]
+        + [
+            {
+                "name": "missing_rate_below_threshold",
+                "column": name,
+                "passed": col["missing_rate"] <= 0.05,
+                "severity": "WARN",
+                "value": col["missing_rate"],
+                "threshold": 0.05,
+            }
+            for name, col in columns.items()
+            if col["role"] in ("feature", "prediction")
+        ]
+    )
     error_failed = any(not c["passed"] and c["severity"] == "ERROR" for c in checks)
     feature_psis = [c["psi"] for c in features]
     return {
@@ -471,16 +533,30 @@ def llm_drift_doc(
     output_length_psi: float = 0.34,
 ) -> dict:
     """An hourly LLM drift document with the ``extra`` block of LLM-specific numbers."""
-    start = datetime.strptime(partition, "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
-    evaluated = evaluated_at or datetime.now(timezone.utc).replace(microsecond=0)
+    start = datetime.strptime(partition, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+    evaluated = evaluated_at or datetime.now(UTC).replace(microsecond=0)
     columns = {
         "output_length": _column("numerical", "feature", output_length_psi, drifted=output_length_psi > 0.2, ks_p=1e-6),
         "prompt_tokens": _column("numerical", "feature", 0.03, ks_p=0.4),
         "is_refusal": _column("categorical", "feature", 0.12),
     }
     checks = [
-        {"name": "feature_psi_below_warn_threshold", "column": "output_length", "passed": output_length_psi <= 0.2, "severity": "WARN", "value": output_length_psi, "threshold": 0.2},
-        {"name": "feature_psi_below_retrain_threshold", "column": "output_length", "passed": output_length_psi <= 0.25, "severity": "ERROR", "value": output_length_psi, "threshold": 0.25},
+        {
+            "name": "feature_psi_below_warn_threshold",
+            "column": "output_length",
+            "passed": output_length_psi <= 0.2,
+            "severity": "WARN",
+            "value": output_length_psi,
+            "threshold": 0.2,
+        },
+        {
+            "name": "feature_psi_below_retrain_threshold",
+            "column": "output_length",
+            "passed": output_length_psi <= 0.25,
+            "severity": "ERROR",
+            "value": output_length_psi,
+            "threshold": 0.25,
+        },
     ]
     return {
         "monitor": "llm",
@@ -513,8 +589,16 @@ def llm_drift_doc(
     }
 
 
-def performance_doc(monitor: str, partition: str, model_version: str, auc: float | None, *, status: str = "ok", evaluated_at: datetime | None = None) -> dict:
-    evaluated = evaluated_at or datetime.now(timezone.utc).replace(microsecond=0)
+def performance_doc(
+    monitor: str,
+    partition: str,
+    model_version: str,
+    auc: float | None,
+    *,
+    status: str = "ok",
+    evaluated_at: datetime | None = None,
+) -> dict:
+    evaluated = evaluated_at or datetime.now(UTC).replace(microsecond=0)
     return {
         "monitor": monitor,
         "partition": partition,
@@ -528,7 +612,7 @@ def performance_doc(monitor: str, partition: str, model_version: str, auc: float
 
 
 def retraining_doc(monitor: str, version: int, status: str, *, created_at: datetime | None = None) -> dict:
-    created = created_at or datetime(2026, 10, 6, 3, 0, tzinfo=timezone.utc) + timedelta(days=version)
+    created = created_at or datetime(2026, 10, 6, 3, 0, tzinfo=UTC) + timedelta(days=version)
     return {
         "monitor": monitor,
         "version": version,
@@ -544,10 +628,19 @@ def retraining_doc(monitor: str, version: int, status: str, *, created_at: datet
 def write_drifted_store(store) -> None:
     """A store with a drifted fraud week, an hourly LLM window, AUCs and retraining attempts."""
     store.write_json(store.drift_path("fraud", "2026-09-28"), fraud_drift_doc("2026-09-28"))
-    store.write_json(store.performance_path("fraud", "2026-09-21"), performance_doc("fraud", "2026-09-21", "v0001", 0.902))
-    store.write_json(store.performance_path("fraud", "2026-09-28"), performance_doc("fraud", "2026-09-28", "v0001", 0.874))
-    store.write_json(store.performance_path("fraud", "2026-10-05"), performance_doc("fraud", "2026-10-05", "v0001", None, status="labels_pending"))
-    store.write_json(store.performance_path("fraud", "2026-10-12"), performance_doc("fraud", "2026-10-12", "v0002", 0.915))
+    store.write_json(
+        store.performance_path("fraud", "2026-09-21"), performance_doc("fraud", "2026-09-21", "v0001", 0.902)
+    )
+    store.write_json(
+        store.performance_path("fraud", "2026-09-28"), performance_doc("fraud", "2026-09-28", "v0001", 0.874)
+    )
+    store.write_json(
+        store.performance_path("fraud", "2026-10-05"),
+        performance_doc("fraud", "2026-10-05", "v0001", None, status="labels_pending"),
+    )
+    store.write_json(
+        store.performance_path("fraud", "2026-10-12"), performance_doc("fraud", "2026-10-12", "v0002", 0.915)
+    )
     store.write_json(store.retraining_path("fraud", "v0002"), retraining_doc("fraud", 2, "promoted"))
     store.write_json(store.retraining_path("fraud", "v0003"), retraining_doc("fraud", 3, "rejected"))
     store.write_json(store.retraining_path("fraud", "v0004"), retraining_doc("fraud", 4, "failed"))

@@ -21,5 +21,3 @@ def write_monitors_file(path: Path, *, weeks: int = SMALL["weeks"], html: bool =
     fraud.update(overrides)
     path.write_text(yaml.safe_dump({"monitors": {"fraud": fraud}}, sort_keys=False))
     return path
-
-

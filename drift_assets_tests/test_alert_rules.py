@@ -65,7 +65,11 @@ def test_promtool_unit_tests_pass():
 
 @pytest.mark.parametrize(
     ("alert", "old", "new"),
-    [("FeatureDriftHigh", "for: 1h", "for: 30m"), ("DriftRetrainingTrigger", "for: 2h", "for: 1h"), ("FeatureDriftHigh", "ml_feature_psi > 0.2", "ml_feature_psi > 0.4")],
+    [
+        ("FeatureDriftHigh", "for: 1h", "for: 30m"),
+        ("DriftRetrainingTrigger", "for: 2h", "for: 1h"),
+        ("FeatureDriftHigh", "ml_feature_psi > 0.2", "ml_feature_psi > 0.4"),
+    ],
     ids=["feature-drift-for", "retraining-for", "feature-drift-threshold"],
 )
 def test_unit_tests_catch_a_changed_rule(tmp_path, alert, old, new):
@@ -177,7 +181,17 @@ def test_amtool_check_config(tmp_path):
 )
 def test_amtool_routes_warning_to_slack_and_critical_to_pagerduty(tmp_path, labels, receiver):
     config = _amtool_copy(tmp_path)
-    result = run([binary("amtool"), "config", "routes", "test", f"--config.file={config}", f"--verify.receivers={receiver}", *labels])
+    result = run(
+        [
+            binary("amtool"),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={config}",
+            f"--verify.receivers={receiver}",
+            *labels,
+        ]
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == receiver
 

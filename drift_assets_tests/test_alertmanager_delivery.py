@@ -59,13 +59,17 @@ def delivered(receiver, path: str, model: str) -> list[dict]:
 
 def test_drift_alert_reaches_the_slack_receiver_with_its_labels(alertmanager, receiver):
     post_alerts(alertmanager, [alert("FeatureDriftHigh", "warning", "fraud_a", feature_name="txn_count_1h")])
-    [got] = wait_until(lambda: delivered(receiver, SLACK, "fraud_a"), timeout=20, message="FeatureDriftHigh at the Slack receiver")
+    [got] = wait_until(
+        lambda: delivered(receiver, SLACK, "fraud_a"), timeout=20, message="FeatureDriftHigh at the Slack receiver"
+    )
     assert got["status"] == "firing"
     assert got["labels"]["alertname"] == "FeatureDriftHigh"
     assert got["labels"]["model"] == "fraud_a"
     assert got["labels"]["feature_name"] == "txn_count_1h"
     assert got["annotations"]["value"] == "0.312"
-    notification = next(r.json for r in receiver.received(SLACK) if any(a["labels"]["model"] == "fraud_a" for a in r.json["alerts"]))
+    notification = next(
+        r.json for r in receiver.received(SLACK) if any(a["labels"]["model"] == "fraud_a" for a in r.json["alerts"])
+    )
     assert notification["receiver"] == "slack-ml"
     assert notification["groupLabels"] == {"alertname": "FeatureDriftHigh", "model": "fraud_a"}  # group_by
     assert not delivered(receiver, PAGERDUTY, "fraud_a")
@@ -73,32 +77,54 @@ def test_drift_alert_reaches_the_slack_receiver_with_its_labels(alertmanager, re
 
 def test_critical_alert_goes_to_pagerduty(alertmanager, receiver):
     post_alerts(alertmanager, [alert("PredictionDrift", "critical", "fraud_b")])
-    [got] = wait_until(lambda: delivered(receiver, PAGERDUTY, "fraud_b"), timeout=20, message="PredictionDrift at the PagerDuty receiver")
+    [got] = wait_until(
+        lambda: delivered(receiver, PAGERDUTY, "fraud_b"),
+        timeout=20,
+        message="PredictionDrift at the PagerDuty receiver",
+    )
     assert got["labels"]["alertname"] == "PredictionDrift"
     assert not delivered(receiver, SLACK, "fraud_b")
 
 
 def test_retraining_trigger_inhibits_feature_drift_of_the_same_model_only(alertmanager, receiver):
-    post_alerts(alertmanager, [
-        alert("DriftRetrainingTrigger", "critical", "fraud_c"),
-        alert("FeatureDriftHigh", "warning", "fraud_c", feature_name="txn_count_1h"),
-        alert("FeatureDriftHigh", "warning", "fraud_c", feature_name="amount"),
-        # Another model without a critical alert: its warning is not inhibited (equal: [model]).
-        alert("FeatureDriftHigh", "warning", "llm_c", feature_name="output_length"),
-    ])
-    [critical] = wait_until(lambda: delivered(receiver, PAGERDUTY, "fraud_c"), timeout=20, message="DriftRetrainingTrigger delivered")
+    post_alerts(
+        alertmanager,
+        [
+            alert("DriftRetrainingTrigger", "critical", "fraud_c"),
+            alert("FeatureDriftHigh", "warning", "fraud_c", feature_name="txn_count_1h"),
+            alert("FeatureDriftHigh", "warning", "fraud_c", feature_name="amount"),
+            # Another model without a critical alert: its warning is not inhibited (equal: [model]).
+            alert("FeatureDriftHigh", "warning", "llm_c", feature_name="output_length"),
+        ],
+    )
+    [critical] = wait_until(
+        lambda: delivered(receiver, PAGERDUTY, "fraud_c"), timeout=20, message="DriftRetrainingTrigger delivered"
+    )
     assert critical["labels"]["alertname"] == "DriftRetrainingTrigger"
-    [other] = wait_until(lambda: delivered(receiver, SLACK, "llm_c"), timeout=20, message="llm_c FeatureDriftHigh delivered")
+    [other] = wait_until(
+        lambda: delivered(receiver, SLACK, "llm_c"), timeout=20, message="llm_c FeatureDriftHigh delivered"
+    )
     assert other["labels"]["feature_name"] == "output_length"
 
     # Alertmanager itself reports the fraud_c warnings as inhibited by the critical alert.
     def states() -> dict[str, dict]:
-        alerts = requests.get(f"{alertmanager.url}/api/v2/alerts", params={"filter": 'model="fraud_c"'}, timeout=5).json()
+        alerts = requests.get(
+            f"{alertmanager.url}/api/v2/alerts", params={"filter": 'model="fraud_c"'}, timeout=5
+        ).json()
         return {a["labels"]["alertname"] + "/" + a["labels"].get("feature_name", ""): a["status"] for a in alerts}
 
     inhibited = wait_until(
-        lambda: (s := states()) and all(v["state"] == "suppressed" and v["inhibitedBy"] for k, v in s.items() if k.startswith("FeatureDriftHigh")) and s,
-        timeout=10, message="FeatureDriftHigh suppressed",
+        lambda: (
+            (s := states())
+            and all(
+                v["state"] == "suppressed" and v["inhibitedBy"]
+                for k, v in s.items()
+                if k.startswith("FeatureDriftHigh")
+            )
+            and s
+        ),
+        timeout=10,
+        message="FeatureDriftHigh suppressed",
     )
     assert inhibited["DriftRetrainingTrigger/"]["state"] == "active"
     assert len([k for k in inhibited if k.startswith("FeatureDriftHigh")]) == 2
@@ -123,12 +149,19 @@ def test_committed_receivers_render_and_read_their_secret_files(tmp_path):
                 pagerduty["url"] = f"{webhook.url}/pagerduty/v2/enqueue"  # instead of events.pagerduty.com
         with start_alertmanager(yaml.safe_dump(config, sort_keys=False), tmp_path) as am:
             warning = alert("FeatureDriftHigh", "warning", "fraud", feature_name="txn_count_1h")
-            warning["annotations"].update(summary="Feature drift detected: txn_count_1h", description="PSI of feature txn_count_1h for model fraud is 0.312")
+            warning["annotations"].update(
+                summary="Feature drift detected: txn_count_1h",
+                description="PSI of feature txn_count_1h for model fraud is 0.312",
+            )
             critical = alert("PredictionDrift", "critical", "llm")
             critical["annotations"].update(summary="Prediction drift for model llm", description="PSI 0.300")
             post_alerts(am, [warning, critical])
-            [slack] = wait_until(lambda: webhook.received("/services/T000/B000/slacksecret"), timeout=20, message="Slack notification")
-            [pagerduty] = wait_until(lambda: webhook.received("/pagerduty/v2/enqueue"), timeout=20, message="PagerDuty event")
+            [slack] = wait_until(
+                lambda: webhook.received("/services/T000/B000/slacksecret"), timeout=20, message="Slack notification"
+            )
+            [pagerduty] = wait_until(
+                lambda: webhook.received("/pagerduty/v2/enqueue"), timeout=20, message="PagerDuty event"
+            )
 
     attachment = slack.json["attachments"][0]
     assert attachment["title"] == "[FIRING:1] FeatureDriftHigh - model fraud"

@@ -52,11 +52,15 @@ def test_a_new_check_reaches_specs_results_store_and_exporter(project, tmp_path)
     drift_report = AssetKey(["fraud", "drift_report"])
     assert AssetCheckKey(drift_report, PROBE) in defs.resolve_asset_graph().asset_check_keys
     with instance_for_test() as instance:
-        assert defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
+        assert (
+            defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
+        )
         job = defs.resolve_job_def("fraud_window_job")
         for week in (STATIONARY, DRIFTED):
             assert job.execute_in_process(partition_key=week, instance=instance, run_config=QUIET).success
-        history = instance.event_log_storage.get_asset_check_execution_history(AssetCheckKey(drift_report, PROBE), limit=5)
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(drift_report, PROBE), limit=5
+        )
         by_week = {rec.partition: rec.evaluation for rec in history}
         assert by_week[STATIONARY].passed
         assert not by_week[DRIFTED].passed and by_week[DRIFTED].severity.value == "ERROR"

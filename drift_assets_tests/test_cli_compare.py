@@ -23,13 +23,15 @@ def run(*args, cwd=None):
 def table(n, seed, shift=0.0, new_category=False):
     rng = np.random.default_rng(seed)
     cats = ["a", "b", "c"] + (["z"] if new_category else [])
-    return pa.table({
-        "id": [f"r{i}" for i in range(n)],
-        "amount": rng.lognormal(3, 1, n) * (1 + shift),
-        "count": rng.poisson(2, n),
-        "segment": rng.choice(cats, n),
-        "score": np.clip(rng.beta(2, 8, n) + shift / 4, 0, 1),
-    })
+    return pa.table(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "amount": rng.lognormal(3, 1, n) * (1 + shift),
+            "count": rng.poisson(2, n),
+            "segment": rng.choice(cats, n),
+            "score": np.clip(rng.beta(2, 8, n) + shift / 4, 0, 1),
+        }
+    )
 
 
 @pytest.fixture
@@ -50,8 +52,21 @@ def test_json_contract_and_exit_codes(files):
     assert doc["reference_rows"] == 20_000 and doc["current_rows"] == 5_000
     assert set(doc["columns"]) == {"amount", "count", "segment", "score"}
     col = doc["columns"]["amount"]
-    for key in ("kind", "role", "psi", "ks_statistic", "ks_pvalue", "chi2_pvalue", "jensen_shannon", "wasserstein_normed",
-                "missing_rate", "reference_missing_rate", "unseen_share", "out_of_range_share", "drifted"):
+    for key in (
+        "kind",
+        "role",
+        "psi",
+        "ks_statistic",
+        "ks_pvalue",
+        "chi2_pvalue",
+        "jensen_shannon",
+        "wasserstein_normed",
+        "missing_rate",
+        "reference_missing_rate",
+        "unseen_share",
+        "out_of_range_share",
+        "drifted",
+    ):
         assert key in col
     assert col["kind"] == "numerical" and col["role"] == "feature" and col["chi2_pvalue"] is None
     assert doc["columns"]["segment"]["kind"] == "categorical" and doc["columns"]["segment"]["ks_pvalue"] is None

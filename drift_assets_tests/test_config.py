@@ -43,7 +43,10 @@ def test_project_monitors_file_loads():
         (lambda m: m.pop("reference"), ["monitors.fraud.reference", "required"]),
         (lambda m: m.update(colour="blue"), ["monitors.fraud", "colour"]),
         (lambda m: m["retraining"].update(on_checks="feature_psi"), ["monitors.fraud.retraining.on_checks"]),
-        (lambda m: m["thresholds"].update(columns={"txn_amount": {"psi_warn": "x"}}), ["monitors.fraud.thresholds.columns.txn_amount.psi_warn"]),
+        (
+            lambda m: m["thresholds"].update(columns={"txn_amount": {"psi_warn": "x"}}),
+            ["monitors.fraud.thresholds.columns.txn_amount.psi_warn"],
+        ),
     ],
 )
 def test_malformed_entries_fail_naming_entry_and_field(tmp_path, mutate, fragments):
@@ -79,5 +82,9 @@ def test_adding_a_model_is_a_config_entry(tmp_path):
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"churn/reference_data", "churn/drift_report", "churn/model_performance", "churn/retrained_model"} <= keys
     assert defs.resolve_job_def("churn_window_job") and defs.resolve_schedule_def("churn_weekly_schedule")
-    groups = {defs.resolve_assets_def(AssetKey(["churn", "drift_report"])).group_names_by_key[AssetKey(["churn", "drift_report"])]}
+    groups = {
+        defs.resolve_assets_def(AssetKey(["churn", "drift_report"])).group_names_by_key[
+            AssetKey(["churn", "drift_report"])
+        ]
+    }
     assert groups == {"churn"}

@@ -75,7 +75,9 @@ def _rewrite(path: Path, transform) -> None:
 
 def test_missing_column_fails_the_schema_check_naming_it(project):
     day = _day_file(project, "2026-08-05")
-    _rewrite(day, lambda t: t.rename_columns(["txn_count_1h_renamed" if c == "txn_count_1h" else c for c in t.column_names]))
+    _rewrite(
+        day, lambda t: t.rename_columns(["txn_count_1h_renamed" if c == "txn_count_1h" else c for c in t.column_names])
+    )
     defs = build_definitions()
     with instance_for_test() as instance:
         _reference(defs, instance)
@@ -91,8 +93,14 @@ def test_missing_column_fails_the_schema_check_naming_it(project):
 
 def test_type_change_is_named_by_the_schema_check(project):
     day = _day_file(project, "2026-08-06")
-    _rewrite(day, lambda t: t.set_column(t.schema.get_field_index("txn_amount"), "txn_amount",
-                                         pa.array([f"{v:.2f} EUR" for v in t.column("txn_amount").to_pylist()])))
+    _rewrite(
+        day,
+        lambda t: t.set_column(
+            t.schema.get_field_index("txn_amount"),
+            "txn_amount",
+            pa.array([f"{v:.2f} EUR" for v in t.column("txn_amount").to_pylist()]),
+        ),
+    )
     defs = build_definitions()
     with instance_for_test() as instance:
         _reference(defs, instance)

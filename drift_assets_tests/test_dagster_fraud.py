@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from dagster import AssetCheckKey, AssetKey, build_schedule_context, instance_for_test
@@ -38,16 +39,31 @@ def test_project_definitions_load_and_validate():
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    for name in ("reference_data", "reference_profile", "production_window", "drift_report", "model_performance", "champion_model"):
+    for name in (
+        "reference_data",
+        "reference_profile",
+        "production_window",
+        "drift_report",
+        "model_performance",
+        "champion_model",
+    ):
         assert f"fraud/{name}" in keys
     checks = {k.name for k in graph.asset_check_keys if k.asset_key == DRIFT_REPORT}
-    assert {"feature_psi_below_warn_threshold", "feature_psi_below_retrain_threshold", "prediction_has_no_drift",
-            "missing_rate_below_threshold", "share_of_drifted_features_below_threshold"} <= checks
+    assert {
+        "feature_psi_below_warn_threshold",
+        "feature_psi_below_retrain_threshold",
+        "prediction_has_no_drift",
+        "missing_rate_below_threshold",
+        "share_of_drifted_features_below_threshold",
+    } <= checks
     env = {**os.environ, "DAGSTER_HOME": ""}
     env.pop("DAGSTER_HOME")
     out = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Validation successful" in out.stdout + out.stderr
@@ -65,8 +81,14 @@ def test_weekly_windows_pass_when_stationary_and_fail_with_severity_when_drifted
         psi_warn = check_records(instance, "feature_psi_below_warn_threshold")
         prediction = check_records(instance, "prediction_has_no_drift")
         assert set(psi_error) == {STATIONARY, DRIFTED}  # one evaluation per week (partitioned check)
-        for name in ("feature_psi_below_retrain_threshold", "feature_psi_below_warn_threshold", "prediction_has_no_drift",
-                     "share_of_drifted_features_below_threshold", "missing_rate_below_threshold", "features_have_no_significant_drift"):
+        for name in (
+            "feature_psi_below_retrain_threshold",
+            "feature_psi_below_warn_threshold",
+            "prediction_has_no_drift",
+            "share_of_drifted_features_below_threshold",
+            "missing_rate_below_threshold",
+            "features_have_no_significant_drift",
+        ):
             stationary = check_records(instance, name)[STATIONARY].evaluation
             assert stationary.passed, (name, stationary.metadata)
 
@@ -105,7 +127,7 @@ def test_evidently_html_report_is_written_and_linked(project, monkeypatch):
         meta = instance.get_latest_materialization_event(DRIFT_REPORT).asset_materialization.metadata
         html = meta["evidently_report"].value
         assert html.endswith(".html") and os.path.getsize(html) > 10_000
-        text = open(html, encoding="utf-8").read()
+        text = Path(html).read_text(encoding="utf-8")
         assert "txn_count_1h" in text and "drift" in text.lower()
 
 
@@ -118,7 +140,9 @@ def test_labels_pending_is_recorded_not_failed(project):
         auc = check_records(instance, "auc_not_below_champion", AssetKey(["fraud", "model_performance"]))[last_week]
         assert auc.evaluation.passed
         assert "labels pending" in (auc.evaluation.description or "")
-        perf = instance.get_latest_materialization_event(AssetKey(["fraud", "model_performance"])).asset_materialization.metadata
+        perf = instance.get_latest_materialization_event(
+            AssetKey(["fraud", "model_performance"])
+        ).asset_materialization.metadata
         assert perf["status"].value == "labels_pending"
 
 
@@ -139,7 +163,7 @@ def test_weekly_schedule_requests_the_week_that_just_ended():
     defs = build_definitions()
     schedule = defs.resolve_schedule_def("fraud_weekly_schedule")
     assert schedule.cron_schedule == "0 6 * * 1"
-    tick = dt.datetime(2026, 9, 14, 6, 0, tzinfo=dt.timezone.utc)  # Monday
+    tick = dt.datetime(2026, 9, 14, 6, 0, tzinfo=dt.UTC)  # Monday
     with instance_for_test() as instance:
         context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
         requests = schedule.evaluate_tick(context).run_requests
@@ -156,14 +180,24 @@ def test_backfill_from_the_cli_records_one_run_per_week(project, tmp_path, monke
     with DagsterInstance.get() as instance:
         run_reference(defs, instance)
     cli = os.path.join(os.path.dirname(sys.executable), "drift-assets")
-    out = subprocess.run([cli, "backfill", "--monitor", "fraud", "--from", "2026-08-03", "--to", "2026-08-17"],
-                         capture_output=True, text=True, env=os.environ.copy(), timeout=600)
+    out = subprocess.run(
+        [cli, "backfill", "--monitor", "fraud", "--from", "2026-08-03", "--to", "2026-08-17"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     assert "3 window(s), 0 failed run(s)" in out.stdout
     assert "2026-08-17: run" in out.stdout and "feature_psi_below_retrain_threshold/ERROR" in out.stdout
     with DagsterInstance.get() as instance:
         partitions = {r.dagster_run.tags.get("dagster/partition") for r in instance.get_run_records()}
     assert {"2026-08-03", "2026-08-10", "2026-08-17"} <= partitions
-    bad = subprocess.run([cli, "backfill", "--monitor", "fraud", "--from", "2026-08-04", "--to", "2026-08-17"],
-                         capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    bad = subprocess.run(
+        [cli, "backfill", "--monitor", "fraud", "--from", "2026-08-04", "--to", "2026-08-17"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+    )
     assert bad.returncode == 2 and "not a partition" in bad.stderr

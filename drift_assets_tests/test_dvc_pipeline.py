@@ -120,9 +120,9 @@ def _write_log_and_labels(root: Path, rng: np.random.Generator, new_pattern_shar
     labelled = rng.random(n) < 0.85
     delay = pd.to_timedelta(0.25 + rng.exponential(3.0, n), unit="D")
     arrived = pd.DatetimeIndex(ts) + delay
-    labels = pd.DataFrame(
-        {"transaction_id": log["transaction_id"], "is_fraud": y, "label_arrived_at": arrived}
-    )[labelled]
+    labels = pd.DataFrame({"transaction_id": log["transaction_id"], "is_fraud": y, "label_arrived_at": arrived})[
+        labelled
+    ]
     corrected = labels.sample(frac=0.03, random_state=1)
     wrong = corrected.assign(
         is_fraud=(1 - corrected["is_fraud"]).astype("int8"),
@@ -215,8 +215,15 @@ def test_prepare_workdir_copies_template_and_merges_params(tmp_path, inputs):
     # A template that was run by hand: caches, outputs and bytecode must not be copied.
     template = tmp_path / "template"
     shutil.copytree(TEMPLATE, template)
-    for junk in ("src/__pycache__/x.pyc", ".dvc/cache/files/md5/ab/cd", ".dvc/tmp/btime", "dvc.lock",
-                 "prepared/train.parquet", "model/model.joblib", "metrics.json"):
+    for junk in (
+        "src/__pycache__/x.pyc",
+        ".dvc/cache/files/md5/ab/cd",
+        ".dvc/tmp/btime",
+        "dvc.lock",
+        "prepared/train.parquet",
+        "model/model.joblib",
+        "metrics.json",
+    ):
         (template / junk).parent.mkdir(parents=True, exist_ok=True)
         (template / junk).write_text("junk")
     workdir = prepare_workdir(template, tmp_path / "w", _params(inputs, seed=5))
@@ -373,7 +380,9 @@ def test_prepare_respects_cutoff_and_label_arrival(drift_run, inputs):
     # Log rows that are at/after the cutoff or unlabelled exist, and were excluded.
     assert (log["timestamp"] >= CUTOFF).any()
     assert (~log["transaction_id"].isin(labels["transaction_id"])).any()
-    late_labels = set(labels.loc[labels["label_arrived_at"] >= CUTOFF, "transaction_id"]) - set(latest["transaction_id"])
+    late_labels = set(labels.loc[labels["label_arrived_at"] >= CUTOFF, "transaction_id"]) - set(
+        latest["transaction_id"]
+    )
     assert late_labels and not late_labels & set(used["transaction_id"])
 
     # Holdout: the requested fraction of the last two weeks' labelled rows.
@@ -440,7 +449,7 @@ def test_prepare_accepts_features_packed_in_a_struct_column(inputs, tmp_path):
         proc = subprocess.run([python, "src/prepare.py"], cwd=wd, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         prepared[name] = [pd.read_parquet(wd / "prepared" / f) for f in ("train.parquet", "holdout.parquet")]
-    for flat, packed_df in zip(prepared["flat"], prepared["packed"]):
+    for flat, packed_df in zip(prepared["flat"], prepared["packed"], strict=False):
         pd.testing.assert_frame_equal(flat, packed_df)
 
 

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.fs as pafs
 import pytest
@@ -131,16 +131,25 @@ def test_llm_extra_numbers_become_ml_llm_metrics(store):
 
 
 def test_latest_window_switches_without_restart(store):
-    week1_eval = datetime(2026, 10, 5, 6, 0, tzinfo=timezone.utc)
-    store.write_json(store.drift_path("fraud", "2026-09-28"), fraud_drift_doc("2026-09-28", evaluated_at=week1_eval, txn_psi=0.31))
+    week1_eval = datetime(2026, 10, 5, 6, 0, tzinfo=UTC)
+    store.write_json(
+        store.drift_path("fraud", "2026-09-28"), fraud_drift_doc("2026-09-28", evaluated_at=week1_eval, txn_psi=0.31)
+    )
     with running_exporter(store) as server:
         _, m = scrape(server.url)
         assert sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h") == 0.31
         assert sample(m, "ml_drift_detected", model="fraud") == 1.0
 
         # Week 2 evaluated: the next scrape shows it, same server.
-        week2_eval = datetime(2026, 10, 12, 6, 0, tzinfo=timezone.utc)
-        week2 = fraud_drift_doc("2026-10-05", evaluated_at=week2_eval, txn_psi=0.04, prediction_psi=0.02, prediction_p=0.6, account_age_missing=0.01)
+        week2_eval = datetime(2026, 10, 12, 6, 0, tzinfo=UTC)
+        week2 = fraud_drift_doc(
+            "2026-10-05",
+            evaluated_at=week2_eval,
+            txn_psi=0.04,
+            prediction_psi=0.02,
+            prediction_p=0.6,
+            account_age_missing=0.01,
+        )
         store.write_json(store.drift_path("fraud", "2026-10-05"), week2)
         _, m = scrape(server.url)
         assert sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h") == 0.04
@@ -150,26 +159,31 @@ def test_latest_window_switches_without_restart(store):
 
         # Week 1 re-evaluated later: a later evaluated_at does not make an older window latest,
         # but it is the monitor's last evaluation.
-        re_eval = datetime(2026, 10, 13, 9, 0, tzinfo=timezone.utc)
-        store.write_json(store.drift_path("fraud", "2026-09-28"), fraud_drift_doc("2026-09-28", evaluated_at=re_eval, txn_psi=0.5))
+        re_eval = datetime(2026, 10, 13, 9, 0, tzinfo=UTC)
+        store.write_json(
+            store.drift_path("fraud", "2026-09-28"), fraud_drift_doc("2026-09-28", evaluated_at=re_eval, txn_psi=0.5)
+        )
         _, m = scrape(server.url)
         assert sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h") == 0.04
         assert sample(m, "ml_last_evaluation_timestamp_seconds", model="fraud") == re_eval.timestamp()
 
         # Week 2 rewritten (re-evaluated): the rewrite's values, immediately.
-        store.write_json(store.drift_path("fraud", "2026-10-05"), fraud_drift_doc("2026-10-05", evaluated_at=re_eval + timedelta(hours=1), txn_psi=0.22))
+        store.write_json(
+            store.drift_path("fraud", "2026-10-05"),
+            fraud_drift_doc("2026-10-05", evaluated_at=re_eval + timedelta(hours=1), txn_psi=0.22),
+        )
         _, m = scrape(server.url)
         assert sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h") == 0.22
 
 
 def test_equal_window_end_is_decided_by_evaluated_at(store):
-    early = fraud_drift_doc("2026-09-28", evaluated_at=datetime(2026, 10, 5, 6, tzinfo=timezone.utc), txn_psi=0.3)
-    late = fraud_drift_doc("2026-09-28", evaluated_at=datetime(2026, 10, 6, 6, tzinfo=timezone.utc), txn_psi=0.1)
+    early = fraud_drift_doc("2026-09-28", evaluated_at=datetime(2026, 10, 5, 6, tzinfo=UTC), txn_psi=0.3)
+    late = fraud_drift_doc("2026-09-28", evaluated_at=datetime(2026, 10, 6, 6, tzinfo=UTC), txn_psi=0.1)
     # Same window under two keys (e.g. a partition key format change): the later evaluation wins.
     store.write_json(store.drift_path("fraud", "2026-09-28"), late)
     store.write_json(store.drift_path("fraud", "2026-09-28T00"), early)
     assert store.latest_drift("fraud")["columns"]["txn_count_1h"]["psi"] == 0.1
-    assert store.last_evaluated_at("fraud") == datetime(2026, 10, 6, 6, tzinfo=timezone.utc)
+    assert store.last_evaluated_at("fraud") == datetime(2026, 10, 6, 6, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- empty / broken
@@ -178,7 +192,10 @@ def test_empty_store_answers_200_without_drift_series(tmp_path):
     empty_root = ResultsStore(str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
     only_perf = ResultsStore(str(tmp_path / "perf-only"))
-    only_perf.write_json(only_perf.performance_path("fraud", "2026-09-28"), performance_doc("fraud", "2026-09-28", "v0001", None, status="labels_pending"))
+    only_perf.write_json(
+        only_perf.performance_path("fraud", "2026-09-28"),
+        performance_doc("fraud", "2026-09-28", "v0001", None, status="labels_pending"),
+    )
     for store in (missing_root, empty_root, only_perf):
         with running_exporter(store) as server:
             status, m = scrape(server.url)
@@ -195,30 +212,34 @@ def test_corrupt_json_gives_up_0_keeps_the_readable_rest(store, caplog):
     bad = os.path.join(store.root, "fraud", "drift", "2026-10-05.json")
     with open(bad, "w") as fh:
         fh.write('{"monitor": "fraud", "partition": ')  # truncated
-    with caplog.at_level(logging.WARNING, logger="drift_assets.alerting.exporter"):
-        with running_exporter(store) as server:
-            status, m = scrape(server.url)
-            assert status == 200
-            assert sample(m, "ml_results_store_up") == 0.0
-            assert sample(m, "ml_results_store_errors_total") == 1.0
-            # The rest is still exported: firing alerts do not resolve because of one bad file.
-            assert sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h") == 0.31
-            assert sample(m, "ml_llm_refusal_rate", model="llm") == 0.09
+    with caplog.at_level(logging.WARNING, logger="drift_assets.alerting.exporter"), running_exporter(store) as server:
+        status, m = scrape(server.url)
+        assert status == 200
+        assert sample(m, "ml_results_store_up") == 0.0
+        assert sample(m, "ml_results_store_errors_total") == 1.0
+        # The rest is still exported: firing alerts do not resolve because of one bad file.
+        assert sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h") == 0.31
+        assert sample(m, "ml_llm_refusal_rate", model="llm") == 0.09
 
-            status, m = scrape(server.url)
-            assert status == 200 and sample(m, "ml_results_store_errors_total") == 2.0
-            assert server.collector.last_errors and "2026-10-05.json" in server.collector.last_errors[0]
+        status, m = scrape(server.url)
+        assert status == 200 and sample(m, "ml_results_store_errors_total") == 2.0
+        assert server.collector.last_errors and "2026-10-05.json" in server.collector.last_errors[0]
 
-            os.remove(bad)  # repaired: up again, the counter keeps its count
-            status, m = scrape(server.url)
-            assert sample(m, "ml_results_store_up") == 1.0
-            assert sample(m, "ml_results_store_errors_total") == 2.0
+        os.remove(bad)  # repaired: up again, the counter keeps its count
+        status, m = scrape(server.url)
+        assert sample(m, "ml_results_store_up") == 1.0
+        assert sample(m, "ml_results_store_errors_total") == 2.0
     assert any("2026-10-05.json" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(
     "content",
-    [b"[1, 2, 3]", b"\xff\xfe not utf-8", b'{"monitor": "fraud", "window_end": "yesterday", "window_start": "x", "evaluated_at": "x"}', b"{}"],
+    [
+        b"[1, 2, 3]",
+        b"\xff\xfe not utf-8",
+        b'{"monitor": "fraud", "window_end": "yesterday", "window_start": "x", "evaluated_at": "x"}',
+        b"{}",
+    ],
     ids=["not-an-object", "not-utf8", "bad-timestamp", "missing-keys"],
 )
 def test_store_errors_name_the_file(store, content):
@@ -238,7 +259,9 @@ def test_unreadable_root_gives_up_0_and_200(tmp_path):
     not_a_dir = tmp_path / "results"
     not_a_dir.write_text("a file where the store's root should be")
     drift_is_a_file = ResultsStore(str(tmp_path / "other"))
-    drift_is_a_file.write_json(drift_is_a_file.retraining_path("fraud", "v0002"), retraining_doc("fraud", 2, "promoted"))
+    drift_is_a_file.write_json(
+        drift_is_a_file.retraining_path("fraud", "v0002"), retraining_doc("fraud", 2, "promoted")
+    )
     (tmp_path / "other" / "fraud" / "drift").write_text("not a directory")
     for store in (ResultsStore(str(not_a_dir)), drift_is_a_file):
         with pytest.raises(ResultsStoreError):
@@ -289,7 +312,7 @@ def test_writer_is_atomic_strict_and_validates_names(store):
         store.write_json("../escape.json", {})
 
     other = store.retraining_path("fraud", "v0002")
-    uri = store.write_json(other, {"psi": float("nan"), "inf": float("inf"), "when": datetime(2026, 1, 1, tzinfo=timezone.utc)})
+    uri = store.write_json(other, {"psi": float("nan"), "inf": float("inf"), "when": datetime(2026, 1, 1, tzinfo=UTC)})
     assert uri.endswith("fraud/retraining/v0002.json")
     assert store.read_json(other) == {"psi": None, "inf": None, "when": "2026-01-01T00:00:00+00:00"}
 
@@ -326,8 +349,16 @@ def test_s3_store_through_moto(tmp_path):
     server.start()
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket="monitoring")
-        fs = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", access_key="test", secret_key="test", region="us-east-1")
+        boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        ).create_bucket(Bucket="monitoring")
+        fs = pafs.S3FileSystem(
+            endpoint_override=f"127.0.0.1:{port}",
+            scheme="http",
+            access_key="test",
+            secret_key="test",
+            region="us-east-1",
+        )
         store = ResultsStore("s3://monitoring/results", filesystem=fs)
         assert store.monitors() == []
         write_drifted_store(store)
@@ -346,14 +377,23 @@ def test_push_once_to_a_real_pushgateway(store, tmp_path):
     write_drifted_store(store)
     with start_pushgateway(tmp_path) as gateway:
         push_once(store, gateway.url, job="drift_assets")
-        text = wait_until(lambda: (r := gateway.get("/metrics")).ok and "ml_feature_psi" in r.text and r.text, timeout=10, message="pushed metrics")
+        text = wait_until(
+            lambda: (r := gateway.get("/metrics")).ok and "ml_feature_psi" in r.text and r.text,
+            timeout=10,
+            message="pushed metrics",
+        )
     m = parse_metrics(text)
-    assert sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h", job="drift_assets", instance="") == 0.31
+    assert (
+        sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h", job="drift_assets", instance="") == 0.31
+    )
     assert sample(m, "ml_results_store_up", job="drift_assets", instance="") == 1.0
 
 
 # --------------------------------------------------------------------------- blocking server (CLI)
-SERVE_FOREVER = "import sys; from drift_assets.alerting.exporter import serve_metrics_forever; sys.exit(serve_metrics_forever(sys.argv[1], port=int(sys.argv[2])))"
+SERVE_FOREVER = (
+    "import sys; from drift_assets.alerting.exporter import serve_metrics_forever; "
+    "sys.exit(serve_metrics_forever(sys.argv[1], port=int(sys.argv[2])))"
+)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
@@ -362,7 +402,10 @@ def test_serve_metrics_forever_serves_until_stopped(store, stop_signal):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE_FOREVER, store.root, str(port)],
-        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         url = f"http://127.0.0.1:{port}/metrics"

@@ -21,7 +21,17 @@ ALLOWED = {
     "alerting": {"alerting", "monitoring", "storage", "stats"},
     "orchestration": {"orchestration", "retraining", "alerting", "monitoring", "storage", "stats"},
     "simulate": {"simulate", "storage", "stats"},
-    "cli": {"cli", "orchestration", "retraining", "alerting", "monitoring", "storage", "stats", "simulate", "definitions"},
+    "cli": {
+        "cli",
+        "orchestration",
+        "retraining",
+        "alerting",
+        "monitoring",
+        "storage",
+        "stats",
+        "simulate",
+        "definitions",
+    },
     "definitions": {"orchestration", "monitoring", "stats"},
     "__main__": {"cli"},
     "__init__": set(),
@@ -116,7 +126,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -142,9 +152,14 @@ def test_cycle_finder_finds_cycles():
 
 @pytest.mark.parametrize(
     ("layer", "target", "ok"),
-    [("stats", "orchestration.keys", False), ("storage", "stats.errors", True), ("storage", "stats.profile", False),
-     ("monitoring", "orchestration.resources", False), ("orchestration", "monitoring.config", True),
-     ("alerting", "retraining.gate", False)],
+    [
+        ("stats", "orchestration.keys", False),
+        ("storage", "stats.errors", True),
+        ("storage", "stats.profile", False),
+        ("monitoring", "orchestration.resources", False),
+        ("orchestration", "monitoring.config", True),
+        ("alerting", "retraining.gate", False),
+    ],
 )
 def test_the_rules_can_fail(layer, target, ok):
     assert allowed(layer, target) is ok

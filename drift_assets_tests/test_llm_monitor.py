@@ -21,10 +21,10 @@ from drift_assets.stats import fit_profile
 from drift_assets.stats import rules as r
 from drift_assets.storage.root import Root
 
-START = dt.datetime(2026, 10, 5, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 10, 5, tzinfo=dt.UTC)
 DAYS = 4
-SPIKE = (dt.datetime(2026, 10, 7, 14, tzinfo=dt.timezone.utc), dt.datetime(2026, 10, 7, 17, tzinfo=dt.timezone.utc))
-VERSION_CHANGE = dt.datetime(2026, 10, 8, 9, tzinfo=dt.timezone.utc)
+SPIKE = (dt.datetime(2026, 10, 7, 14, tzinfo=dt.UTC), dt.datetime(2026, 10, 7, 17, tzinfo=dt.UTC))
+VERSION_CHANGE = dt.datetime(2026, 10, 8, 9, tzinfo=dt.UTC)
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -33,8 +33,16 @@ def llm_data(tmp_path_factory):
     from drift_assets.simulate import simulate_llm
 
     root = tmp_path_factory.mktemp("llmdata")
-    sim = simulate_llm(str(root / "llm"), start=START.date(), days=DAYS, reference_days=4,
-                       refusal_spike_day=3, refusal_spike_hours=(14, 17), version_change_day=4, version_change_hour=9)
+    sim = simulate_llm(
+        str(root / "llm"),
+        start=START.date(),
+        days=DAYS,
+        reference_days=4,
+        refusal_spike_day=3,
+        refusal_spike_hours=(14, 17),
+        version_change_day=4,
+        version_change_hour=9,
+    )
     assert str(sim.refusal_spike_start).startswith("2026-10-07T14:00")
     assert str(sim.version_change_at).startswith("2026-10-08T09:00")
     return root
@@ -61,7 +69,9 @@ def sweep(llm_data, tmp_path_factory):
     for h in range(DAYS * 24):
         start = START + dt.timedelta(hours=h)
         window = Window(start.strftime("%Y-%m-%d-%H:%M"), start, start + dt.timedelta(hours=1))
-        batches = stream_window(data, monitor.log, window, timestamp_column=monitor.timestamp_column, types=types, derived=monitor.derived)
+        batches = stream_window(
+            data, monitor.log, window, timestamp_column=monitor.timestamp_column, types=types, derived=monitor.derived
+        )
         out[start] = evaluate_window(monitor, profile, window, batches, data=data)
     return out
 
@@ -95,10 +105,15 @@ def test_refusal_spike_caught_in_every_spike_hour(sweep):
 def test_output_length_collapse_caught_from_the_version_change(sweep):
     first = sweep[VERSION_CHANGE]
     assert (r.SUDDEN_SHIFT, "output_length") in _errors(first)
-    assert first.extra["output_length_mean"] < 0.5 * sweep[VERSION_CHANGE - dt.timedelta(hours=1)].extra["output_length_mean"]
+    assert (
+        first.extra["output_length_mean"]
+        < 0.5 * sweep[VERSION_CHANGE - dt.timedelta(hours=1)].extra["output_length_mean"]
+    )
     assert not _errors(sweep[VERSION_CHANGE - dt.timedelta(hours=1)])
     # Against the recent past the collapse is sudden only while the baseline is pre-change.
-    sudden_hours = [h for h, e in sweep.items() if h >= VERSION_CHANGE and (r.SUDDEN_SHIFT, "output_length") in _errors(e)]
+    sudden_hours = [
+        h for h, e in sweep.items() if h >= VERSION_CHANGE and (r.SUDDEN_SHIFT, "output_length") in _errors(e)
+    ]
     assert sudden_hours[0] == VERSION_CHANGE
 
 
@@ -135,7 +150,15 @@ def test_trailing_baseline_uses_stored_counts_or_the_log_identically(llm_data, t
     for i in range(1, 25):
         start = target - dt.timedelta(hours=i)
         window = Window(start.strftime("%Y-%m-%d-%H:%M"), start, start + dt.timedelta(hours=1))
-        ev = evaluate_window(monitor, profile, window, stream_window(data, monitor.log, window, timestamp_column="timestamp", types=types, derived=monitor.derived), data=data)
+        ev = evaluate_window(
+            monitor,
+            profile,
+            window,
+            stream_window(
+                data, monitor.log, window, timestamp_column="timestamp", types=types, derived=monitor.derived
+            ),
+            data=data,
+        )
         store_counts(counts, monitor, window.key, ev)
     window = Window(target.strftime("%Y-%m-%d-%H:%M"), target, target + dt.timedelta(hours=1))
     fp = profile.fingerprint()
@@ -163,7 +186,12 @@ def _llm_project(tmp_path, llm_data, monkeypatch):
 
 
 def _run_hours(defs, instance, hours):
-    return {h: defs.resolve_job_def("llm_window_job").execute_in_process(partition_key=h, instance=instance, run_config=QUIET, raise_on_error=False) for h in hours}
+    return {
+        h: defs.resolve_job_def("llm_window_job").execute_in_process(
+            partition_key=h, instance=instance, run_config=QUIET, raise_on_error=False
+        )
+        for h in hours
+    }
 
 
 def test_dagster_hourly_partitions_checks_and_metrics(llm_data, tmp_path, monkeypatch):
@@ -177,7 +205,10 @@ def test_dagster_hourly_partitions_checks_and_metrics(llm_data, tmp_path, monkey
         results = _run_hours(defs, instance, [normal, spike])
         assert all(res.success for res in results.values())
         key = AssetCheckKey(AssetKey(["llm", "drift_report"]), r.SUDDEN_RATE_CHANGE)
-        history = {rec.partition: rec.evaluation for rec in instance.event_log_storage.get_asset_check_execution_history(key, limit=10)}
+        history = {
+            rec.partition: rec.evaluation
+            for rec in instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
+        }
         assert history[normal].passed
         assert not history[spike].passed and history[spike].severity.value == "ERROR"
         assert history[spike].metadata["failing_columns"].value == "refusal"
@@ -215,9 +246,14 @@ def test_bad_llm_input_is_named_and_an_empty_hour_fails_clearly(llm_data, tmp_pa
     defs = build_definitions()
     with instance_for_test() as instance:
         assert defs.resolve_job_def("llm_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
-        results = _run_hours(defs, instance, ["2026-10-06-02:00", "2026-10-06-05:00", "2026-10-06-07:00", "2026-10-06-08:00"])
+        results = _run_hours(
+            defs, instance, ["2026-10-06-02:00", "2026-10-06-05:00", "2026-10-06-07:00", "2026-10-06-08:00"]
+        )
         schema_key = AssetCheckKey(AssetKey(["llm", "drift_report"]), r.SCHEMA_MATCHES)
-        history = {rec.partition: rec.evaluation for rec in instance.event_log_storage.get_asset_check_execution_history(schema_key, limit=10)}
+        history = {
+            rec.partition: rec.evaluation
+            for rec in instance.event_log_storage.get_asset_check_execution_history(schema_key, limit=10)
+        }
     assert results["2026-10-06-02:00"].success
     assert "output" in history["2026-10-06-02:00"].metadata["failing_columns"].value
     assert "missing" in history["2026-10-06-02:00"].metadata["worst_reason"].value

@@ -15,7 +15,9 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _tick(sensor, instance, cursor, url):
-    context = build_sensor_context(instance=instance, cursor=cursor, resources={"notifier": NotifierResource(webhook_url=url)})
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, resources={"notifier": NotifierResource(webhook_url=url)}
+    )
     result = sensor(context)
     return context.cursor, result
 
@@ -24,13 +26,23 @@ def test_failed_error_checks_are_posted_once_and_retried_after_a_failure(project
     defs = build_definitions()
     sensor = notification_sensors(list(load_monitors()))[0]
     with instance_for_test() as instance:
-        assert defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
-        assert defs.resolve_job_def("fraud_window_job").execute_in_process(partition_key="2026-08-03", instance=instance, run_config=QUIET).success
+        assert (
+            defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
+        )
+        assert (
+            defs.resolve_job_def("fraud_window_job")
+            .execute_in_process(partition_key="2026-08-03", instance=instance, run_config=QUIET)
+            .success
+        )
         with WebhookReceiver() as receiver:
             cursor, _ = _tick(sensor, instance, None, receiver.url)
             assert receiver.received() == []  # a stationary week: nothing to say
 
-            assert defs.resolve_job_def("fraud_window_job").execute_in_process(partition_key="2026-08-17", instance=instance, run_config=QUIET).success
+            assert (
+                defs.resolve_job_def("fraud_window_job")
+                .execute_in_process(partition_key="2026-08-17", instance=instance, run_config=QUIET)
+                .success
+            )
             cursor, _ = _tick(sensor, instance, cursor, receiver.url)
             posts = [p.json for p in receiver.received()]
             texts = " ".join(p["text"] for p in posts)
@@ -44,7 +56,11 @@ def test_failed_error_checks_are_posted_once_and_retried_after_a_failure(project
             assert len(receiver.received()) == count
 
         # The receiver is down for the next failure: nothing is lost, the next tick delivers it.
-        assert defs.resolve_job_def("fraud_window_job").execute_in_process(partition_key="2026-08-24", instance=instance, run_config=QUIET).success
+        assert (
+            defs.resolve_job_def("fraud_window_job")
+            .execute_in_process(partition_key="2026-08-24", instance=instance, run_config=QUIET)
+            .success
+        )
         with WebhookReceiver(status=503) as down:
             failed_cursor, result = _tick(sensor, instance, cursor, down.url)
             assert len(down.received()) == 1

@@ -26,9 +26,8 @@ def test_post_webhook_delivers_json():
 
 
 def test_http_error_names_the_host_not_the_secret():
-    with WebhookReceiver(status=403, response_body=b"invalid_token") as receiver:
-        with pytest.raises(WebhookError) as info:
-            post_webhook(f"{receiver.url}/services/T000/B000/supersecret?token=alsosecret", {"text": "x"})
+    with WebhookReceiver(status=403, response_body=b"invalid_token") as receiver, pytest.raises(WebhookError) as info:
+        post_webhook(f"{receiver.url}/services/T000/B000/supersecret?token=alsosecret", {"text": "x"})
     message = str(info.value)
     assert f"127.0.0.1:{receiver.port}" in message and "HTTP 403" in message and "invalid_token" in message
     assert "supersecret" not in message and "alsosecret" not in message
@@ -52,11 +51,27 @@ def test_non_http_url_is_refused():
 
 def test_slack_message_names_monitor_partition_check_value_threshold():
     message = slack_message_for_check_failure(
-        "fraud", "2026-09-28", "feature_psi_below_retrain_threshold", "ERROR", 0.41234, 0.25,
-        ["txn_count_1h", "amount"], dagster_url="http://127.0.0.1:3000/runs/abc",
+        "fraud",
+        "2026-09-28",
+        "feature_psi_below_retrain_threshold",
+        "ERROR",
+        0.41234,
+        0.25,
+        ["txn_count_1h", "amount"],
+        dagster_url="http://127.0.0.1:3000/runs/abc",
     )
     text = message["text"]
-    for part in ("fraud", "2026-09-28", "feature_psi_below_retrain_threshold", "ERROR", "0.4123", "0.25", "txn_count_1h", "amount", "http://127.0.0.1:3000/runs/abc"):
+    for part in (
+        "fraud",
+        "2026-09-28",
+        "feature_psi_below_retrain_threshold",
+        "ERROR",
+        "0.4123",
+        "0.25",
+        "txn_count_1h",
+        "amount",
+        "http://127.0.0.1:3000/runs/abc",
+    ):
         assert part in text, part
     blocks = json.dumps(message["blocks"])
     for part in ("fraud", "2026-09-28", "feature_psi_below_retrain_threshold", "0.4123", "0.25", "txn_count_1h"):
@@ -69,10 +84,14 @@ def test_slack_message_names_monitor_partition_check_value_threshold():
 
 
 def test_slack_message_window_level_check_and_long_column_lists():
-    window = slack_message_for_check_failure("llm", "2026-10-13-14:00", "share_of_drifted_features_below_threshold", "WARN", 0.5, 0.3, None)
+    window = slack_message_for_check_failure(
+        "llm", "2026-10-13-14:00", "share_of_drifted_features_below_threshold", "WARN", 0.5, 0.3, None
+    )
     assert "llm / 2026-10-13-14:00" in window["text"] and " on " not in window["text"]
     assert not [b for b in window["blocks"] if b["type"] == "actions"]
-    many = slack_message_for_check_failure("fraud", "2026-09-28", "missing_rate_below_threshold", "WARN", 0.07, 0.05, [f"f{i}" for i in range(25)])
+    many = slack_message_for_check_failure(
+        "fraud", "2026-09-28", "missing_rate_below_threshold", "WARN", 0.07, 0.05, [f"f{i}" for i in range(25)]
+    )
     assert "and 15 more" in many["text"]
     # Slack control characters in names are escaped, not turned into mentions or links.
     odd = slack_message_for_check_failure("<!channel>", "p", "c", "WARN", 1, 0, ["a&b"])
@@ -82,7 +101,9 @@ def test_slack_message_window_level_check_and_long_column_lists():
 
 
 def test_slack_message_is_accepted_by_a_webhook():
-    message = slack_message_for_check_failure("fraud", "2026-09-28", "prediction_has_no_drift", "ERROR", 0.001, 0.05, "fraud_score")
+    message = slack_message_for_check_failure(
+        "fraud", "2026-09-28", "prediction_has_no_drift", "ERROR", 0.001, 0.05, "fraud_score"
+    )
     with WebhookReceiver() as receiver:
         post_webhook(receiver.url + "/slack", message)
         [request] = receiver.received("/slack")

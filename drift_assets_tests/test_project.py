@@ -31,7 +31,10 @@ def test_evidently_and_pandas_pins():
 
 
 def test_statistics_core_never_imports_dagster():
-    code = "import sys, drift_assets.stats; bad = [m for m in sys.modules if m.split('.')[0] == 'dagster']; print(bad); sys.exit(1 if bad else 0)"
+    code = (
+        "import sys, drift_assets.stats; bad = [m for m in sys.modules if m.split('.')[0] == 'dagster']; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
     for path in (PROJECT_ROOT / "drift_assets" / "stats").glob("*.py"):
         tree = ast.parse(path.read_text())
@@ -69,6 +72,8 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_make_test():
     assert "make test" in (PROJECT_ROOT / ".ci" / "run").read_text()
 
 
-@pytest.mark.parametrize("name", ["pyproject.toml", "workspace.yaml", "dagster.yaml", "Makefile", "monitors.yaml", "data"])
+@pytest.mark.parametrize(
+    "name", ["pyproject.toml", "workspace.yaml", "dagster.yaml", "Makefile", "monitors.yaml", "data"]
+)
 def test_required_top_level_entries_exist(name):
     assert (PROJECT_ROOT / name).exists()

@@ -12,7 +12,11 @@ from drift_assets.storage.tables import TableSource
 
 def test_sample_is_seeded_bounded_and_spans_every_file(tmp_path):
     for i in range(3):
-        pq.write_table(pa.table({"a": np.arange(100_000) + i * 100_000, "b": np.zeros(100_000)}), tmp_path / f"p{i}.parquet", row_group_size=20_000)
+        pq.write_table(
+            pa.table({"a": np.arange(100_000) + i * 100_000, "b": np.zeros(100_000)}),
+            tmp_path / f"p{i}.parquet",
+            row_group_size=20_000,
+        )
     source = TableSource.open(str(tmp_path))
     assert source.num_rows() == 300_000
     sample = sample_source(source, ["a"], max_rows=30_000, seed=5)

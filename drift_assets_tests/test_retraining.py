@@ -68,8 +68,12 @@ def two_monitors(tmp: Path) -> Path:
 
 
 def evaluate_week(defs, instance, monitor: str, key: str):
-    assert defs.resolve_job_def(f"{monitor}_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
-    result = defs.resolve_job_def(f"{monitor}_window_job").execute_in_process(partition_key=key, instance=instance, run_config=QUIET)
+    assert (
+        defs.resolve_job_def(f"{monitor}_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
+    )
+    result = defs.resolve_job_def(f"{monitor}_window_job").execute_in_process(
+        partition_key=key, instance=instance, run_config=QUIET
+    )
     assert result.success
     return result
 
@@ -116,7 +120,10 @@ def test_two_monitors_retrain_independently_the_gate_promotes_one_and_rejects_th
         m = champion.metadata
         assert m["status"] == "promoted" and m["parent"] == 1 and m["model_file"] == "model.joblib"
         assert m["trigger"]["partition"] == FAILING and m["trigger"]["check"] == ",".join(ON_CHECKS)
-        assert m["metrics"]["challenger_auc"] == meta["challenger_auc"] and m["metrics"]["champion_auc"] == meta["champion_auc"]
+        assert (
+            m["metrics"]["challenger_auc"] == meta["challenger_auc"]
+            and m["metrics"]["champion_auc"] == meta["champion_auc"]
+        )
         assert len(m["training_data_sha256"]) == 64 and len(m["dvc_lock_sha256"]) == 64 and m["created_at"]
         assert m["decision"]["promote"] is True and m["auc_reference"] == m["metrics"]["challenger_auc"]
         # Its reference: rows of the failing week unseen in training, scored by the challenger.
@@ -133,7 +140,11 @@ def test_two_monitors_retrain_independently_the_gate_promotes_one_and_rejects_th
             assert (tmp / "data" / champion.path / lineage).is_file()
         record = json.loads((tmp / "reports" / "fraud" / "retraining" / "v0002.json").read_text())
         assert {k: record[k] for k in ("monitor", "version", "name", "status")} == {
-            "monitor": "fraud", "version": 2, "name": "v0002", "status": "promoted"}
+            "monitor": "fraud",
+            "version": 2,
+            "name": "v0002",
+            "status": "promoted",
+        }
         assert record["trigger"]["partition"] == FAILING and record["challenger_auc"] > record["champion_auc"]
 
         # fraud_strict: same data, but a gain of 0.5 is required -> committed as rejected, champion untouched.
@@ -146,21 +157,30 @@ def test_two_monitors_retrain_independently_the_gate_promotes_one_and_rejects_th
         assert record["status"] == "rejected"
 
         # After the promotion the sensor re-materialises fraud's reference assets (not fraud_strict's).
-        assert evaluate_sensor(defs, "fraud_strict_retraining_sensor", instance, cursors["fraud_strict"]).run_requests == []
+        assert (
+            evaluate_sensor(defs, "fraud_strict_retraining_sensor", instance, cursors["fraud_strict"]).run_requests
+            == []
+        )
         tick = evaluate_sensor(defs, "fraud_retraining_sensor", instance, cursors["fraud"])
         [refresh] = tick.run_requests
         assert refresh.partition_key is None
         refreshed = execute_run_request(defs, "fraud_retraining_sensor", refresh, instance)
         assert refreshed.success
-        assert materialization_metadata(refreshed, "reference_data")["source"].endswith("versions/v0002/reference.parquet")
+        assert materialization_metadata(refreshed, "reference_data")["source"].endswith(
+            "versions/v0002/reference.parquet"
+        )
         assert materialization_metadata(refreshed, "champion_model")["version"] == "v0002"
 
         # The next week is measured against the new reference and champion (production now serves
         # v0002: the simulated log is re-scored from that week on). The drift is the new normal.
         from drift_assets.monitoring.config import load_monitors
 
-        serve_champion_from(defs.resources["storage"].storage(), load_monitors(path).get("fraud"), dt.date.fromisoformat(NEXT))
-        week = defs.resolve_job_def("fraud_window_job").execute_in_process(partition_key=NEXT, instance=instance, run_config=QUIET)
+        serve_champion_from(
+            defs.resources["storage"].storage(), load_monitors(path).get("fraud"), dt.date.fromisoformat(NEXT)
+        )
+        week = defs.resolve_job_def("fraud_window_job").execute_in_process(
+            partition_key=NEXT, instance=instance, run_config=QUIET
+        )
         failed = {(e.check_name, e.severity.value) for e in week.get_asset_check_evaluations() if not e.passed}
         assert not {name for name, sev in failed if sev == "ERROR" and name in ON_CHECKS}, failed
         drift = json.loads((tmp / "reports" / "fraud" / "drift" / f"{NEXT}.json").read_text())
@@ -177,7 +197,9 @@ def test_a_failing_dvc_stage_fails_the_run_with_the_stderr_tail_and_leaves_the_c
         return params
 
     monkeypatch.setattr(retraining_module, "retraining_params", broken)
-    path = write_monitors_file(tmp / "monitors-fail.yaml", retraining={"enabled": True, "on_checks": ON_CHECKS, "holdout_weeks": 1})
+    path = write_monitors_file(
+        tmp / "monitors-fail.yaml", retraining={"enabled": True, "on_checks": ON_CHECKS, "holdout_weeks": 1}
+    )
     defs = build_definitions(monitors_file=path)
     models = tmp / "data" / "fraud" / "models"
     pointer = (models / "champion.json").read_bytes()
@@ -205,8 +227,16 @@ def test_models_list_and_promote_rollback_refuses_uncommitted_versions(project, 
     registry = ModelRegistry(data, "fraud/models")
     number, path = registry.reserve()
     data.write_bytes(f"{path}/model.joblib", data.read_bytes(registry.champion().model_file))
-    registry.commit(number, {"status": "promoted", "parent": 1, "metrics": {"challenger_auc": 0.91, "champion_auc": 0.85},
-                             "trigger": {"partition": FAILING, "check": "prediction_has_no_drift"}, "reason": "test"})
+    registry.commit(
+        number,
+        {
+            "status": "promoted",
+            "parent": 1,
+            "metrics": {"challenger_auc": 0.91, "champion_auc": 0.85},
+            "trigger": {"partition": FAILING, "check": "prediction_has_no_drift"},
+            "reason": "test",
+        },
+    )
     registry.promote(number, reason="retraining")
     uncommitted, _ = registry.reserve()  # an aborted attempt: no metadata.json
 

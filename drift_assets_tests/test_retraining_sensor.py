@@ -44,12 +44,17 @@ ON_CHECKS = ["missing_rate_below_threshold", "feature_psi_below_retrain_threshol
 
 def monitors_file(tmp_path, **retraining):
     settings = {"enabled": True, "on_checks": ON_CHECKS, "cooldown_hours": 0, "min_auc_gain": 0.0, "holdout_weeks": 1}
-    return write_monitors_file(tmp_path / "monitors-retraining.yaml", thresholds={"missing_rate_warn": -1.0},
-                               retraining={**settings, **retraining})
+    return write_monitors_file(
+        tmp_path / "monitors-retraining.yaml",
+        thresholds={"missing_rate_warn": -1.0},
+        retraining={**settings, **retraining},
+    )
 
 
 def run_week(defs, instance, key):
-    result = defs.resolve_job_def("fraud_window_job").execute_in_process(partition_key=key, instance=instance, run_config=QUIET)
+    result = defs.resolve_job_def("fraud_window_job").execute_in_process(
+        partition_key=key, instance=instance, run_config=QUIET
+    )
     assert result.success
     return result
 
@@ -60,7 +65,9 @@ def evaluated(project):
     path = monitors_file(project)
     defs = build_definitions(monitors_file=path)
     with instance_for_test() as instance:
-        assert defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
+        assert (
+            defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
+        )
         runs = {key: run_week(defs, instance, key).run_id for key in WEEKS}
         yield defs, instance, runs, load_monitors(path).get("fraud")
 
@@ -81,7 +88,9 @@ def drain(defs, instance, cursor, limit=20):
 def failed_error_evaluations(instance):
     out = []
     for name in ON_CHECKS:
-        for rec in instance.event_log_storage.get_asset_check_execution_history(AssetCheckKey(DRIFT_REPORT, name), limit=100):
+        for rec in instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(DRIFT_REPORT, name), limit=100
+        ):
             if rec.evaluation and not rec.evaluation.passed and rec.evaluation.severity.value == "ERROR":
                 out.append((rec.partition, rec.run_id, name))
     return out
@@ -90,8 +99,12 @@ def failed_error_evaluations(instance):
 def test_one_request_per_failed_error_evaluation_and_none_for_warn_or_passed(evaluated):
     defs, instance, runs, _ = evaluated
     # The setting: WARN fails every week, ERROR checks from week 3 on.
-    warn = {r.partition: r for r in instance.event_log_storage.get_asset_check_execution_history(
-        AssetCheckKey(DRIFT_REPORT, "missing_rate_below_threshold"), limit=10)}
+    warn = {
+        r.partition: r
+        for r in instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(DRIFT_REPORT, "missing_rate_below_threshold"), limit=10
+        )
+    }
     assert all(not warn[k].evaluation.passed and warn[k].evaluation.severity.value == "WARN" for k in WEEKS)
     failures = failed_error_evaluations(instance)
     assert {p for p, _, _ in failures} == set(DRIFTED)
@@ -129,7 +142,9 @@ def test_saved_cursor_repeats_nothing_and_a_rerun_of_the_failing_week_triggers_a
     # The failing week is evaluated again (a new run): one new trigger, with a new run key.
     rerun = run_week(defs, instance, "2026-09-07")
     requests, cursor, _ = drain(defs, instance, cursor)
-    assert [(r.partition_key, r.run_key) for r in requests] == [("2026-09-07", f"retrain:fraud:2026-09-07:{rerun.run_id}")]
+    assert [(r.partition_key, r.run_key) for r in requests] == [
+        ("2026-09-07", f"retrain:fraud:2026-09-07:{rerun.run_id}")
+    ]
     assert requests[0].run_key not in {r.run_key for r in emitted}
 
     # Even with the cursor lost, every request has a run key the daemon already launched (it drops
@@ -142,8 +157,9 @@ def test_saved_cursor_repeats_nothing_and_a_rerun_of_the_failing_week_triggers_a
 
 def test_one_retraining_per_monitor_at_a_time_and_cool_down(evaluated):
     defs, instance, runs, monitor = evaluated
-    running = create_run_for_test(instance, job_name="fraud_retraining_job", status=DagsterRunStatus.STARTED,
-                                  tags={RETRAINING_TAG: "fraud"})
+    running = create_run_for_test(
+        instance, job_name="fraud_retraining_job", status=DagsterRunStatus.STARTED, tags={RETRAINING_TAG: "fraud"}
+    )
     blocked = evaluate_sensor(defs, SENSOR, instance, None)
     assert blocked.run_requests == []
     assert "started" in blocked.skip_reason.skip_message and running.run_id in blocked.skip_reason.skip_message
@@ -183,7 +199,9 @@ def test_after_a_promotion_older_failures_are_stale_and_the_reference_is_refresh
     assert len(tick.run_requests) == 1
     refresh = tick.run_requests[0]
     assert refresh.partition_key is None
-    assert set(refresh.asset_selection) == {AssetKey(["fraud", n]) for n in ("reference_data", "reference_profile", "champion_model")}
+    assert set(refresh.asset_selection) == {
+        AssetKey(["fraud", n]) for n in ("reference_data", "reference_profile", "champion_model")
+    }
     evaluation = evaluate_retraining(instance, monitor, first.cursor, registry=registry)
     assert {(p, why.split(" (")[0]) for _, p, _, why in evaluation.dropped} == {(k, "stale") for k in DRIFTED[1:]}
 

@@ -111,7 +111,7 @@ class S3Project:
 
     def keys(self) -> dict[str, dict]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{self.prefix}/")
-        return {o["Key"][len(self.prefix) + 1:]: o for page in pages for o in page.get("Contents", [])}
+        return {o["Key"][len(self.prefix) + 1 :]: o for page in pages for o in page.get("Contents", [])}
 
 
 @pytest.fixture
@@ -121,7 +121,9 @@ def s3_project(moto_endpoint, tmp_path, monkeypatch) -> S3Project:
         monkeypatch.setenv(name, value)
     prefix = f"t-{uuid.uuid4().hex[:10]}"
     fs = s3_filesystem(moto_endpoint, REGION)
-    pafs.copy_files(f"{BUCKET}/{SEED_PREFIX}/data", f"{BUCKET}/{prefix}/data", source_filesystem=fs, destination_filesystem=fs)
+    pafs.copy_files(
+        f"{BUCKET}/{SEED_PREFIX}/data", f"{BUCKET}/{prefix}/data", source_filesystem=fs, destination_filesystem=fs
+    )
     monkeypatch.setenv("DRIFT_ASSETS_ENV", "s3")
     monkeypatch.setenv("DRIFT_ASSETS_S3_BUCKET", BUCKET)
     monkeypatch.setenv("DRIFT_ASSETS_S3_PREFIX", prefix)
@@ -152,9 +154,15 @@ def check_results(defs, instance) -> dict:
     names = sorted(k.name for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key == DRIFT_REPORT)
     out = {}
     for name in names:
-        history = instance.event_log_storage.get_asset_check_execution_history(AssetCheckKey(DRIFT_REPORT, name), limit=20)
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(DRIFT_REPORT, name), limit=20
+        )
         out[name] = {
-            r.partition: (r.evaluation.passed, r.evaluation.severity.value, {k: v.value for k, v in r.evaluation.metadata.items()})
+            r.partition: (
+                r.evaluation.passed,
+                r.evaluation.severity.value,
+                {k: v.value for k, v in r.evaluation.metadata.items()},
+            )
             for r in history
         }
     return out
@@ -168,17 +176,25 @@ def all_event_text(instance) -> str:
 def test_runs_on_s3_write_objects_and_match_the_same_runs_on_local_files(s3_project, fraud_data, tmp_path, monkeypatch):
     # The S3 data is the same simulation as the local fixture.
     local_ref = pq.read_table(fraud_data / "fraud" / "reference" / "reference.parquet")
-    s3_ref = pq.read_table(f"{BUCKET}/{s3_project.prefix}/data/fraud/reference/reference.parquet", filesystem=s3_project.fs)
+    s3_ref = pq.read_table(
+        f"{BUCKET}/{s3_project.prefix}/data/fraud/reference/reference.parquet", filesystem=s3_project.fs
+    )
     assert s3_ref.equals(local_ref)
 
     html_monitors = write_monitors_file(tmp_path / "monitors-html.yaml", html=True)
     s3_defs = build_definitions(html_monitors, environment="s3")
     with instance_for_test() as instance:
-        for name, partition in (("fraud_reference_job", None), ("fraud_window_job", STATIONARY), ("fraud_window_job", DRIFTED)):
+        for name, partition in (
+            ("fraud_reference_job", None),
+            ("fraud_window_job", STATIONARY),
+            ("fraud_window_job", DRIFTED),
+        ):
             result = run_job(s3_defs, instance, name, partition)
             assert result.success, failure_text(result)
         s3_checks = check_results(s3_defs, instance)
-        window_meta = instance.get_latest_materialization_event(AssetKey(["fraud", "production_window"])).asset_materialization.metadata
+        window_meta = instance.get_latest_materialization_event(
+            AssetKey(["fraud", "production_window"])
+        ).asset_materialization.metadata
         report_meta = instance.get_latest_materialization_event(DRIFT_REPORT).asset_materialization.metadata
         logged = all_event_text(instance)
 
@@ -200,7 +216,11 @@ def test_runs_on_s3_write_objects_and_match_the_same_runs_on_local_files(s3_proj
     assert report_meta["evidently_report"].value == s3_project.uri(f"reports/fraud/html/{DRIFTED}.html")
     head = s3_project.client.head_object(Bucket=BUCKET, Key=f"{s3_project.prefix}/reports/fraud/html/{DRIFTED}.html")
     assert head["ContentType"].startswith("text/html")  # uploaded through dagster-aws's client
-    profile = json.loads(s3_project.client.get_object(Bucket=BUCKET, Key=f"{s3_project.prefix}/assets/fraud/reference_profile/__all__.json")["Body"].read())
+    profile = json.loads(
+        s3_project.client.get_object(
+            Bucket=BUCKET, Key=f"{s3_project.prefix}/assets/fraud/reference_profile/__all__.json"
+        )["Body"].read()
+    )
     assert profile["reference_rows"] == SMALL["reference_rows"]
     # Nothing secret in metadata or logs.
     assert SECRET not in logged and KEY_ID not in logged
@@ -213,7 +233,11 @@ def test_runs_on_s3_write_objects_and_match_the_same_runs_on_local_files(s3_proj
     monkeypatch.setenv("DRIFT_ASSETS_REPORTS_ROOT", str(tmp_path / "local" / "reports"))
     local_defs = build_definitions(write_monitors_file(tmp_path / "monitors-local.yaml"), environment="local")
     with instance_for_test() as instance:
-        for name, partition in (("fraud_reference_job", None), ("fraud_window_job", STATIONARY), ("fraud_window_job", DRIFTED)):
+        for name, partition in (
+            ("fraud_reference_job", None),
+            ("fraud_window_job", STATIONARY),
+            ("fraud_window_job", DRIFTED),
+        ):
             assert run_job(local_defs, instance, name, partition).success
         local_checks = check_results(local_defs, instance)
 
@@ -224,12 +248,18 @@ def test_runs_on_s3_write_objects_and_match_the_same_runs_on_local_files(s3_proj
     assert s3_checks["feature_psi_below_retrain_threshold"][STATIONARY][0] is True
     assert s3_checks["feature_psi_below_retrain_threshold"][DRIFTED][0] is False
 
-    s3_record = json.loads(s3_project.client.get_object(Bucket=BUCKET, Key=f"{s3_project.prefix}/reports/fraud/drift/{DRIFTED}.json")["Body"].read())
+    s3_record = json.loads(
+        s3_project.client.get_object(Bucket=BUCKET, Key=f"{s3_project.prefix}/reports/fraud/drift/{DRIFTED}.json")[
+            "Body"
+        ].read()
+    )
     local_record = json.loads((tmp_path / "local" / "reports" / "fraud" / "drift" / f"{DRIFTED}.json").read_text())
     assert s3_record["summary"] == local_record["summary"]
     assert s3_record["current_rows"] == local_record["current_rows"] > 0
     local_window = pq.read_table(tmp_path / "local" / "assets" / "fraud" / "production_window" / f"{DRIFTED}.parquet")
-    s3_window = pq.read_table(f"{BUCKET}/{s3_project.prefix}/assets/fraud/production_window/{DRIFTED}.parquet", filesystem=s3_project.fs)
+    s3_window = pq.read_table(
+        f"{BUCKET}/{s3_project.prefix}/assets/fraud/production_window/{DRIFTED}.parquet", filesystem=s3_project.fs
+    )
     assert s3_window.num_rows == local_window.num_rows
 
 
@@ -271,8 +301,13 @@ def test_wrong_credentials_fail_clearly_without_showing_the_secret(s3_project, m
     iam = boto3.client("iam", endpoint_url=s3_project.endpoint, region_name=REGION)
     user = f"monitor-{s3_project.prefix}"
     iam.create_user(UserName=user)
-    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="s3",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
     key = iam.create_access_key(UserName=user)["AccessKey"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
@@ -320,7 +355,9 @@ def test_unreachable_server_fails_runs_quickly_and_the_next_run_succeeds(s3_proj
             elapsed = time.monotonic() - started
             assert not down.success
             text = failure_text(down)
-            assert f"s3://{BUCKET}" in text and "cannot reach the S3 endpoint" in text and f"127.0.0.1:{port}" in text, text
+            assert (
+                f"s3://{BUCKET}" in text and "cannot reach the S3 endpoint" in text and f"127.0.0.1:{port}" in text
+            ), text
             assert elapsed < 30, elapsed
 
             # Server goes away after the run started: the bucket check passes, the first read fails.
@@ -347,8 +384,8 @@ def test_unreachable_server_fails_runs_quickly_and_the_next_run_succeeds(s3_proj
             server = _start_server(port)
             again = run_job(defs, instance, "fraud_window_job", DRIFTED)
             assert again.success, failure_text(again)
-            assert f"reports/fraud/drift/{DRIFTED}.json" in s3_project.keys()
-            assert not [k for k in s3_project.keys() if ".tmp" in k]
+            assert f"reports/fraud/drift/{DRIFTED}.json" in s3_project
+            assert not [k for k in s3_project if ".tmp" in k]
     finally:
         server.stop()
 
@@ -418,8 +455,24 @@ def test_cli_simulate_to_s3_and_compare_s3_paths(s3_project):
     env = {**os.environ}
     target = s3_project.uri("cli")
     sim = subprocess.run(
-        [CLI, "simulate", "--target", target, "--only", "fraud", "--rows-per-week", "1400", "--weeks", "3", "--drift-week", "2"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            CLI,
+            "simulate",
+            "--target",
+            target,
+            "--only",
+            "fraud",
+            "--rows-per-week",
+            "1400",
+            "--weeks",
+            "3",
+            "--drift-week",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert sim.returncode == 0, sim.stdout + sim.stderr
     keys = s3_project.keys()
@@ -430,7 +483,10 @@ def test_cli_simulate_to_s3_and_compare_s3_paths(s3_project):
     ref = s3_project.uri("data/fraud/reference/reference.parquet")
     out = subprocess.run(
         [CLI, "compare", ref, s3_project.uri("data/fraud/log/date=2026-08-18"), "--monitor", "fraud", "--json", "-"],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert out.returncode == 1, out.stdout + out.stderr
     doc = json.loads(out.stdout)
@@ -438,7 +494,10 @@ def test_cli_simulate_to_s3_and_compare_s3_paths(s3_project):
     # A missing object: exit 2, one line naming it.
     missing = subprocess.run(
         [CLI, "compare", ref, s3_project.uri("data/fraud/log/date=2030-01-01")],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert missing.returncode == 2, missing.stdout + missing.stderr
     assert s3_project.uri("data/fraud/log/date=2030-01-01") in missing.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import joblib
@@ -45,7 +45,7 @@ SMALL_LLM = dict(
     version_change_day=3,
     version_change_hour=9,
 )
-UTC = timezone.utc
+UTC = UTC
 
 
 # --------------------------------------------------------------------------- helpers
@@ -134,7 +134,11 @@ def test_fraud_result_and_manifest(fraud) -> None:
     assert sim.drift_start == date(2026, 8, 17)
     assert sim.week_starts == tuple(date(2026, 8, 3) + timedelta(days=7 * i) for i in range(5))
     assert list(sim.top_features) == [
-        "txn_count_1h", "txn_count_24h", "avg_txn_amount_7d", "txn_amount", "distance_from_home_km"
+        "txn_count_1h",
+        "txn_count_24h",
+        "avg_txn_amount_7d",
+        "txn_amount",
+        "distance_from_home_km",
     ]
     manifest = json.loads((base / "manifest.json").read_text())
     assert manifest["drift_start"] == "2026-08-17"
@@ -277,9 +281,7 @@ def llm(tmp_path_factory: pytest.TempPathFactory) -> tuple[LlmSimulation, Path, 
 
 def test_llm_layout_schema_and_manifest(llm) -> None:
     sim, base, log = llm
-    assert sorted(p.name for p in (base / "log").iterdir()) == [
-        "date=2026-10-05", "date=2026-10-06", "date=2026-10-07"
-    ]
+    assert sorted(p.name for p in (base / "log").iterdir()) == ["date=2026-10-05", "date=2026-10-06", "date=2026-10-07"]
     table = pq.read_table(base / "log" / "date=2026-10-05" / "part-0.parquet")
     assert table.schema.names == ["timestamp", "request_id", "model_version", "prompt", "output", "latency_ms"]
     assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")

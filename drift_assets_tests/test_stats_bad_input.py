@@ -27,12 +27,14 @@ SPECS = [
 
 
 def make_table(rng: np.random.Generator, n: int, shift: float = 0.0) -> pa.Table:
-    return pa.table({
-        "amount": rng.lognormal(3.0 + shift, 1.0, n),
-        "age": rng.normal(40.0, 10.0, n),
-        "country": pa.array(rng.choice(np.array(["fr", "de", "it"]), n, p=[0.5, 0.3, 0.2]).tolist()),
-        "score": rng.random(n),
-    })
+    return pa.table(
+        {
+            "amount": rng.lognormal(3.0 + shift, 1.0, n),
+            "age": rng.normal(40.0, 10.0, n),
+            "country": pa.array(rng.choice(np.array(["fr", "de", "it"]), n, p=[0.5, 0.3, 0.2]).tolist()),
+            "score": rng.random(n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +114,9 @@ def test_a_missing_column_is_a_problem_and_fails_the_schema_check(profile, windo
 
 
 def test_a_categorical_column_arriving_as_floats_is_refused(profile, window):
-    bad = window.set_column(window.schema.get_field_index("country"), "country",
-                            pa.array(np.random.default_rng(2).random(window.num_rows)))
+    bad = window.set_column(
+        window.schema.get_field_index("country"), "country", pa.array(np.random.default_rng(2).random(window.num_rows))
+    )
     summary = summarize(profile, [bad])
     assert "country" in summary.problems and "double" in summary.problems["country"]
     assert failed(compare(profile, summary), r.SCHEMA_MATCHES) == ["country"]
@@ -149,8 +152,9 @@ def test_a_reference_with_an_all_nan_column_cannot_be_profiled(window):
     bad = window.set_column(window.schema.get_field_index("age"), "age", no_values)
     with pytest.raises(ProfileError, match="'age'"):
         fit_profile(bad, SPECS)
-    empty_cat = window.set_column(window.schema.get_field_index("country"), "country",
-                                  pa.nulls(window.num_rows, pa.string()))
+    empty_cat = window.set_column(
+        window.schema.get_field_index("country"), "country", pa.nulls(window.num_rows, pa.string())
+    )
     with pytest.raises(ProfileError, match="'country'"):
         fit_profile(empty_cat, SPECS)
 

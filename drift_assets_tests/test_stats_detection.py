@@ -169,7 +169,8 @@ CASES = {
     "mean_shift_half_sd": Case(mean_shift, "normal_2", FEATURE_DRIFT),
     "scale_1.5x": Case(scale_change, "normal_5", FEATURE_DRIFT),
     "30pct_above_reference_max": Case(
-        above_reference_max, "amount_1",
+        above_reference_max,
+        "amount_1",
         {r.FEATURE_PSI_ERROR: "ERROR", r.FEATURE_PSI_WARN: "WARN", r.FEATURE_NO_DRIFT: "WARN"},
     ),
     "category_share_plus_10_points": Case(category_share_shift, "merchant_type", FEATURE_DRIFT),

@@ -78,11 +78,14 @@ def test_psi_of_an_explicit_histogram_matches_the_hand_computation():
 
 def test_psi_through_the_pipeline_uses_reference_deciles_with_open_outer_bins():
     reference = np.arange(100, dtype=np.float64)  # deciles 9.9, 19.8, ..., 89.1 (linear interpolation)
-    current = np.concatenate([
-        np.arange(10.0), np.arange(10.0),   # bin 0 (below 9.9): 20 values
-        np.arange(20.0, 100.0),              # bins 2..9: 10 values each; bin 1 (9.9 to 19.8) empty
-        np.full(10, 500.0),                  # far above the reference max: still counted, in bin 9
-    ])
+    current = np.concatenate(
+        [
+            np.arange(10.0),
+            np.arange(10.0),  # bin 0 (below 9.9): 20 values
+            np.arange(20.0, 100.0),  # bins 2..9: 10 values each; bin 1 (9.9 to 19.8) empty
+            np.full(10, 500.0),  # far above the reference max: still counted, in bin 9
+        ]
+    )
     profile, summary, col = measure(reference, current)
     binning = profile.columns["x"].binning
     np.testing.assert_allclose(binning.psi_edges, 9.9 * np.arange(1, 10), rtol=1e-12)
@@ -233,8 +236,9 @@ def test_chi_square_matches_scipy_contingency_including_the_unseen_bucket():
     rng = np.random.default_rng(21)
     vocab = np.array(["a", "b", "c", "d", "e"])
     reference = rng.choice(vocab, 20_000, p=[0.4, 0.3, 0.15, 0.1, 0.05])
-    current = rng.choice(np.array(["a", "b", "c", "d", "e", "new1", "new2"]), 3_000,
-                         p=[0.35, 0.3, 0.15, 0.1, 0.05, 0.03, 0.02])
+    current = rng.choice(
+        np.array(["a", "b", "c", "d", "e", "new1", "new2"]), 3_000, p=[0.35, 0.3, 0.15, 0.1, 0.05, 0.03, 0.02]
+    )
     profile, _, col = measure(reference.tolist(), current.tolist(), kind="categorical")
     vocabulary = list(profile.columns["x"].binning.vocabulary)
     assert sorted(vocabulary) == sorted(vocab.tolist())
@@ -276,8 +280,14 @@ def test_jensen_shannon_matches_scipy_on_independently_computed_bins(shift):
 
 @pytest.mark.parametrize(
     ("family", "n_ref", "n_cur", "shift"),
-    [("normal", 2_000, 2_000, 0.0), ("normal", 20_000, 50_000, 0.1), ("lognormal", 2_000, 5_000, 0.0),
-     ("lognormal", 5_000, 200_000, 0.1), ("lognormal", 100_000, 100_000, 0.3), ("normal", 50_000, 1_000, 0.5)],
+    [
+        ("normal", 2_000, 2_000, 0.0),
+        ("normal", 20_000, 50_000, 0.1),
+        ("lognormal", 2_000, 5_000, 0.0),
+        ("lognormal", 5_000, 200_000, 0.1),
+        ("lognormal", 100_000, 100_000, 0.3),
+        ("normal", 50_000, 1_000, 0.5),
+    ],
 )
 def test_wasserstein_normed_matches_scipy_for_continuous_data(family, n_ref, n_cur, shift):
     rng = np.random.default_rng(n_ref + n_cur)
@@ -315,8 +325,10 @@ def test_nan_null_and_infinities_all_count_as_missing():
         pa.table({"x": reference, "n": pa.array([1, 2, 3, 4, 5, 6, 7, 8, 9, None], pa.int64())}),
         [ColumnSpec("x", "numerical"), ColumnSpec("n", "numerical")],
     )
-    result = compare(profile, summarize(profile, [pa.table({"x": current[:5], "n": ints}),
-                                                  pa.table({"x": current[5:], "n": ints[:3]})]))
+    result = compare(
+        profile,
+        summarize(profile, [pa.table({"x": current[:5], "n": ints}), pa.table({"x": current[5:], "n": ints[:3]})]),
+    )
     x = result.columns["x"]
     assert x.missing_rate == 5 / 8  # nan, null, inf, -inf, null
     assert x.reference_missing_rate == 3 / 10
@@ -380,8 +392,9 @@ MERGE_SPECS = [
 def merge_setup():
     rng = np.random.default_rng(99)
     reference = daily_table(rng, 20_000)
-    reference = reference.set_column(3, "country", pa.array(
-        rng.choice(np.array(["fr", "de", "it", "es"]), 20_000).tolist(), pa.string()))
+    reference = reference.set_column(
+        3, "country", pa.array(rng.choice(np.array(["fr", "de", "it", "es"]), 20_000).tolist(), pa.string())
+    )
     profile = fit_profile(reference, MERGE_SPECS)
     days = [daily_table(rng, int(n)) for n in rng.integers(1_000, 6_000, 7)]
     return profile, days

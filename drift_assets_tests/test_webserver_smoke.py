@@ -39,18 +39,28 @@ def test_webserver_shows_assets_and_failed_check_on_drifted_week(project, monkey
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     defs = build_definitions()
     with DagsterInstance.get() as instance:
-        assert defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
-        assert defs.resolve_job_def("fraud_window_job").execute_in_process(partition_key=DRIFTED, instance=instance, run_config=QUIET).success
+        assert (
+            defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
+        )
+        assert (
+            defs.resolve_job_def("fraud_window_job")
+            .execute_in_process(partition_key=DRIFTED, instance=instance, run_config=QUIET)
+            .success
+        )
 
     port = free_port()
     webserver = os.path.join(os.path.dirname(sys.executable), "dagster-webserver")
-    log = open(tmp_path / "webserver.log", "w")
+    log = open(tmp_path / "webserver.log", "w")  # noqa: SIM115 - the webserver writes it until stopped
     proc = subprocess.Popen(
         [webserver, "-h", "127.0.0.1", "-p", str(port), "-w", str(PROJECT_ROOT / "workspace.yaml")],
-        cwd=PROJECT_ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+        env=os.environ.copy(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/graphql"
     try:
+
         def assets():
             try:
                 r = requests.post(url, json={"query": ASSETS_QUERY}, timeout=5)
@@ -61,13 +71,27 @@ def test_webserver_shows_assets_and_failed_check_on_drifted_week(project, monkey
 
         nodes = wait_until(assets, timeout=120, message="webserver to load the code location")
         by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-        assert {"fraud/reference_data", "fraud/reference_profile", "fraud/production_window", "fraud/drift_report"} <= set(by_key)
+        assert {
+            "fraud/reference_data",
+            "fraud/reference_profile",
+            "fraud/production_window",
+            "fraud/drift_report",
+        } <= set(by_key)
         assert by_key["fraud/drift_report"]["groupName"] == "fraud"
         checks = {c["name"] for c in by_key["fraud/drift_report"]["assetChecksOrError"]["checks"]}
         assert "feature_psi_below_retrain_threshold" in checks
 
-        r = requests.post(url, json={"query": EXECUTIONS_QUERY, "variables": {
-            "key": {"path": ["fraud", "drift_report"]}, "check": "feature_psi_below_retrain_threshold"}}, timeout=30)
+        r = requests.post(
+            url,
+            json={
+                "query": EXECUTIONS_QUERY,
+                "variables": {
+                    "key": {"path": ["fraud", "drift_report"]},
+                    "check": "feature_psi_below_retrain_threshold",
+                },
+            },
+            timeout=30,
+        )
         executions = r.json()["data"]["assetCheckExecutions"]
         drifted = [e for e in executions if e["partition"] == DRIFTED]
         assert drifted and drifted[0]["status"] == "FAILED"

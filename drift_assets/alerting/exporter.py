@@ -68,19 +68,46 @@ LLM_PREFIX = "ml_llm_"
 
 # (name, help, labels) of every fixed family; ml_llm_* families are added per extra key.
 _GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ml_feature_psi": ("Population stability index of each feature in the latest evaluated window.", ("model", "feature_name")),
-    "ml_feature_drifted": ("1 if the feature was flagged as drifted in the latest window, else 0.", ("model", "feature_name")),
-    "ml_feature_missing_rate": ("Share of missing values per monitored column (features and prediction) in the latest window.", ("model", "feature_name")),
+    "ml_feature_psi": (
+        "Population stability index of each feature in the latest evaluated window.",
+        ("model", "feature_name"),
+    ),
+    "ml_feature_drifted": (
+        "1 if the feature was flagged as drifted in the latest window, else 0.",
+        ("model", "feature_name"),
+    ),
+    "ml_feature_missing_rate": (
+        "Share of missing values per monitored column (features and prediction) in the latest window.",
+        ("model", "feature_name"),
+    ),
     "ml_drift_detected": ("1 if any ERROR-severity check failed in the latest window, else 0.", ("model",)),
-    "ml_prediction_drift_psi": ("Population stability index of the prediction column in the latest window.", ("model",)),
-    "ml_prediction_drift_ks_pvalue": ("Kolmogorov-Smirnov p-value of the prediction column in the latest window.", ("model",)),
+    "ml_prediction_drift_psi": (
+        "Population stability index of the prediction column in the latest window.",
+        ("model",),
+    ),
+    "ml_prediction_drift_ks_pvalue": (
+        "Kolmogorov-Smirnov p-value of the prediction column in the latest window.",
+        ("model",),
+    ),
     "ml_share_drifted_features": ("Share of features flagged as drifted in the latest window.", ("model",)),
-    "ml_check_failed": ("1 if the check failed (for any column) in the latest window, else 0.", ("model", "check", "severity")),
+    "ml_check_failed": (
+        "1 if the check failed (for any column) in the latest window, else 0.",
+        ("model", "check", "severity"),
+    ),
     "ml_window_rows": ("Rows in the latest evaluated production window.", ("model",)),
-    "ml_monitor_window_seconds": ("Length of the monitor's window (window_end - window_start of the latest window).", ("model",)),
+    "ml_monitor_window_seconds": (
+        "Length of the monitor's window (window_end - window_start of the latest window).",
+        ("model",),
+    ),
     "ml_window_end_timestamp_seconds": ("End of the latest evaluated window, Unix seconds.", ("model",)),
-    "ml_last_evaluation_timestamp_seconds": ("When the monitor last evaluated a window (latest drift evaluated_at), Unix seconds.", ("model",)),
-    "ml_model_auc": ("AUC on labelled production rows of the latest window with labels, per model version.", ("model", "model_version")),
+    "ml_last_evaluation_timestamp_seconds": (
+        "When the monitor last evaluated a window (latest drift evaluated_at), Unix seconds.",
+        ("model",),
+    ),
+    "ml_model_auc": (
+        "AUC on labelled production rows of the latest window with labels, per model version.",
+        ("model", "model_version"),
+    ),
 }
 _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ml_retraining_runs": ("Retraining attempts recorded in the results store.", ("model",)),
@@ -114,7 +141,14 @@ class _Families:
     def __init__(self) -> None:
         self._families: dict[str, Metric] = {}
 
-    def gauge(self, name: str, labels: Iterable[str], value: float | None, help_text: str | None = None, label_names: tuple[str, ...] | None = None) -> None:
+    def gauge(
+        self,
+        name: str,
+        labels: Iterable[str],
+        value: float | None,
+        help_text: str | None = None,
+        label_names: tuple[str, ...] | None = None,
+    ) -> None:
         if value is None:
             return
         if name not in self._families:
@@ -177,16 +211,22 @@ class DriftResultsCollector:
             log.warning("results store read error: %s", message)
 
         yield from families
-        up = GaugeMetricFamily("ml_results_store_up", "1 if the last scrape read the whole results store without error, else 0.")
+        up = GaugeMetricFamily(
+            "ml_results_store_up", "1 if the last scrape read the whole results store without error, else 0."
+        )
         up.add_metric([], 0.0 if errors else 1.0)
         yield up
-        counter = CounterMetricFamily("ml_results_store_errors", "Errors met reading the results store since the exporter started.")
+        counter = CounterMetricFamily(
+            "ml_results_store_errors", "Errors met reading the results store since the exporter started."
+        )
         counter.add_metric([], float(errors_total))
         yield counter
         count = GaugeMetricFamily("ml_results_store_monitors", "Monitors found in the results store.")
         count.add_metric([], float(len(monitors)))
         yield count
-        took = GaugeMetricFamily("ml_results_store_read_duration_seconds", "Time the last scrape spent reading the results store.")
+        took = GaugeMetricFamily(
+            "ml_results_store_read_duration_seconds", "Time the last scrape spent reading the results store."
+        )
         took.add_metric([], duration)
         yield took
 
@@ -211,73 +251,22 @@ class DriftResultsCollector:
             return
         where = f"{model}/drift/{doc.get('partition', '?')}"
         # Collect into a scratch list first: a content error leaves no half-exported window.
-        gauges: list[tuple[str, list[str], float | None]] = []
-
         columns = doc.get("columns") or {}
         if not isinstance(columns, Mapping):
             raise ValueError(f"{where}: 'columns' should be an object")
-        for name, col in sorted(columns.items()):
-            if not isinstance(col, Mapping):
-                raise ValueError(f"{where}: columns.{name} should be an object")
-            role = col.get("role", "feature")
-            if role == "feature":
-                gauges.append(("ml_feature_psi", [model, name], _number(col.get("psi"), f"{where}: columns.{name}.psi")))
-                gauges.append(("ml_feature_drifted", [model, name], _flag(col.get("drifted"))))
-            if role in ("feature", "prediction"):
-                gauges.append((
-                    "ml_feature_missing_rate",
-                    [model, name],
-                    _number(col.get("missing_rate"), f"{where}: columns.{name}.missing_rate"),
-                ))
-
-        checks = doc.get("checks") or []
-        if not isinstance(checks, list):
-            raise ValueError(f"{where}: 'checks' should be a list")
-        failed: dict[tuple[str, str], float] = {}
-        for check in checks:
-            if not isinstance(check, Mapping) or "name" not in check:
-                raise ValueError(f"{where}: every check needs a name, got {check!r}")
-            key = (str(check["name"]), str(check.get("severity", "WARN")))
-            failed[key] = max(failed.get(key, 0.0), 0.0 if check.get("passed", True) else 1.0)
-        for (name, severity), value in sorted(failed.items()):
-            gauges.append(("ml_check_failed", [model, name, severity], value))
-
-        summary = doc.get("summary") or {}
-        if checks:
-            drift_detected = max((v for (_, sev), v in failed.items() if sev == "ERROR"), default=0.0)
-        else:  # no checks recorded: fall back to the writer's own verdict
-            drift_detected = _flag(summary.get("drift_detected"))
-        gauges.append(("ml_drift_detected", [model], drift_detected))
-
-        prediction = next((c for c in columns.values() if isinstance(c, Mapping) and c.get("role") == "prediction"), {})
-        pred_psi = summary.get("prediction_psi", prediction.get("psi"))
-        pred_p = summary.get("prediction_ks_pvalue", prediction.get("ks_pvalue"))
-        gauges.append(("ml_prediction_drift_psi", [model], _number(pred_psi, f"{where}: summary.prediction_psi")))
-        gauges.append(("ml_prediction_drift_ks_pvalue", [model], _number(pred_p, f"{where}: summary.prediction_ks_pvalue")))
-        gauges.append(("ml_share_drifted_features", [model], _number(summary.get("share_drifted"), f"{where}: summary.share_drifted")))
-        gauges.append(("ml_window_rows", [model], _number(doc.get("current_rows"), f"{where}: current_rows")))
-
-        # Timestamps were validated by the store when it read the file.
-        gauges.append(("ml_window_end_timestamp_seconds", [model], parse_timestamp(doc["window_end"]).timestamp()))
-        if results.window_seconds and results.window_seconds > 0:
-            gauges.append(("ml_monitor_window_seconds", [model], results.window_seconds))
-        if results.last_evaluated_at is not None:
-            gauges.append(("ml_last_evaluation_timestamp_seconds", [model], results.last_evaluated_at.timestamp()))
-
-        extra = doc.get("extra") or {}
-        llm: list[tuple[str, float]] = []
-        if isinstance(extra, Mapping):
-            for key, value in sorted(extra.items()):
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    continue  # only numeric entries become metrics
-                number = _number(value, f"{where}: extra.{key}")
-                if number is not None:
-                    llm.append((llm_metric_name(key), number))
-
+        gauges = _column_gauges(model, where, columns) + _check_gauges(model, where, doc)
+        gauges += _window_gauges(model, where, doc, columns, results)
+        llm = _extra_gauges(where, doc)
         for name, labels, value in gauges:
             families.gauge(name, labels, value)
         for name, value in llm:
-            families.gauge(name, [model], value, help_text=f"LLM monitor metric '{name[len(LLM_PREFIX):]}' of the latest window (drift JSON extra).", label_names=("model",))
+            families.gauge(
+                name,
+                [model],
+                value,
+                help_text=f"LLM monitor metric '{name[len(LLM_PREFIX) :]}' of the latest window (drift JSON extra).",
+                label_names=("model",),
+            )
 
     @staticmethod
     def _add_performance(families: _Families, model: str, results: MonitorResults) -> None:
@@ -342,7 +331,9 @@ def serve_metrics_forever(store: ResultsStore | str, host: str = DEFAULT_HOST, p
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"drift-assets: serving metrics of {resolved.uri} at {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    print(
+        f"drift-assets: serving metrics of {resolved.uri} at {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True
+    )
     try:
         while not stop.wait(0.5):
             pass
@@ -367,7 +358,9 @@ def push_once(
     Uses PUT, so the job's previous metrics are replaced (series of removed features disappear).
     Prometheus must scrape the Pushgateway with ``honor_labels: true``.
     """
-    push_to_gateway(gateway_url, job=job, registry=make_registry(store), grouping_key=dict(grouping_key or {}), timeout=timeout)
+    push_to_gateway(
+        gateway_url, job=job, registry=make_registry(store), grouping_key=dict(grouping_key or {}), timeout=timeout
+    )
 
 
 __all__ = [
@@ -381,3 +374,79 @@ __all__ = [
     "serve_metrics_forever",
     "stop_server",
 ]
+
+
+Gauges = list[tuple[str, list[str], float | None]]
+
+
+def _column_gauges(model: str, where: str, columns: Mapping) -> Gauges:
+    gauges: Gauges = []
+    for name, col in sorted(columns.items()):
+        if not isinstance(col, Mapping):
+            raise ValueError(f"{where}: columns.{name} should be an object")
+        role = col.get("role", "feature")
+        if role == "feature":
+            gauges.append(("ml_feature_psi", [model, name], _number(col.get("psi"), f"{where}: columns.{name}.psi")))
+            gauges.append(("ml_feature_drifted", [model, name], _flag(col.get("drifted"))))
+        if role in ("feature", "prediction"):
+            missing = _number(col.get("missing_rate"), f"{where}: columns.{name}.missing_rate")
+            gauges.append(("ml_feature_missing_rate", [model, name], missing))
+    return gauges
+
+
+def _check_gauges(model: str, where: str, doc: Mapping) -> Gauges:
+    checks = doc.get("checks") or []
+    if not isinstance(checks, list):
+        raise ValueError(f"{where}: 'checks' should be a list")
+    failed: dict[tuple[str, str], float] = {}
+    for check in checks:
+        if not isinstance(check, Mapping) or "name" not in check:
+            raise ValueError(f"{where}: every check needs a name, got {check!r}")
+        key = (str(check["name"]), str(check.get("severity", "WARN")))
+        failed[key] = max(failed.get(key, 0.0), 0.0 if check.get("passed", True) else 1.0)
+    gauges: Gauges = [
+        ("ml_check_failed", [model, name, severity], value) for (name, severity), value in sorted(failed.items())
+    ]
+    if checks:
+        drift_detected = max((v for (_, sev), v in failed.items() if sev == "ERROR"), default=0.0)
+    else:  # no checks recorded: fall back to the writer's own verdict
+        drift_detected = _flag((doc.get("summary") or {}).get("drift_detected"))
+    gauges.append(("ml_drift_detected", [model], drift_detected))
+    return gauges
+
+
+def _window_gauges(model: str, where: str, doc: Mapping, columns: Mapping, results: MonitorResults) -> Gauges:
+    summary = doc.get("summary") or {}
+    prediction = next((c for c in columns.values() if isinstance(c, Mapping) and c.get("role") == "prediction"), {})
+    pred_psi = summary.get("prediction_psi", prediction.get("psi"))
+    pred_p = summary.get("prediction_ks_pvalue", prediction.get("ks_pvalue"))
+    gauges: Gauges = [
+        ("ml_prediction_drift_psi", [model], _number(pred_psi, f"{where}: summary.prediction_psi")),
+        ("ml_prediction_drift_ks_pvalue", [model], _number(pred_p, f"{where}: summary.prediction_ks_pvalue")),
+        (
+            "ml_share_drifted_features",
+            [model],
+            _number(summary.get("share_drifted"), f"{where}: summary.share_drifted"),
+        ),
+        ("ml_window_rows", [model], _number(doc.get("current_rows"), f"{where}: current_rows")),
+        # Timestamps were validated by the store when it read the file.
+        ("ml_window_end_timestamp_seconds", [model], parse_timestamp(doc["window_end"]).timestamp()),
+    ]
+    if results.window_seconds and results.window_seconds > 0:
+        gauges.append(("ml_monitor_window_seconds", [model], results.window_seconds))
+    if results.last_evaluated_at is not None:
+        gauges.append(("ml_last_evaluation_timestamp_seconds", [model], results.last_evaluated_at.timestamp()))
+    return gauges
+
+
+def _extra_gauges(where: str, doc: Mapping) -> list[tuple[str, float]]:
+    extra = doc.get("extra") or {}
+    llm: list[tuple[str, float]] = []
+    if isinstance(extra, Mapping):
+        for key, value in sorted(extra.items()):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue  # only numeric entries become metrics
+            number = _number(value, f"{where}: extra.{key}")
+            if number is not None:
+                llm.append((llm_metric_name(key), number))
+    return llm

@@ -111,8 +111,7 @@ def slack_message_for_check_failure(
 
     text = _escape(
         f"[{severity}] {monitor} / {partition}: check {check_name} failed "
-        f"(value {value_text}, threshold {threshold_text})"
-        + (f" on {cols_text}" if cols else "")
+        f"(value {value_text}, threshold {threshold_text})" + (f" on {cols_text}" if cols else "")
     )
     text = f"{emoji} {text}"
     if dagster_url:
@@ -139,18 +138,24 @@ def slack_message_for_check_failure(
             col_md += f" and {more} more"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": col_md[:_SECTION_MAX]}})
     if dagster_url:
-        blocks.append({
-            "type": "actions",
-            "elements": [{
-                "type": "button",
-                "text": {"type": "plain_text", "text": "Open in Dagster"},
-                "url": dagster_url,
-            }],
-        })
-    blocks.append({
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": f"drift_assets {emoji} {_escape(monitor)} / {_escape(partition)}"}],
-    })
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Open in Dagster"},
+                        "url": dagster_url,
+                    }
+                ],
+            }
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"drift_assets {emoji} {_escape(monitor)} / {_escape(partition)}"}],
+        }
+    )
     return {"text": text, "blocks": blocks}
 
 

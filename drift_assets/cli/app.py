@@ -28,7 +28,9 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
-def column_specs_from_args(args: argparse.Namespace, reference: TableSource) -> tuple[list[ColumnSpec], set[str] | None]:
+def column_specs_from_args(
+    args: argparse.Namespace, reference: TableSource
+) -> tuple[list[ColumnSpec], set[str] | None]:
     """Roles from --monitor, or from explicit lists, or inferred from the reference's types."""
     schema = reference.schema()
     if args.monitor:
@@ -52,9 +54,7 @@ def column_specs_from_args(args: argparse.Namespace, reference: TableSource) -> 
                 kind = inferred[0].kind if inferred else "numerical"
                 specs.append(ColumnSpec(name, kind, role))  # type: ignore[arg-type]
     else:
-        specs = infer_column_specs(
-            schema, prediction=args.prediction, target=args.target, exclude=_split(args.exclude)
-        )
+        specs = infer_column_specs(schema, prediction=args.prediction, target=args.target, exclude=_split(args.exclude))
     top = set(_split(args.top)) or None
     return specs, top
 
@@ -110,8 +110,15 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def format_result(result: DriftResult) -> str:
-    header = f"{'column':<24} {'kind':<11} {'role':<10} {'psi':>7} {'bins':>4} {'p-value':>8} {'effect':>7} {'missing':>7}  drifted"
-    lines = [f"reference rows: {result.reference_rows:,}   current rows: {result.current_rows:,}", header, "-" * len(header)]
+    header = (
+        f"{'column':<24} {'kind':<11} {'role':<10} {'psi':>7} {'bins':>4} {'p-value':>8} {'effect':>7} "
+        f"{'missing':>7}  drifted"
+    )
+    lines = [
+        f"reference rows: {result.reference_rows:,}   current rows: {result.current_rows:,}",
+        header,
+        "-" * len(header),
+    ]
     for c in result.columns.values():
         effect = c.wasserstein_normed if c.kind == "numerical" else c.max_category_share_change
         lines.append(
@@ -124,7 +131,9 @@ def format_result(result: DriftResult) -> str:
         lines.append("failed checks:")
         for chk in sorted(failed, key=lambda x: (x.severity != "ERROR", x.name)):
             where = f"[{chk.column}]" if chk.column else ""
-            lines.append(f"  {chk.severity:<5} {chk.name}{where}: value {_fmt(chk.value)} vs threshold {_fmt(chk.threshold)}")
+            lines.append(
+                f"  {chk.severity:<5} {chk.name}{where}: value {_fmt(chk.value)} vs threshold {_fmt(chk.threshold)}"
+            )
     else:
         lines.append("all checks passed")
     s = result.summary()
@@ -154,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", help="columns to ignore when inferring roles (ids, timestamps)")
     p.add_argument("--top", help="top features the PSI checks apply to (default: all features)")
     p.add_argument("--monitor", help="take columns and thresholds from this monitor in the monitors file")
-    p.add_argument("--monitors-file", default=None, help="monitors file (default: $DRIFT_ASSETS_MONITORS or ./monitors.yaml)")
+    p.add_argument(
+        "--monitors-file", default=None, help="monitors file (default: $DRIFT_ASSETS_MONITORS or ./monitors.yaml)"
+    )
     p.add_argument("--bins", type=int, default=10, help="PSI bins fitted on the reference (default 10)")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout)")
     p.add_argument("--html", metavar="PATH", help="write an Evidently HTML report to PATH")

@@ -35,8 +35,14 @@ def run_simulate(args: argparse.Namespace) -> int:
     from drift_assets.cli.demo import simulate_all
 
     simulate_all(
-        target=args.target, only=args.only, rows_per_week=args.rows_per_week, weeks=args.weeks,
-        drift_week=args.drift_week, llm_days=args.llm_days, seed=args.seed, echo=print,
+        target=args.target,
+        only=args.only,
+        rows_per_week=args.rows_per_week,
+        weeks=args.weeks,
+        drift_week=args.drift_week,
+        llm_days=args.llm_days,
+        seed=args.seed,
+        echo=print,
     )
     return 0
 
@@ -59,7 +65,6 @@ def run_demo(args: argparse.Namespace) -> int:
     from drift_assets.cli.demo import run_demo as demo
 
     return demo(rows_per_week=args.rows_per_week, fresh=args.fresh, html=not args.no_html)
-
 
 
 def _results_store(reports_root: str | None):
@@ -126,7 +131,9 @@ def _models(sub: argparse._SubParsersAction) -> None:
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     ls = msub.add_parser("list", help="versions with status, AUCs and trigger; * marks the champion")
     ls.add_argument("--monitor", help="only this monitor (default: every monitor with a registry)")
-    ls.add_argument("--monitors-file", default=None, help="monitors file (default: $DRIFT_ASSETS_MONITORS or ./monitors.yaml)")
+    ls.add_argument(
+        "--monitors-file", default=None, help="monitors file (default: $DRIFT_ASSETS_MONITORS or ./monitors.yaml)"
+    )
     ls.set_defaults(handler=run_models_list)
     pr = msub.add_parser("promote", help="make a committed version the champion (atomic pointer rewrite)")
     pr.add_argument("--monitor", required=True)
@@ -161,11 +168,16 @@ def run_models_list(args: argparse.Namespace) -> int:
     for monitor, registry in _registries(args.monitors_file, args.monitor):
         pointer = registry.champion_pointer() or {}
         versions = registry.versions()
-        print(f"{monitor.name}: {registry.root.uri_of(registry.base)} ({len(versions)} committed version(s), "
-              f"champion {pointer.get('name', '(none)')})")
+        print(
+            f"{monitor.name}: {registry.root.uri_of(registry.base)} ({len(versions)} committed version(s), "
+            f"champion {pointer.get('name', '(none)')})"
+        )
         # AUC: the version's own held-out AUC (a challenger's on the gate's holdout; the initial
         # model's on its reference). vs parent: the parent champion's AUC on the same holdout.
-        print(f"  {'':1} {'version':<8} {'decision':<9} {'created':<20} {'parent':<7} {'AUC':>7} {'vs parent':>9}  trigger")
+        print(
+            f"  {'':1} {'version':<8} {'decision':<9} {'created':<20} {'parent':<7} {'AUC':>7} {'vs parent':>9} "
+            " trigger"
+        )
         for v in versions:
             meta = v.metadata
             metrics = meta.get("metrics") or {}
@@ -199,14 +211,22 @@ def run_models_promote(args: argparse.Namespace) -> int:
         print(f"{monitor.name}: {version_name(number)} is already the champion")
         return 0
     try:
-        pointer = registry.promote(number, reason=args.reason or f"manual promotion via `drift-assets models promote` "
-                                   f"(was {before.get('name', '(none)')})")
+        pointer = registry.promote(
+            number,
+            reason=args.reason
+            or f"manual promotion via `drift-assets models promote` (was {before.get('name', '(none)')})",
+        )
     except RegistryError as exc:
-        print(f"drift-assets: error: {exc} (only committed versions, with metadata.json, can be promoted)", file=sys.stderr)
+        print(
+            f"drift-assets: error: {exc} (only committed versions, with metadata.json, can be promoted)",
+            file=sys.stderr,
+        )
         return 2
     print(f"{monitor.name}: champion {before.get('name', '(none)')} -> {pointer['name']}")
-    print("The retraining sensor re-materialises the reference assets on its next tick "
-          f"(or run the `{monitor.name}_reference_job`).")
+    print(
+        "The retraining sensor re-materialises the reference assets on its next tick "
+        f"(or run the `{monitor.name}_reference_job`)."
+    )
     return 0
 
 
@@ -220,7 +240,9 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
         "The same backfill can be launched from the UI (asset -> Materialize -> partitions).",
     )
     p.add_argument("--monitor", required=True)
-    p.add_argument("--from", dest="first", required=True, help="first partition key, e.g. 2026-08-03 or 2026-10-13-14:00")
+    p.add_argument(
+        "--from", dest="first", required=True, help="first partition key, e.g. 2026-08-03 or 2026-10-13-14:00"
+    )
     p.add_argument("--to", dest="last", required=True, help="last partition key (inclusive)")
     p.set_defaults(handler=_run_backfill)
 
@@ -235,15 +257,19 @@ def _run_backfill(args: argparse.Namespace) -> int:
     for key in (args.first, args.last):
         if key not in keys:
             raise ValueError(f"{key!r} is not a partition of monitor {args.monitor!r} ({keys[0]} .. {keys[-1]})")
-    selected = keys[keys.index(args.first): keys.index(args.last) + 1]
+    selected = keys[keys.index(args.first) : keys.index(args.last) + 1]
     failed = 0
     with local_instance() as dagster_instance:
         for key in selected:
-            result = job.execute_in_process(partition_key=key, instance=dagster_instance, raise_on_error=False, run_config=QUIET)
+            result = job.execute_in_process(
+                partition_key=key, instance=dagster_instance, raise_on_error=False, run_config=QUIET
+            )
             checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
             status = "ok" if result.success else "FAILED"
             failed += not result.success
-            print(f"{key}: run {result.run_id[:8]} {status}; failed checks: "
-                  + (", ".join(f"{e.check_name}/{e.severity.value}" for e in checks) or "none"))
+            print(
+                f"{key}: run {result.run_id[:8]} {status}; failed checks: "
+                + (", ".join(f"{e.check_name}/{e.severity.value}" for e in checks) or "none")
+            )
     print(f"{len(selected)} window(s), {failed} failed run(s)")
     return 1 if failed else 0

@@ -20,8 +20,15 @@ def _data_root(target: str | None) -> str:
 
 
 def simulate_all(
-    *, target: str | None = None, only: str | None = None, rows_per_week: int = 20_000, weeks: int = 13,
-    drift_week: int = 9, llm_days: int = 16, seed: int | None = None, echo: Callable[[str], None] = print,
+    *,
+    target: str | None = None,
+    only: str | None = None,
+    rows_per_week: int = 20_000,
+    weeks: int = 13,
+    drift_week: int = 9,
+    llm_days: int = 16,
+    seed: int | None = None,
+    echo: Callable[[str], None] = print,
 ) -> dict:
     """Write the demo data for the configured monitors under the data root; returns the simulations."""
     from drift_assets.simulate import simulate_fraud, simulate_llm
@@ -32,13 +39,20 @@ def simulate_all(
     out = {}
     if only in (None, "fraud"):
         kwargs = {"seed": seed} if seed is not None else {}
-        sim = simulate_fraud(f"{base}/fraud", rows_per_week=rows_per_week, weeks=weeks, drift_week=drift_week, filesystem=fs, **kwargs)
-        echo(f"fraud: {weeks} weeks x {rows_per_week:,} transactions from {sim.start} under {root}/fraud; drift injected from {sim.drift_start} (week {drift_week})")
+        sim = simulate_fraud(
+            f"{base}/fraud", rows_per_week=rows_per_week, weeks=weeks, drift_week=drift_week, filesystem=fs, **kwargs
+        )
+        echo(
+            f"fraud: {weeks} weeks x {rows_per_week:,} transactions from {sim.start} under {root}/fraud; drift "
+            f"injected from {sim.drift_start} (week {drift_week})"
+        )
         out["fraud"] = sim
     if only in (None, "llm"):
         kwargs = {"seed": seed} if seed is not None else {}
         sim = simulate_llm(f"{base}/llm", days=llm_days, filesystem=fs, **kwargs)
-        incidents = "; ".join(f"{i.kind} {i.start}..{i.end}" for i in sim.incidents) if hasattr(sim, "incidents") else ""
+        incidents = (
+            "; ".join(f"{i.kind} {i.start}..{i.end}" for i in sim.incidents) if hasattr(sim, "incidents") else ""
+        )
         echo(f"llm: {llm_days} days of responses under {root}/llm; incidents: {incidents}")
         out["llm"] = sim
     return out
@@ -62,7 +76,9 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 def run_window(defs, monitor, partition_key: str, instance):
     job = defs.resolve_job_def(f"{monitor.name}_window_job")
-    return job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False, run_config=QUIET)
+    return job.execute_in_process(
+        partition_key=partition_key, instance=instance, raise_on_error=False, run_config=QUIET
+    )
 
 
 def failed_checks_of(result) -> list[tuple[str, str, str]]:
@@ -97,7 +113,9 @@ def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = T
     summary_ok = True
     for monitor in monitors:
         print(f"\n== monitor '{monitor.name}' ({monitor.cadence}): reference assets")
-        ref = defs.resolve_job_def(f"{monitor.name}_reference_job").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
+        ref = defs.resolve_job_def(f"{monitor.name}_reference_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET
+        )
         if not ref.success:
             print("   reference job FAILED; see the Dagster UI for the step error")
             summary_ok = False
@@ -129,7 +147,7 @@ HOURLY_DEMO_DAYS = 9
 def demo_hourly(defs, monitor, storage, instance, keys: list[str]) -> bool:
     """Run the hourly windows, print one line per day and the incident hours found (runs of
     consecutive hours failing an ERROR check), next to the incidents the simulator documented."""
-    keys = keys[-HOURLY_DEMO_DAYS * 24:]
+    keys = keys[-HOURLY_DEMO_DAYS * 24 :]
     print(f"== {len(keys)} hourly windows ({keys[0]} .. {keys[-1]}); one line per day")
     print(f"   {'day':<11} {'rows':>7} {'refusal':>8} {'tokens':>7} {'WARN h':>7} {'ERROR h':>8}")
     errors: dict[str, list[str]] = {}
@@ -151,13 +169,23 @@ def demo_hourly(defs, monitor, storage, instance, keys: list[str]) -> bool:
             errors[key] = sorted({name for name, sev, _ in failed if sev == "ERROR"})
         if key.endswith("23:00"):
             rows, refusals, tokens, warn_hours, error_hours = day_stats[key[:10]]
-            print(f"   {key[:10]:<11} {rows:>7,} {refusals / max(rows, 1):>8.3f} {tokens / max(rows, 1):>7.1f} {warn_hours:>7} {error_hours:>8}")
+            print(
+                f"   {key[:10]:<11} {rows:>7,} {refusals / max(rows, 1):>8.3f} {tokens / max(rows, 1):>7.1f} "
+                f"{warn_hours:>7} {error_hours:>8}"
+            )
     print("   incident hours found (consecutive hours failing an ERROR check):")
     for start, end, checks in _runs_of_hours(errors):
         print(f"     {start} .. {end}: {', '.join(checks)}")
-    manifest = storage.data.read_json(f"{monitor.name}/manifest.json") if storage.data.exists(f"{monitor.name}/manifest.json") else {}
+    manifest = (
+        storage.data.read_json(f"{monitor.name}/manifest.json")
+        if storage.data.exists(f"{monitor.name}/manifest.json")
+        else {}
+    )
     for incident in manifest.get("incidents", []):
-        print(f"   documented: {incident.get('name', incident.get('kind'))}: {incident.get('start')} .. {incident.get('end')}")
+        print(
+            f"   documented: {incident.get('name', incident.get('kind'))}: {incident.get('start')} .. "
+            f"{incident.get('end')}"
+        )
     return True
 
 
@@ -188,9 +216,18 @@ def _window_line(storage, monitor, key: str, result) -> str:
     record = storage.reports.read_json(path)
     s = record["summary"]
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    pred_drift = "-" if s.get("prediction_psi") is None else ("YES" if any(c[0] == "prediction_has_no_drift" for c in failed) else "no")
-    checks = ", ".join(f"{name}/{sev}" for name, sev, _ in sorted(failed, key=lambda c: (c[1] != "ERROR", c[0]))) or "none"
-    return f"{key:<17} {record['current_rows']:>8,} {fmt(s.get('max_feature_psi')):>8} {fmt(s.get('prediction_psi')):>8} {pred_drift:>10}  {checks}"
+    pred_drift = (
+        "-"
+        if s.get("prediction_psi") is None
+        else ("YES" if any(c[0] == "prediction_has_no_drift" for c in failed) else "no")
+    )
+    checks = (
+        ", ".join(f"{name}/{sev}" for name, sev, _ in sorted(failed, key=lambda c: (c[1] != "ERROR", c[0]))) or "none"
+    )
+    return (
+        f"{key:<17} {record['current_rows']:>8,} {fmt(s.get('max_feature_psi')):>8} "
+        f"{fmt(s.get('prediction_psi')):>8} {pred_drift:>10}  {checks}"
+    )
 
 
 def execute_run_request(defs, sensor_name: str, request, instance, *, run_config=None):
@@ -243,17 +280,22 @@ def serve_champion_from(storage, monitor, since) -> int:
     version_column = getattr(monitor, "model_version_column", None) or "model_version"
     rows = 0
     for day_dir in data.list_dir(monitor.log):
-        if not day_dir.startswith("date=") or day_dir[len("date="):] < since.isoformat():
+        if not day_dir.startswith("date=") or day_dir[len("date=") :] < since.isoformat():
             continue
         for name in data.list_dir(f"{monitor.log}/{day_dir}"):
             relative = f"{monitor.log}/{day_dir}/{name}"
             table = pq.read_table(io.BytesIO(data.read_bytes(relative)))
             frame = table.select(features).to_pandas()
             scores = model.predict_proba(frame)[:, list(model.classes_).index(1)].astype(np.float64)
-            table = table.set_column(table.schema.get_field_index(monitor.prediction), monitor.prediction, pa.array(scores))
+            table = table.set_column(
+                table.schema.get_field_index(monitor.prediction), monitor.prediction, pa.array(scores)
+            )
             if version_column in table.column_names:
-                table = table.set_column(table.schema.get_field_index(version_column), version_column,
-                                         pa.array([champion.name] * table.num_rows, pa.string()))
+                table = table.set_column(
+                    table.schema.get_field_index(version_column),
+                    version_column,
+                    pa.array([champion.name] * table.num_rows, pa.string()),
+                )
             sink = pa.BufferOutputStream()
             pq.write_table(table, sink)
             data.write_bytes(relative, sink.getvalue().to_pybytes())
@@ -294,23 +336,29 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
     request = requests[0]
     before = registry.champion().name
     result = execute_run_request(defs, name, request, instance)
-    print(f"   run {result.run_id[:8]}: {monitor.name}/retrained_model for window {request.partition_key} "
-          f"(DVC prepare -> train -> evaluate)")
+    print(
+        f"   run {result.run_id[:8]}: {monitor.name}/retrained_model for window {request.partition_key} "
+        f"(DVC prepare -> train -> evaluate)"
+    )
     if not result.success:
         failures = [e.event_specific_data.error.message.strip() for e in result.get_step_failure_events()]
         print("   retraining FAILED; champion unchanged. " + (failures[0][:1500] if failures else ""))
         return False
     record = _retraining_output(result, storage, monitor)
-    print(f"   gate: challenger AUC {record['challenger_auc']:.4f} vs champion AUC {record['champion_auc']:.4f} "
-          f"on the same holdout ({record['holdout_rows']:,} rows, min gain {monitor.retraining.min_auc_gain:g})"
-          f" -> {record['status'].upper()} {record['name']}")
+    print(
+        f"   gate: challenger AUC {record['challenger_auc']:.4f} vs champion AUC {record['champion_auc']:.4f} "
+        f"on the same holdout ({record['holdout_rows']:,} rows, min gain {monitor.retraining.min_auc_gain:g})"
+        f" -> {record['status'].upper()} {record['name']}"
+    )
     if record["status"] != "promoted":
         print(f"   champion stays {before}: {record['reason']}")
         return True
     champion = registry.champion()
     ref = champion.metadata.get("reference", {})
-    print(f"   champion: {before} -> {champion.name}; its reference: {ref.get('rows', '?'):,} rows of window "
-          f"{ref.get('window')} the challenger was not fitted on, scored by it")
+    print(
+        f"   champion: {before} -> {champion.name}; its reference: {ref.get('rows', '?'):,} rows of window "
+        f"{ref.get('window')} the challenger was not fitted on, scored by it"
+    )
 
     tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
     _print_tick(tick)
@@ -319,16 +367,20 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
             print(f"   (next retraining would be for {request.partition_key})")
             continue
         refreshed = execute_run_request(defs, name, request, instance)
-        print(f"   reference assets re-materialised (run {refreshed.run_id[:8]}, "
-              f"{'ok' if refreshed.success else 'FAILED'}): reference_data = {champion.reference_file}")
+        print(
+            f"   reference assets re-materialised (run {refreshed.run_id[:8]}, "
+            f"{'ok' if refreshed.success else 'FAILED'}): reference_data = {champion.reference_file}"
+        )
     trigger = requests[0].partition_key
     after = [k for k in keys if k > trigger]
     if not after:
         return True
     since = dt.date.fromisoformat(after[0][:10])
     rescored = serve_champion_from(storage, monitor, since)
-    print(f"   production serves {champion.name} from {since}: the simulated log from then on is re-scored by it "
-          f"({rescored:,} rows; the simulator wrote v0001's scores)")
+    print(
+        f"   production serves {champion.name} from {since}: the simulated log from then on is re-scored by it "
+        f"({rescored:,} rows; the simulator wrote v0001's scores)"
+    )
     print(f"== windows after {trigger}, against {champion.name}'s reference")
     print(f"   {'window':<17} {'rows':>8} {'max PSI':>8} {'pred PSI':>8} {'pred drift':>10}  failed checks")
     ok = True
@@ -350,8 +402,10 @@ def _print_tick(tick) -> None:
     if dropped:
         windows = sorted({partition for _, partition, _ in dropped})
         reasons = sorted({why for *_, why in tick.dropped})
-        print(f"   sensor: earlier failures of {len(windows)} window(s) ({windows[0]} .. {windows[-1]}) consumed "
-              f"without retraining: {', '.join(reasons)}")
+        print(
+            f"   sensor: earlier failures of {len(windows)} window(s) ({windows[0]} .. {windows[-1]}) consumed "
+            f"without retraining: {', '.join(reasons)}"
+        )
 
 
 def _retraining_output(result, storage, monitor) -> dict:

@@ -193,9 +193,9 @@ class _Reader:
         if value is None:
             return None
         if isinstance(value, dt.datetime):
-            return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+            return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         if isinstance(value, dt.date):
-            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
         try:
             return parse_timestamp(str(value), where=f"{self.where}.{key}")
         except ValueError as exc:
@@ -273,10 +273,14 @@ def _parse_derived(r: _Reader, where: str, features: tuple[str, ...]) -> tuple[D
     derived: list[DerivedColumn] = []
     for i, item in enumerate(r._get("derived", False, []) or []):
         d = _Reader(item, f"{where}.derived[{i}]")
-        column = DerivedColumn(d.str("name"), d.str("function"), d.str("source"), dict(d._get("options", False, {}) or {}))
+        column = DerivedColumn(
+            d.str("name"), d.str("function"), d.str("source"), dict(d._get("options", False, {}) or {})
+        )
         d.reject_unknown()
         if column.function not in DERIVED_FUNCTIONS:
-            raise ConfigError(f"{where}.derived[{i}].function: unknown {column.function!r}; have {sorted(DERIVED_FUNCTIONS)}")
+            raise ConfigError(
+                f"{where}.derived[{i}].function: unknown {column.function!r}; have {sorted(DERIVED_FUNCTIONS)}"
+            )
         if column.name not in features:
             raise ConfigError(f"{where}.derived[{i}].name: {column.name!r} must also be declared under features")
         if column.function == "matches_any" and not column.options.get("patterns"):
@@ -376,8 +380,7 @@ def parse_monitors(data: Any, path: Path) -> MonitorsFile:
         raise ConfigError(f"{where}.monitors: expected a mapping of monitor name to settings")
     top.reject_unknown()
     monitors = {
-        str(name): _parse_monitor(str(name), body, f"{where}: monitors.{name}")
-        for name, body in entries.items()
+        str(name): _parse_monitor(str(name), body, f"{where}: monitors.{name}") for name, body in entries.items()
     }
     return MonitorsFile(path, monitors)
 

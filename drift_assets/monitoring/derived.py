@@ -84,7 +84,9 @@ def apply_derived(batch: pa.RecordBatch, derived: Sequence, table_name: str = "t
         return batch
     for spec in derived:
         if spec.function not in FUNCTIONS:
-            raise ValueError(f"derived column {spec.name!r}: unknown function {spec.function!r} (have {sorted(FUNCTIONS)})")
+            raise ValueError(
+                f"derived column {spec.name!r}: unknown function {spec.function!r} (have {sorted(FUNCTIONS)})"
+            )
         values = FUNCTIONS[spec.function](_text(batch, spec.source, table_name), spec.options)
         flag = spec.options.get("flag_column")
         if flag and flag in batch.schema.names:

@@ -69,13 +69,20 @@ def evaluate_window(
     for column, reason in (problems or {}).items():
         summary.problems.setdefault(column, reason)
     result = compare(
-        profile, summary, monitor.rules, top_features=set(monitor.top_features), table_name=name, check_table=monitor.checks
+        profile,
+        summary,
+        monitor.rules,
+        top_features=set(monitor.top_features),
+        table_name=name,
+        check_table=monitor.checks,
     )
     fingerprint = profile.fingerprint()
     sudden = None
     if monitor.sudden_change is not None:
         baseline = baseline_summary(monitor, window, profile, fingerprint, data=data, counts_store=counts_store)
-        sudden = evaluate_sudden_change(profile, summary, baseline, monitor.sudden_change, monitor.rules, monitor.checks)
+        sudden = evaluate_sudden_change(
+            profile, summary, baseline, monitor.sudden_change, monitor.rules, monitor.checks
+        )
     extra = {**derived_measures(monitor, profile, summary, result), **(sudden.measures if sudden else {})}
     return WindowEvaluation(window, summary, result, sudden, fingerprint, extra)
 
@@ -102,11 +109,19 @@ def counts_path(monitor: MonitorConfig, key: str) -> str:
 
 def store_counts(root: Root, monitor: MonitorConfig, key: str, evaluation: WindowEvaluation) -> None:
     """Keep the window's counts (tagged with the profile they were counted in) for later baselines."""
-    root.write_json(counts_path(monitor, key), {"profile": evaluation.fingerprint, "summary": evaluation.summary.to_dict()})
+    root.write_json(
+        counts_path(monitor, key), {"profile": evaluation.fingerprint, "summary": evaluation.summary.to_dict()}
+    )
 
 
 def baseline_summary(
-    monitor: MonitorConfig, window: Window, profile: ReferenceProfile, fingerprint: str, *, data: Root, counts_store: Root | None
+    monitor: MonitorConfig,
+    window: Window,
+    profile: ReferenceProfile,
+    fingerprint: str,
+    *,
+    data: Root,
+    counts_store: Root | None,
 ) -> WindowSummary:
     """The previous N windows merged: from their stored counts when every one is there (and was
     counted with this profile), else streamed from the log. Counts add, so both give the same."""
@@ -125,12 +140,20 @@ def baseline_summary(
             total = total + part
         return total
     baseline = Window("baseline", window.start - n * length, window.start)
-    batches = stream_window(data, monitor.log, baseline, timestamp_column=monitor.timestamp_column,
-                            types=expected_log_types(monitor), derived=monitor.derived)
+    batches = stream_window(
+        data,
+        monitor.log,
+        baseline,
+        timestamp_column=monitor.timestamp_column,
+        types=expected_log_types(monitor),
+        derived=monitor.derived,
+    )
     return summarize(profile, batches, table_name=f"{monitor.name} baseline before {window.key}")
 
 
-def derived_measures(monitor: MonitorConfig, profile: ReferenceProfile, summary: WindowSummary, result: DriftResult) -> dict:
+def derived_measures(
+    monitor: MonitorConfig, profile: ReferenceProfile, summary: WindowSummary, result: DriftResult
+) -> dict:
     """Headline numbers of derived columns (e.g. the LLM refusal rate, mean output length)."""
     extra: dict[str, float] = {}
     for d in monitor.derived:
@@ -169,5 +192,8 @@ def by_model_version(monitor: MonitorConfig, window) -> dict:
     grouped = table.group_by(column).aggregate([(column, "count"), *aggregations])
     out = {}
     for row in grouped.to_pylist():
-        out[str(row[column])] = {"rows": row[f"{column}_count"], **{n: row[f"{a[0]}_mean"] for n, a in zip(names, aggregations, strict=True)}}
+        out[str(row[column])] = {
+            "rows": row[f"{column}_count"],
+            **{n: row[f"{a[0]}_mean"] for n, a in zip(names, aggregations, strict=True)},
+        }
     return {"by_model_version": out}

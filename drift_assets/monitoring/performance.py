@@ -35,7 +35,9 @@ def model_versions_in(window: TableSource, column: str | None) -> str | None:
         return None
 
 
-def realized_performance(data_root: Root, monitor: MonitorConfig, window: Window, production_window: TableSource) -> dict:
+def realized_performance(
+    data_root: Root, monitor: MonitorConfig, window: Window, production_window: TableSource
+) -> dict:
     """AUC and average precision of the window's scores on the labels that arrived so far, or
     ``status: labels_pending`` while fewer than ``MIN_LABEL_COVERAGE`` of its rows are labelled."""
     from sklearn.metrics import average_precision_score, roc_auc_score
@@ -46,7 +48,11 @@ def realized_performance(data_root: Root, monitor: MonitorConfig, window: Window
     label_table = labels_since(data_root, labels.location, window.start, labels, scored.column(id_col))
     rows = scored.num_rows
     joined = scored.join(label_table, keys=id_col, join_type="inner")
-    y = joined.column(labels.column).to_numpy(zero_copy_only=False).astype(np.int64) if joined.num_rows else np.array([], dtype=np.int64)
+    y = (
+        joined.column(labels.column).to_numpy(zero_copy_only=False).astype(np.int64)
+        if joined.num_rows
+        else np.array([], dtype=np.int64)
+    )
     s = joined.column(pred).to_numpy(zero_copy_only=False) if joined.num_rows else np.array([])
     out = {
         "rows": rows,
@@ -66,12 +72,14 @@ def realized_performance(data_root: Root, monitor: MonitorConfig, window: Window
     }
 
 
-def labels_since(data_root: Root, location: str, since: dt.datetime, labels: LabelsConfig, ids: pa.ChunkedArray) -> pa.Table:
+def labels_since(
+    data_root: Root, location: str, since: dt.datetime, labels: LabelsConfig, ids: pa.ChunkedArray
+) -> pa.Table:
     """Labels that arrived on/after the window start (none can arrive before the transaction)."""
     wanted = pa.chunked_array(ids).combine_chunks()
     parts = []
     for name in data_root.list_dir(location):
-        if name.startswith("arrived=") and name[len("arrived="):] >= since.date().isoformat():
+        if name.startswith("arrived=") and name[len("arrived=") :] >= since.date().isoformat():
             table = data_root.table(f"{location}/{name}").read([labels.id_column, labels.column])
             parts.append(table.filter(pc.is_in(table.column(labels.id_column), value_set=wanted)))
     if not parts:

@@ -103,7 +103,7 @@ class ModelRegistry:
         pointer = {
             "version": version.number,
             "name": version.name,
-            "promoted_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "promoted_at": dt.datetime.now(dt.UTC).isoformat(),
             "reason": reason,
             "previous": previous["version"] if previous else None,
         }

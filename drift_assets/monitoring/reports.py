@@ -17,7 +17,9 @@ from drift_assets.storage.tables import TableSource
 DEFAULT_MAX_ROWS = 50_000
 
 
-def sample_source(source: TableSource, columns: Sequence[str], max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0) -> pa.Table:
+def sample_source(
+    source: TableSource, columns: Sequence[str], max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0
+) -> pa.Table:
     """A seeded sample of about ``max_rows`` rows, drawn batch by batch while streaming: a week of
     millions of rows is never loaded whole just to draw a report from it."""
     batches = source.batches(columns)

@@ -21,7 +21,7 @@ from drift_assets.storage.root import Root
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _header(monitor: MonitorConfig, window: Window) -> dict:
@@ -52,8 +52,12 @@ def record_drift(
         result_doc["checks"] += [c.to_dict() for c in extra_checks]
         failed = [c for c in extra_checks if not c.passed]
         result_doc["summary"]["all_passed"] = result_doc["summary"]["all_passed"] and not failed
-        result_doc["summary"]["drift_detected"] = result_doc["summary"]["drift_detected"] or any(c.severity == "ERROR" for c in failed)
-        result_doc["summary"]["failed_checks"] = sorted(set(result_doc["summary"]["failed_checks"]) | {c.name for c in failed})
+        result_doc["summary"]["drift_detected"] = result_doc["summary"]["drift_detected"] or any(
+            c.severity == "ERROR" for c in failed
+        )
+        result_doc["summary"]["failed_checks"] = sorted(
+            set(result_doc["summary"]["failed_checks"]) | {c.name for c in failed}
+        )
     record = {
         **_header(monitor, window),
         "model_version": model_version,

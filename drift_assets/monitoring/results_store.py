@@ -34,7 +34,6 @@ RETRAINING = "retraining"
 KINDS = (DRIFT, PERFORMANCE, RETRAINING)
 
 
-
 class ResultsStoreError(Exception):
     """The results store cannot be read (missing permissions, not a directory, S3 down...)."""
 
@@ -113,11 +112,15 @@ class ResultsStore:
 
     @staticmethod
     def performance_path(monitor: str, partition: str) -> str:
-        return f"{_check_component(monitor, 'monitor')}/{PERFORMANCE}/{_check_component(partition, 'partition key')}.json"
+        return (
+            f"{_check_component(monitor, 'monitor')}/{PERFORMANCE}/{_check_component(partition, 'partition key')}.json"
+        )
 
     @staticmethod
     def retraining_path(monitor: str, version_name: str) -> str:
-        return f"{_check_component(monitor, 'monitor')}/{RETRAINING}/{_check_component(version_name, 'version name')}.json"
+        return (
+            f"{_check_component(monitor, 'monitor')}/{RETRAINING}/{_check_component(version_name, 'version name')}.json"
+        )
 
     def full_path(self, relative_path: str) -> str:
         """Path inside the filesystem of a store-relative path."""
@@ -209,7 +212,9 @@ class ResultsStore:
                     raise
                 on_error(exc)
                 continue
-            out.append(_Record(doc, shown, stamps.get("window_start"), stamps.get("window_end"), stamps.get("evaluated_at")))
+            out.append(
+                _Record(doc, shown, stamps.get("window_start"), stamps.get("window_end"), stamps.get("evaluated_at"))
+            )
         return out
 
     # ------------------------------------------------------------------ readers

@@ -36,8 +36,11 @@ def yes_count(profile: ReferenceProfile, column: str, counts: CategoricalCounts)
 def baseline_profile(profile: ReferenceProfile, baseline: WindowSummary, columns: tuple[str, ...]) -> ReferenceProfile:
     """The reference profile's binning with the baseline's counts in place of the reference's."""
     return ReferenceProfile(
-        columns={c: ColumnProfile(profile.columns[c].spec, profile.columns[c].binning, baseline.columns[c])
-                 for c in columns if c in baseline.columns},
+        columns={
+            c: ColumnProfile(profile.columns[c].spec, profile.columns[c].binning, baseline.columns[c])
+            for c in columns
+            if c in baseline.columns
+        },
         reference_rows=baseline.rows,
         psi_bins=profile.psi_bins,
         sketch_resolution=profile.sketch_resolution,
@@ -67,25 +70,48 @@ def evaluate_sudden_change(
             if col.psi is None:
                 continue
             out.measures[f"{name}_psi_recent"] = col.psi
-            out.outcomes.append(r.CheckOutcome(
-                r.SUDDEN_SHIFT, name, passed=not (col.drifted and col.psi > config.psi),
-                severity=checks[r.SUDDEN_SHIFT].severity, value=col.psi, threshold=config.psi,
-                details={"p_value": col.pvalue, "baseline_rows": baseline.rows, "drifted_vs_baseline": col.drifted},
-            ))
+            out.outcomes.append(
+                r.CheckOutcome(
+                    r.SUDDEN_SHIFT,
+                    name,
+                    passed=not (col.drifted and col.psi > config.psi),
+                    severity=checks[r.SUDDEN_SHIFT].severity,
+                    value=col.psi,
+                    threshold=config.psi,
+                    details={"p_value": col.pvalue, "baseline_rows": baseline.rows, "drifted_vs_baseline": col.drifted},
+                )
+            )
     for name in config.rates:
         cur, base_counts = current.columns.get(name), baseline.columns.get(name)
-        if not isinstance(cur, CategoricalCounts) or not isinstance(base_counts, CategoricalCounts) or not cur.valid or not base_counts.valid:
+        if (
+            not isinstance(cur, CategoricalCounts)
+            or not isinstance(base_counts, CategoricalCounts)
+            or not cur.valid
+            or not base_counts.valid
+        ):
             continue
-        change = rate_change(yes_count(profile, name, cur), cur.valid, yes_count(profile, name, base_counts), base_counts.valid)
+        change = rate_change(
+            yes_count(profile, name, cur), cur.valid, yes_count(profile, name, base_counts), base_counts.valid
+        )
         out.measures[f"{name}_rate_baseline"] = change.baseline_rate
         # Only the configured direction is an incident: refusals falling back to normal after a
         # spike (a baseline still holding the spike) must not page.
         in_direction = config.rate_direction == "both" or (change.change > 0) == (config.rate_direction == "increase")
-        out.outcomes.append(r.CheckOutcome(
-            r.SUDDEN_RATE_CHANGE, name,
-            passed=not (in_direction and change.is_incident(config.rate_alpha, config.min_rate_change)),
-            severity=checks[r.SUDDEN_RATE_CHANGE].severity, value=abs(change.change), threshold=config.min_rate_change,
-            details={"p_value": change.pvalue, "current_rate": change.current_rate, "baseline_rate": change.baseline_rate,
-                     "alpha": config.rate_alpha, "direction": config.rate_direction},
-        ))
+        out.outcomes.append(
+            r.CheckOutcome(
+                r.SUDDEN_RATE_CHANGE,
+                name,
+                passed=not (in_direction and change.is_incident(config.rate_alpha, config.min_rate_change)),
+                severity=checks[r.SUDDEN_RATE_CHANGE].severity,
+                value=abs(change.change),
+                threshold=config.min_rate_change,
+                details={
+                    "p_value": change.pvalue,
+                    "current_rate": change.current_rate,
+                    "baseline_rate": change.baseline_rate,
+                    "alpha": config.rate_alpha,
+                    "direction": config.rate_direction,
+                },
+            )
+        )
     return out

@@ -19,7 +19,7 @@ from drift_assets.stats.errors import SchemaError
 from drift_assets.storage.root import Root
 from drift_assets.storage.tables import iter_file_batches
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CADENCE_LENGTH = {"hourly": dt.timedelta(hours=1), "daily": dt.timedelta(days=1), "weekly": dt.timedelta(weeks=1)}
 
 
@@ -93,7 +93,11 @@ def expected_log_types(monitor) -> dict[str, pa.DataType]:
 
 
 def conform_batch(
-    batch: pa.RecordBatch, types: dict[str, pa.DataType], path: str, problems: dict[str, str], optional: frozenset[str] = frozenset()
+    batch: pa.RecordBatch,
+    types: dict[str, pa.DataType],
+    path: str,
+    problems: dict[str, str],
+    optional: frozenset[str] = frozenset(),
 ) -> pa.RecordBatch:
     """Give every batch the window's schema. A column missing from a file, or of a type that cannot
     be converted (text where numbers are expected), becomes nulls and is recorded as a problem: the
@@ -111,9 +115,18 @@ def conform_batch(
             continue
         numeric_target = pa.types.is_floating(wanted)
         convertible = (
-            (numeric_target and (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type) or pa.types.is_boolean(column.type)))
+            (
+                numeric_target
+                and (
+                    pa.types.is_integer(column.type)
+                    or pa.types.is_floating(column.type)
+                    or pa.types.is_decimal(column.type)
+                    or pa.types.is_boolean(column.type)
+                )
+            )
             or (pa.types.is_string(wanted) and not pa.types.is_floating(column.type))
-            or pa.types.is_timestamp(wanted) and pa.types.is_timestamp(column.type)
+            or pa.types.is_timestamp(wanted)
+            and pa.types.is_timestamp(column.type)
             or pa.types.is_null(column.type)
         )
         if pa.types.is_string(wanted) and (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
@@ -151,7 +164,9 @@ def _decode_utf8(column: pa.Array, name: str, path: str, problems: dict[str, str
             except UnicodeDecodeError:
                 bad += 1
                 decoded.append(v.decode("utf-8", errors="replace"))
-        problems.setdefault(name, f"column {name!r} has {bad} row(s) of invalid UTF-8 in {path} (replaced, still measured)")
+        problems.setdefault(
+            name, f"column {name!r} has {bad} row(s) of invalid UTF-8 in {path} (replaced, still measured)"
+        )
         return pa.array(decoded, type=pa.string())
 
 

@@ -52,8 +52,10 @@ class CheckExecutionFeed:
         data = json.loads(cursor) if cursor else {}
         stored = data.get("checks", {}) if isinstance(data, dict) else {}
         self.state = {
-            k: KeyCursor(int(stored.get(check_key_id(k), {}).get("after", 0)),
-                         set(stored.get(check_key_id(k), {}).get("seen", [])))
+            k: KeyCursor(
+                int(stored.get(check_key_id(k), {}).get("after", 0)),
+                set(stored.get(check_key_id(k), {}).get("seen", [])),
+            )
             for k in self.keys
         }
         self._records: dict[AssetCheckKey, list[AssetCheckExecutionRecord]] = {}

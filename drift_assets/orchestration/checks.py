@@ -56,7 +56,10 @@ def _spec(monitor: MonitorConfig, rule: CheckRule, asset_key: AssetKey, partitio
 
 def _skipped(rule: CheckRule, asset_key: AssetKey, reason: str | None) -> AssetCheckResult:
     return AssetCheckResult(
-        asset_key=asset_key, check_name=rule.name, passed=True, severity=SEVERITY[rule.severity],
+        asset_key=asset_key,
+        check_name=rule.name,
+        passed=True,
+        severity=SEVERITY[rule.severity],
         description=reason or "nothing to check in this window",
         metadata={"status": MetadataValue.text(reason or "not applicable")},
     )

@@ -114,4 +114,3 @@ class JsonIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> dict:
         root = self.storage.storage().assets
         return root.read_json(_relative_path(context, "json"))
-

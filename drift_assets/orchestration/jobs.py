@@ -43,5 +43,6 @@ def retraining_job(monitor: MonitorConfig):
         selection=AssetSelection.assets(MonitorKeys(monitor.name).retrained_model),
         partitions_def=partitions_for(monitor),
         tags={RETRAINING_TAG: monitor.name},
-        description=f"Retrain the model of monitor '{monitor.name}' with DVC for one window and gate the challenger against the champion.",
+        description=f"Retrain the model of monitor '{monitor.name}' with DVC for one window and gate the "
+        "challenger against the champion.",
     )

@@ -90,7 +90,8 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
         key=keys.reference_data,
         group_name=monitor.name,
         io_manager_key="parquet_io_manager",
-        description=f"Training reference of monitor '{monitor.name}': the distribution production windows are compared with.",
+        description=f"Training reference of monitor '{monitor.name}': the distribution production windows are "
+        "compared with.",
         kinds={"parquet"},
     )
     def reference_data(context: AssetExecutionContext, storage: StorageResource) -> Output:
@@ -153,7 +154,8 @@ def production_window_asset(monitor: MonitorConfig) -> AssetsDefinition:
         group_name=monitor.name,
         io_manager_key="parquet_io_manager",
         deps=[keys.champion_model] if monitor.model_registry else [],
-        description=f"Production traffic of one {monitor.cadence} window (features and the champion's predictions), read from the log.",
+        description=f"Production traffic of one {monitor.cadence} window (features and the champion's "
+        "predictions), read from the log.",
         kinds={"parquet"},
     )
     def production_window(context: AssetExecutionContext, storage: StorageResource) -> Output:
@@ -171,8 +173,13 @@ def production_window_asset(monitor: MonitorConfig) -> AssetsDefinition:
                 f"({len(files)} file(s) read); an empty window has no drift value"
             )
         batches = stream_window(
-            root, monitor.log, window, timestamp_column=monitor.timestamp_column,
-            types=expected_log_types(monitor), derived=monitor.derived, scan=scan,
+            root,
+            monitor.log,
+            window,
+            timestamp_column=monitor.timestamp_column,
+            types=expected_log_types(monitor),
+            derived=monitor.derived,
+            scan=scan,
         )
 
         def describe() -> dict:
@@ -246,7 +253,8 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         group_name=monitor.name,
         io_manager_key="json_io_manager",
         check_specs=chk.check_specs(monitor, keys.drift_report, drift_checks, partitions_def),
-        description="Data drift, prediction drift and data quality of the window against the reference, with an Evidently HTML report.",
+        description="Data drift, prediction drift and data quality of the window against the reference, with an "
+        "Evidently HTML report.",
         kinds={"evidently", "json"},
     )
     def drift_report(
@@ -263,16 +271,26 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         # reported by the schema check, with the file named.
         problems = json.loads(production_window.footer().get(WINDOW_PROBLEMS_KEY, "{}"))
         evaluation = evaluate_window(
-            monitor, profile, window, production_window.batches(profile.column_names()),
-            data=st.data, counts_store=st.assets, problems=problems,
+            monitor,
+            profile,
+            window,
+            production_window.batches(profile.column_names()),
+            data=st.data,
+            counts_store=st.assets,
+            problems=problems,
         )
         html_uri = None
         if _wants_html(monitor, evaluation):
             html_uri = _write_html(storage, monitor, window.key, reference_data, production_window, specs)
         sudden = evaluation.sudden
         record = record_drift(
-            st.reports, monitor, window, evaluation.result, evaluation.summary,
-            model_version=model_versions_in(production_window, monitor.model_version_column), html_report=html_uri,
+            st.reports,
+            monitor,
+            window,
+            evaluation.result,
+            evaluation.summary,
+            model_version=model_versions_in(production_window, monitor.model_version_column),
+            html_report=html_uri,
             extra={**evaluation.extra, **by_model_version(monitor, production_window)},
             extra_checks=sudden.outcomes if sudden else (),
         )
@@ -309,7 +327,12 @@ def champion_model_asset(monitor: MonitorConfig) -> AssetsDefinition:
             champion = registry.champion()
         except RegistryError as exc:
             raise Failure(description=str(exc)) from exc
-        record = {"version": champion.number, "name": champion.name, "path": champion.path, "metadata": champion.metadata}
+        record = {
+            "version": champion.number,
+            "name": champion.name,
+            "path": champion.path,
+            "metadata": champion.metadata,
+        }
         return Output(
             record,
             metadata={
@@ -334,7 +357,8 @@ def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
         group_name=monitor.name,
         io_manager_key="json_io_manager",
         check_specs=chk.check_specs(monitor, keys.model_performance, performance_checks, partitions_def),
-        description=f"AUC of the window's predictions once labels arrived (label delay ~{monitor.labels.delay_days:g} days).",
+        description="AUC of the window's predictions once labels arrived (label delay "
+        f"~{monitor.labels.delay_days:g} days).",
         kinds={"scikitlearn"},
     )
     def model_performance(
@@ -366,12 +390,16 @@ def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
 
 
 def _psi_markdown(result) -> str:
-    lines = ["| column | role | PSI | bins | p-value | effect | missing | drifted |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| column | role | PSI | bins | p-value | effect | missing | drifted |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for c in sorted(result.columns.values(), key=lambda c: -(c.psi or 0)):
         effect = c.wasserstein_normed if c.kind == "numerical" else c.max_category_share_change
         fmt = lambda v: "-" if v is None else f"{v:.3g}"  # noqa: E731
         lines.append(
-            f"| {c.name} | {c.role} | {fmt(c.psi)} | {c.psi_bins or '-'} | {fmt(c.test_pvalue)} | {fmt(effect)} | {c.missing_rate:.3f} | {'**yes**' if c.drifted else 'no'} |"
+            f"| {c.name} | {c.role} | {fmt(c.psi)} | {c.psi_bins or '-'} | {fmt(c.test_pvalue)} | {fmt(effect)} "
+            f"| {c.missing_rate:.3f} | {'**yes**' if c.drifted else 'no'} |"
         )
     return "\n".join(lines)
 
@@ -390,13 +418,17 @@ def push_metrics_if_configured(context, st) -> None:
         context.log.warning(f"could not push metrics to the Pushgateway at {gateway}: {exc}")
 
 
-def _write_html(storage: StorageResource, monitor: MonitorConfig, key: str, reference: StoredTable, window: StoredTable, specs) -> str | None:
+def _write_html(
+    storage: StorageResource, monitor: MonitorConfig, key: str, reference: StoredTable, window: StoredTable, specs
+) -> str | None:
     names = [s.name for s in specs]
     present = [n for n in names if n in window.schema().names]
     relative = f"{monitor.name}/html/{key.replace(':', '')}.html"
     with tempfile.TemporaryDirectory() as tmp:
         path = write_evidently_report(
-            sample_source(reference, present), sample_source(window, present, seed=1),
-            [s for s in specs if s.name in present], f"{tmp}/report.html",
+            sample_source(reference, present),
+            sample_source(window, present, seed=1),
+            [s for s in specs if s.name in present],
+            f"{tmp}/report.html",
         )
         return storage.put_file("reports", relative, path, content_type="text/html; charset=utf-8")

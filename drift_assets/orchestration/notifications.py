@@ -37,7 +37,9 @@ def error_check_keys(monitors: list[MonitorConfig]) -> list[AssetCheckKey]:
     for monitor in monitors:
         mk = MonitorKeys(monitor.name)
         for asset_key, asset in ((mk.drift_report, "drift_report"), (mk.model_performance, "model_performance")):
-            keys += [AssetCheckKey(asset_key, rule.name) for rule in monitor.check_rules(asset) if rule.severity == "ERROR"]
+            keys += [
+                AssetCheckKey(asset_key, rule.name) for rule in monitor.check_rules(asset) if rule.severity == "ERROR"
+            ]
     return keys
 
 

@@ -57,8 +57,12 @@ class StorageResource(ConfigurableResource):
 
             s3 = self.s3_resource()
             filesystem = s3_filesystem(
-                endpoint_url=s3.endpoint_url, region=s3.region_name, max_attempts=s3.max_attempts,
-                access_key=s3.aws_access_key_id, secret_key=s3.aws_secret_access_key, session_token=s3.aws_session_token,
+                endpoint_url=s3.endpoint_url,
+                region=s3.region_name,
+                max_attempts=s3.max_attempts,
+                access_key=s3.aws_access_key_id,
+                secret_key=s3.aws_secret_access_key,
+                session_token=s3.aws_session_token,
             )
         return Storage.at(self.data_root, self.assets_root, self.reports_root, filesystem)
 

@@ -81,8 +81,10 @@ def build_retraining_assets(monitor: MonitorConfig) -> list[AssetsDefinition]:
         except RetrainingFailed as exc:
             raise Failure(
                 description=str(exc),
-                metadata={"results_store": MetadataValue.path(exc.results_store),
-                          "champion": MetadataValue.text(exc.champion)},
+                metadata={
+                    "results_store": MetadataValue.path(exc.results_store),
+                    "champion": MetadataValue.text(exc.champion),
+                },
             ) from exc
         return Output(outcome.record, metadata=_metadata(outcome, attempt))
 

@@ -15,7 +15,9 @@ def window_schedule(monitor: MonitorConfig, job) -> ScheduleDefinition:
     if monitor.cadence == "hourly":
         return build_schedule_from_partitioned_job(job, name=f"{monitor.name}_hourly_schedule", minute_of_hour=5)
     if monitor.cadence == "daily":
-        return build_schedule_from_partitioned_job(job, name=f"{monitor.name}_daily_schedule", hour_of_day=6, minute_of_hour=0)
+        return build_schedule_from_partitioned_job(
+            job, name=f"{monitor.name}_daily_schedule", hour_of_day=6, minute_of_hour=0
+        )
     return build_schedule_from_partitioned_job(
         job, name=f"{monitor.name}_weekly_schedule", day_of_week=1, hour_of_day=6, minute_of_hour=0
     )

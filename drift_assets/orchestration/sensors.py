@@ -128,7 +128,6 @@ def evaluate_retraining(
 ) -> TriggerEvaluation:
     """One tick of the retraining sensor (see the module docstring). Pure but for reads."""
     now = time.time() if now is None else now
-    keys = MonitorKeys(monitor.name)
     notes: list[str] = []
     requests: list[RunRequest] = []
     pointer = _champion_pointer(registry, notes)
@@ -137,22 +136,9 @@ def evaluate_retraining(
     if refresh is not None:
         requests.append(refresh)
 
-    in_flight = instance.get_run_records(
-        filters=RunsFilter(tags={RETRAINING_TAG: monitor.name}, statuses=IN_FLIGHT), limit=1
-    )
-    if in_flight:
-        run = in_flight[0].dagster_run
-        reason = f"retraining run {run.run_id} for {monitor.name} is {run.status.value.lower()}; new triggers wait for it"
-        return TriggerEvaluation(requests, cursor or _empty_cursor(), reason, notes)
-    cooldown = monitor.retraining.cooldown_hours * 3600.0
-    if cooldown > 0:
-        last = instance.get_run_records(filters=RunsFilter(tags={RETRAINING_TAG: monitor.name}), limit=1)
-        if last:
-            started = last[0].start_time or last[0].create_timestamp.timestamp()
-            if now - started < cooldown:
-                until = dt.datetime.fromtimestamp(started + cooldown, dt.timezone.utc).isoformat(timespec="seconds")
-                reason = f"{monitor.name}: cool-down of {monitor.retraining.cooldown_hours:g} h after the last retraining, until {until}"
-                return TriggerEvaluation(requests, cursor or _empty_cursor(), reason, notes)
+    busy = _busy_reason(instance, monitor, now)
+    if busy is not None:
+        return TriggerEvaluation(requests, cursor or _empty_cursor(), busy, notes)
 
     feed = CheckExecutionFeed(instance, retraining_check_keys(monitor), cursor)
     promoted_at = _timestamp(pointer.get("promoted_at")) if pointer else None
@@ -169,7 +155,9 @@ def evaluate_retraining(
                 feed.consume(key, rec.id)
                 if verdict not in ("passed", "not evaluated", "WARN"):
                     dropped.append((key.name, rec.partition, rec.run_id, verdict))
-                    notes.append(f"{check_key_id(key)} {rec.partition} (run {rec.run_id[:8]}): {verdict}, no retraining")
+                    notes.append(
+                        f"{check_key_id(key)} {rec.partition} (run {rec.run_id[:8]}): {verdict}, no retraining"
+                    )
                 continue
             trigger = triggers.setdefault((rec.partition, rec.run_id), _Trigger(rec.partition, rec.run_id, []))
             trigger.records.append((key, rec))
@@ -180,21 +168,10 @@ def evaluate_retraining(
         trigger = pending[0]
         for key, rec in trigger.records:
             feed.consume(key, rec.id)
-        requests.append(
-            RunRequest(
-                run_key=f"retrain:{monitor.name}:{trigger.partition}:{trigger.run_id}",
-                asset_selection=[keys.retrained_model],
-                partition_key=trigger.partition,
-                tags={
-                    RETRAINING_TAG: monitor.name,
-                    TRIGGER_CHECK_TAG: ",".join(trigger.checks),
-                    TRIGGER_PARTITION_TAG: trigger.partition,
-                    TRIGGER_RUN_TAG: trigger.run_id,
-                },
-            )
-        )
+        requests.append(_retraining_request(monitor, trigger))
         notes.append(
-            f"retraining {monitor.name} for {trigger.partition}: {', '.join(trigger.checks)} failed (ERROR) in run {trigger.run_id[:8]}"
+            f"retraining {monitor.name} for {trigger.partition}: {', '.join(trigger.checks)} failed (ERROR) in "
+            f"run {trigger.run_id[:8]}"
             + (f"; {len(pending) - 1} more trigger(s) wait for it" if len(pending) > 1 else "")
         )
     elif not requests:
@@ -202,8 +179,49 @@ def evaluate_retraining(
     return TriggerEvaluation(requests, feed.cursor(), skip, notes, dropped)
 
 
-def _classify(rec: AssetCheckExecutionRecord, records: list[AssetCheckExecutionRecord], runs: "_RunCache",
-              promoted_at: float | None) -> str:
+def _busy_reason(instance, monitor: MonitorConfig, now: float) -> str | None:
+    """Why no retraining may start now: one is queued or running, or the cool-down has not passed."""
+    in_flight = instance.get_run_records(
+        filters=RunsFilter(tags={RETRAINING_TAG: monitor.name}, statuses=IN_FLIGHT), limit=1
+    )
+    if in_flight:
+        run = in_flight[0].dagster_run
+        return f"retraining run {run.run_id} for {monitor.name} is {run.status.value.lower()}; new triggers wait for it"
+    cooldown = monitor.retraining.cooldown_hours * 3600.0
+    if cooldown <= 0:
+        return None
+    last = instance.get_run_records(filters=RunsFilter(tags={RETRAINING_TAG: monitor.name}), limit=1)
+    if not last:
+        return None
+    started = last[0].start_time or last[0].create_timestamp.timestamp()
+    if now - started >= cooldown:
+        return None
+    until = dt.datetime.fromtimestamp(started + cooldown, dt.UTC).isoformat(timespec="seconds")
+    hours = monitor.retraining.cooldown_hours
+    return f"{monitor.name}: cool-down of {hours:g} h after the last retraining, until {until}"
+
+
+def _retraining_request(monitor: MonitorConfig, trigger: _Trigger) -> RunRequest:
+    # run_key per (window, materialisation run): the daemon drops a request it already launched.
+    return RunRequest(
+        run_key=f"retrain:{monitor.name}:{trigger.partition}:{trigger.run_id}",
+        asset_selection=[MonitorKeys(monitor.name).retrained_model],
+        partition_key=trigger.partition,
+        tags={
+            RETRAINING_TAG: monitor.name,
+            TRIGGER_CHECK_TAG: ",".join(trigger.checks),
+            TRIGGER_PARTITION_TAG: trigger.partition,
+            TRIGGER_RUN_TAG: trigger.run_id,
+        },
+    )
+
+
+def _classify(
+    rec: AssetCheckExecutionRecord,
+    records: list[AssetCheckExecutionRecord],
+    runs: _RunCache,
+    promoted_at: float | None,
+) -> str:
     """'trigger', 'wait' (undecided: leave unconsumed), or why the record is consumed."""
     if rec.status == AssetCheckExecutionRecordStatus.PLANNED:
         return "wait" if runs.in_progress(rec.run_id) else "not evaluated"
@@ -268,10 +286,14 @@ def _reference_refresh(instance, monitor: MonitorConfig, pointer: dict | None, n
     champion = pointer.get("name") or version_name(int(pointer["version"]))
     if materialized is None or materialized == champion:
         return None  # never materialised: setting the monitor up is the reference job's business
-    if instance.get_run_records(filters=RunsFilter(tags={REFERENCE_REFRESH_TAG: monitor.name}, statuses=IN_FLIGHT), limit=1):
+    if instance.get_run_records(
+        filters=RunsFilter(tags={REFERENCE_REFRESH_TAG: monitor.name}, statuses=IN_FLIGHT), limit=1
+    ):
         return None
-    notes.append(f"champion of {monitor.name} is {champion}, materialised champion_model is {materialized}: "
-                 "re-materialising the reference assets")
+    notes.append(
+        f"champion of {monitor.name} is {champion}, materialised champion_model is {materialized}: "
+        "re-materialising the reference assets"
+    )
     return RunRequest(
         run_key=f"reference:{monitor.name}:{champion}:{pointer.get('promoted_at') or ''}",
         asset_selection=[keys.reference_data, keys.reference_profile, keys.champion_model],
@@ -307,7 +329,9 @@ def _retraining_sensor(monitor: MonitorConfig):
 
     @sensor(
         name=retraining_sensor_name(monitor),
-        target=AssetSelection.assets(keys.retrained_model, keys.reference_data, keys.reference_profile, keys.champion_model),
+        target=AssetSelection.assets(
+            keys.retrained_model, keys.reference_data, keys.reference_profile, keys.champion_model
+        ),
         minimum_interval_seconds=60,
         description=(
             f"Retrains '{monitor.name}' once per failed ERROR evaluation of {', '.join(monitor.retraining.on_checks)} "

@@ -53,8 +53,12 @@ from drift_assets.storage.root import Root, Storage, sha256_file
 
 REFERENCE_FILE = "reference.parquet"
 # Copied next to the model for lineage (what exactly produced this version).
-LINEAGE_FILES = {"dvc.lock": "dvc.lock", "params.yaml": "params.yaml", "metrics.json": "metrics.json",
-                 "prepared/summary.json": "training_summary.json"}
+LINEAGE_FILES = {
+    "dvc.lock": "dvc.lock",
+    "params.yaml": "params.yaml",
+    "metrics.json": "metrics.json",
+    "prepared/summary.json": "training_summary.json",
+}
 # Deterministic retraining: the same inputs give the same challenger.
 RETRAINING_SEED = 42
 KEEP_WORKDIRS_ENV = "DRIFT_ASSETS_KEEP_WORKDIRS"
@@ -97,9 +101,7 @@ class AttemptOutcome:
 def retraining_supported(monitor: MonitorConfig) -> bool:
     """Retraining needs labels (to train and evaluate), a registry (champion, versions) and a model
     that is a plain function of the configured features (no derived columns)."""
-    return bool(
-        monitor.retraining.enabled and monitor.labels and monitor.model_registry and not monitor.derived
-    )
+    return bool(monitor.retraining.enabled and monitor.labels and monitor.model_registry and not monitor.derived)
 
 
 @dataclass(frozen=True)
@@ -181,8 +183,12 @@ def local_path(root: Root, relative: str, staging: Path) -> str:
     info = root.filesystem.get_file_info(root.path_of(relative))
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(root.uri_of(relative))
-    pafs.copy_files(root.path_of(relative), str(dest), source_filesystem=root.filesystem,
-                    destination_filesystem=pafs.LocalFileSystem())
+    pafs.copy_files(
+        root.path_of(relative),
+        str(dest),
+        source_filesystem=root.filesystem,
+        destination_filesystem=pafs.LocalFileSystem(),
+    )
     return str(dest)
 
 
@@ -191,8 +197,17 @@ class RetrainingAttempt:
     orchestration layer passes its run id, partition, trigger and logger, and turns
     ``RetrainingFailed`` into a failed run."""
 
-    def __init__(self, monitor: MonitorConfig, storage: Storage, dvc: DvcSettings, *, run_id: str,
-                 partition: str, trigger: dict, log: Logger):
+    def __init__(
+        self,
+        monitor: MonitorConfig,
+        storage: Storage,
+        dvc: DvcSettings,
+        *,
+        run_id: str,
+        partition: str,
+        trigger: dict,
+        log: Logger,
+    ):
         self.monitor, self.dvc, self.st, self.log = monitor, dvc, storage, log
         self.registry: ModelRegistry = registry_of(monitor, storage.data)  # type: ignore[assignment]
         self.run_id, self.partition, self.trigger = run_id, partition, trigger
@@ -209,21 +224,36 @@ class RetrainingAttempt:
         workdir = Path(self.dvc.work_root) / self.monitor.name / self.run_id
         result = self._repro(champion, workdir)
         metrics = result.metrics
-        decision = gate(metrics.get("challenger_auc"), metrics.get("champion_auc"),
-                        self.monitor.retraining.min_auc_gain, metrics.get("holdout_rows"))
+        decision = gate(
+            metrics.get("challenger_auc"),
+            metrics.get("champion_auc"),
+            self.monitor.retraining.min_auc_gain,
+            metrics.get("holdout_rows"),
+        )
         current = self.registry.champion_pointer() or {}
         if decision.promote and int(current.get("version", -1)) != champion.number:
-            decision = GateDecision(False, f"the champion changed during retraining ({champion.name} -> "
-                                           f"{current.get('name')}): the comparison is stale")
+            decision = GateDecision(
+                False,
+                f"the champion changed during retraining ({champion.name} -> "
+                f"{current.get('name')}): the comparison is stale",
+            )
         log.info(f"gate: {decision.status.upper()}: {decision.reason}")
         try:
             version = self._commit_version(result, decision)
         except Exception as exc:  # noqa: BLE001 - an uncommitted version dir is never listed or served
             self._fail(f"could not commit the challenger: {type(exc).__name__}: {exc}", parent=champion.number)
         record = retraining_record(
-            self.monitor, name=version.name, version=version.number, status=decision.status, trigger=self.trigger,
-            run_id=self.run_id, parent=champion.number, metrics=metrics, reason=decision.reason,
-            dvc_lock_sha256=result.lock_sha256, duration_s=result.duration_s,
+            self.monitor,
+            name=version.name,
+            version=version.number,
+            status=decision.status,
+            trigger=self.trigger,
+            run_id=self.run_id,
+            parent=champion.number,
+            metrics=metrics,
+            reason=decision.reason,
+            dvc_lock_sha256=result.lock_sha256,
+            duration_s=result.duration_s,
         )
         record_uri = record_retraining(self.st.reports, self.monitor, version.name, record)
         if decision.promote:
@@ -249,7 +279,9 @@ class RetrainingAttempt:
             params = retraining_params(self.monitor, inputs, self.window.end)
             prepare_workdir(Path(self.dvc.template_dir), workdir, params)
         except (OSError, KeyError) as exc:
-            self._fail(f"cannot prepare the DVC work dir {workdir}: {type(exc).__name__}: {exc}", parent=champion.number)
+            self._fail(
+                f"cannot prepare the DVC work dir {workdir}: {type(exc).__name__}: {exc}", parent=champion.number
+            )
         log.info(
             f"retraining {self.monitor.name} for window {self.partition} (cutoff {self.window.end.isoformat()}, "
             f"trigger {self.trigger['check']}): dvc repro in {workdir}"
@@ -271,7 +303,9 @@ class RetrainingAttempt:
             self._fail(
                 f"dvc repro {reason} after {result.duration_s:.1f}s in {workdir}; champion {champion.name} unchanged.\n"
                 f"stderr tail:\n{tail}",
-                parent=champion.number, stderr_tail=tail, workdir=str(workdir),
+                parent=champion.number,
+                stderr_tail=tail,
+                workdir=str(workdir),
             )
         shutil.rmtree(staging, ignore_errors=True)
         log.info(
@@ -324,8 +358,11 @@ class RetrainingAttempt:
             "prediction_column": self.monitor.prediction,
             "seed": RETRAINING_SEED,
             "status": decision.status,
-            "decision": {"promote": decision.promote, "reason": decision.reason,
-                         "min_auc_gain": self.monitor.retraining.min_auc_gain},
+            "decision": {
+                "promote": decision.promote,
+                "reason": decision.reason,
+                "min_auc_gain": self.monitor.retraining.min_auc_gain,
+            },
             "reason": decision.reason,
             "parent": self.parent.number,
             "trigger": self.trigger,
@@ -347,19 +384,31 @@ class RetrainingAttempt:
         try:
             self.registry.promote(version.number, reason=f"retraining for {self.partition}: {decision.reason}")
         except Exception as exc:
-            record_retraining(self.st.reports, self.monitor, version.name,
-                              {**record, "status": "failed", "reason": f"promotion failed: {exc}"})
+            record_retraining(
+                self.st.reports,
+                self.monitor,
+                version.name,
+                {**record, "status": "failed", "reason": f"promotion failed: {exc}"},
+            )
             raise
         self.log.info(f"promoted {version.name} (previous champion {self.parent.name})")
 
     def _fail(self, message: str, *, parent: int | None, **extra) -> None:
         name = f"failed-{self.run_id}"
         record = retraining_record(
-            self.monitor, name=name, version=None, status="failed", trigger=self.trigger, run_id=self.run_id,
-            parent=parent, reason=message.splitlines()[0], **extra,
+            self.monitor,
+            name=name,
+            version=None,
+            status="failed",
+            trigger=self.trigger,
+            run_id=self.run_id,
+            parent=parent,
+            reason=message.splitlines()[0],
+            **extra,
         )
         uri = record_retraining(self.st.reports, self.monitor, name, record)
         raise RetrainingFailed(
             f"retraining of {self.monitor.name} for {self.partition} failed: {message}",
-            results_store=uri, champion=self.parent.name if getattr(self, "parent", None) else "(none)",
+            results_store=uri,
+            champion=self.parent.name if getattr(self, "parent", None) else "(none)",
         )

@@ -63,7 +63,7 @@ STDERR_TAIL_LINES = 40
 class DvcReproError(RuntimeError):
     """``dvc repro`` failed; the message carries the tail of its stderr."""
 
-    def __init__(self, message: str, result: "DvcRunResult | None" = None):
+    def __init__(self, message: str, result: DvcRunResult | None = None):
         super().__init__(message)
         self.result = result
 
@@ -170,8 +170,8 @@ def _yaml_safe(value: Any) -> Any:
         return str(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.date):
         return value.isoformat()
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
@@ -187,9 +187,7 @@ def load_template_params(template_dir: Path) -> dict[str, Any]:
         return yaml.safe_load(fh) or {}
 
 
-def prepare_workdir(
-    template_dir: Path, workdir: Path, params: Mapping[str, Any], *, strict: bool = True
-) -> Path:
+def prepare_workdir(template_dir: Path, workdir: Path, params: Mapping[str, Any], *, strict: bool = True) -> Path:
     """Copy the DVC project template into a fresh, empty ``workdir`` and write params.yaml.
 
     ``params`` is deep-merged into the template's params.yaml defaults. Paths may be ``Path``
@@ -359,6 +357,4 @@ def raise_for_failure(result: DvcRunResult) -> DvcRunResult:
     if result.returncode == 0:
         reason = f"succeeded but produced no {METRICS_FILE}"
     tail = result.stderr_tail or _tail(result.stdout) or "(no output)"
-    raise DvcReproError(
-        f"dvc repro in {result.workdir} {reason} after {result.duration_s:.1f}s:\n{tail}", result
-    )
+    raise DvcReproError(f"dvc repro in {result.workdir} {reason} after {result.duration_s:.1f}s:\n{tail}", result)

@@ -17,7 +17,9 @@ from drift_assets.storage.root import Root
 MIN_REFERENCE_ROWS = 500
 
 
-def build_reference_table(data: Root, monitor: MonitorConfig, window: Window, workdir: Path, model) -> tuple[pa.Table, dict]:
+def build_reference_table(
+    data: Root, monitor: MonitorConfig, window: Window, workdir: Path, model
+) -> tuple[pa.Table, dict]:
     """The new champion's reference: the triggering window's production rows that the challenger
     was not fitted on, scored by the challenger. Returns the table and a description of its rows.
 
@@ -50,8 +52,12 @@ def build_reference_table(data: Root, monitor: MonitorConfig, window: Window, wo
     unseen = rows.filter(pc.invert(pc.is_in(rows.column(id_col), value_set=trained.combine_chunks())))
     holdout = pq.read_table(workdir / "prepared" / "holdout.parquet", columns=[*keep, target])
     holdout = pa.table({c: holdout.column(c).cast(types[c] if c in types else pa.int8()) for c in holdout.column_names})
-    described = {"window": window.key, "window_rows": rows.num_rows, "window_rows_unseen": unseen.num_rows,
-                 "holdout_rows_added": 0}
+    described = {
+        "window": window.key,
+        "window_rows": rows.num_rows,
+        "window_rows_unseen": unseen.num_rows,
+        "holdout_rows_added": 0,
+    }
     table = unseen
     if unseen.num_rows < MIN_REFERENCE_ROWS:
         seen_ids = unseen.column(id_col).combine_chunks()
@@ -64,7 +70,9 @@ def build_reference_table(data: Root, monitor: MonitorConfig, window: Window, wo
     for c in monitor.categorical:  # as the pipeline's stages see them (missing = NaN)
         frame[c] = frame[c].astype(object).where(frame[c].notna(), np.nan)
     classes = list(getattr(model, "classes_", [0, 1]))
-    scores = model.predict_proba(frame)[:, classes.index(1)].astype(np.float64) if len(frame) else np.array([], np.float64)
+    scores = (
+        model.predict_proba(frame)[:, classes.index(1)].astype(np.float64) if len(frame) else np.array([], np.float64)
+    )
     columns = {c: table.column(c) for c in keep}
     if monitor.prediction:
         columns[monitor.prediction] = pa.array(scores, pa.float64())

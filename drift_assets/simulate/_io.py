@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import numpy as np
@@ -82,7 +82,7 @@ def write_joblib_atomic(fs: pafs.FileSystem, path: str, obj: Any) -> None:
 
 def midnight_utc(day: date) -> datetime:
     """Start of a UTC day as an aware datetime."""
-    return datetime.combine(day, time(0, 0), tzinfo=timezone.utc)
+    return datetime.combine(day, time(0, 0), tzinfo=UTC)
 
 
 def epoch_us(day: date) -> int:
@@ -92,7 +92,7 @@ def epoch_us(day: date) -> int:
 
 def iso_hour(day: date, hour: int) -> str:
     """ISO key of an hour, e.g. '2026-10-13T14:00:00+00:00' (matches hourly partitions)."""
-    return datetime.combine(day, time(hour, 0), tzinfo=timezone.utc).isoformat()
+    return datetime.combine(day, time(hour, 0), tzinfo=UTC).isoformat()
 
 
 def timestamp_array(us: np.ndarray) -> pa.Array:

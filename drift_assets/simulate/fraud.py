@@ -14,9 +14,9 @@ changing ``drift_week`` leaves the pre-drift days byte-identical.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -276,8 +276,13 @@ def _wave_fraud_logit(f: dict[str, np.ndarray]) -> np.ndarray:
     web = (f["channel"] == WEB).astype(float)
     digital = (f["category"] == DIGITAL_GOODS).astype(float)
     tiny = (f["txn_amount"] < 5.0).astype(float)
-    return WAVE_INTERCEPT + 1.5 * web + 1.5 * digital + 1.4 * tiny + 0.9 * web * digital * tiny + 0.15 * (
-        f["txn_count_1h"] - 6
+    return (
+        WAVE_INTERCEPT
+        + 1.5 * web
+        + 1.5 * digital
+        + 1.4 * tiny
+        + 0.9 * web * digital * tiny
+        + 0.15 * (f["txn_count_1h"] - 6)
     )
 
 
@@ -408,9 +413,7 @@ def _pre_production_sample(
     return _io.padded_ids(prefix, 1, n, 8), ts_us, feature_columns(f), is_fraud
 
 
-def _write_labels_for(
-    fs: pafs.FileSystem, base: str, pending: dict[date, list[tuple]], before: date
-) -> list[date]:
+def _write_labels_for(fs: pafs.FileSystem, base: str, pending: dict[date, list[tuple]], before: date) -> list[date]:
     """Flush every arrival day < ``before``: no later transaction can add labels to it."""
     written = []
     for day in sorted(d for d in pending if d < before):

@@ -16,9 +16,9 @@ needs no per-row Python loop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -52,17 +52,170 @@ STREAM_CORPUS, STREAM_REFERENCE, STREAM_LOG = 1, 2, 3
 
 # Neutral vocabulary: deliberately free of refusal words (sorry, cannot, can't, won't, unable).
 WORDS: tuple[str, ...] = tuple(
-    """
-    the a an and or but so of to in on for with from by at as is are was were be been this that these those
-    it its you your we our they their data model system user value result example step first second next then
-    also more most some many each other new good best simple quick clear short long high low large small
-    time day week month year report table chart list file code function class method query request response
-    answer question summary detail point idea plan goal task process service network server client account
-    price cost budget order customer product market sales growth trend rate score metric feature sample test
-    check update change build run create use make find show give take keep help explain describe compare
-    consider note include follow start end open close add remove improve reduce increase measure estimate
-    because while when where which how what why here there often usually typically generally finally overall
-    """.split()
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "but",
+        "so",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "with",
+        "from",
+        "by",
+        "at",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "you",
+        "your",
+        "we",
+        "our",
+        "they",
+        "their",
+        "data",
+        "model",
+        "system",
+        "user",
+        "value",
+        "result",
+        "example",
+        "step",
+        "first",
+        "second",
+        "next",
+        "then",
+        "also",
+        "more",
+        "most",
+        "some",
+        "many",
+        "each",
+        "other",
+        "new",
+        "good",
+        "best",
+        "simple",
+        "quick",
+        "clear",
+        "short",
+        "long",
+        "high",
+        "low",
+        "large",
+        "small",
+        "time",
+        "day",
+        "week",
+        "month",
+        "year",
+        "report",
+        "table",
+        "chart",
+        "list",
+        "file",
+        "code",
+        "function",
+        "class",
+        "method",
+        "query",
+        "request",
+        "response",
+        "answer",
+        "question",
+        "summary",
+        "detail",
+        "point",
+        "idea",
+        "plan",
+        "goal",
+        "task",
+        "process",
+        "service",
+        "network",
+        "server",
+        "client",
+        "account",
+        "price",
+        "cost",
+        "budget",
+        "order",
+        "customer",
+        "product",
+        "market",
+        "sales",
+        "growth",
+        "trend",
+        "rate",
+        "score",
+        "metric",
+        "feature",
+        "sample",
+        "test",
+        "check",
+        "update",
+        "change",
+        "build",
+        "run",
+        "create",
+        "use",
+        "make",
+        "find",
+        "show",
+        "give",
+        "take",
+        "keep",
+        "help",
+        "explain",
+        "describe",
+        "compare",
+        "consider",
+        "note",
+        "include",
+        "follow",
+        "start",
+        "end",
+        "open",
+        "close",
+        "add",
+        "remove",
+        "improve",
+        "reduce",
+        "increase",
+        "measure",
+        "estimate",
+        "because",
+        "while",
+        "when",
+        "where",
+        "which",
+        "how",
+        "what",
+        "why",
+        "here",
+        "there",
+        "often",
+        "usually",
+        "typically",
+        "generally",
+        "finally",
+        "overall",
+    ]
 )
 
 REFUSAL_PHRASES: tuple[str, ...] = (
@@ -202,8 +355,16 @@ def _build_text_kit(seed: int) -> _TextKit:
     prompt_start, prompt_len = seg.add_many(PROMPT_STARTERS)
     injection_start, injection_len = seg.add_many(INJECTION_STARTERS)
     return _TextKit(
-        seg.array(), word_start, period, question, refusal_start, refusal_len,
-        prompt_start, prompt_len, injection_start, injection_len,
+        seg.array(),
+        word_start,
+        period,
+        question,
+        refusal_start,
+        refusal_len,
+        prompt_start,
+        prompt_len,
+        injection_start,
+        injection_len,
     )
 
 
@@ -349,7 +510,7 @@ def _incidents(
     spike_day: date, spike_hours: tuple[int, int], change_at: datetime, end: date
 ) -> tuple[Incident, Incident]:
     """Ground truth of the two injected incidents, as ISO hour keys [start, end)."""
-    spike_end = datetime.combine(spike_day, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=spike_hours[1])
+    spike_end = datetime.combine(spike_day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=spike_hours[1])
     spike = Incident(
         name="refusal_spike",
         kind="refusal_rate",

@@ -3,7 +3,7 @@ kinds (normal, lognormal amounts, Poisson counts with heavy ties, a zero-inflate
 categorical ones with unequal shares. One definition, so the benchmark measures what the tests
 validate."""
 
-NORMALS = {f"normal_{i}": (10.0 * i, 1.0 + i) for i in range(8)}            # mean, sd
+NORMALS = {f"normal_{i}": (10.0 * i, 1.0 + i) for i in range(8)}  # mean, sd
 AMOUNTS = {f"amount_{i}": (3.0 + 0.2 * i, 0.8 + 0.1 * i) for i in range(5)}  # lognormal mu, sigma
 COUNTS = {f"count_{i}": lam for i, lam in enumerate([0.5, 1.0, 2.0, 3.0, 5.0, 8.0])}  # Poisson
 ZERO_INFLATED = "refund_amount"  # 40% exact zeros, else lognormal(2, 1)

@@ -130,9 +130,7 @@ def fit_numerical_binning(
     )
 
 
-def fit_categorical_binning(
-    column: pa.Array, *, max_categories: int, name: str
-) -> CategoricalBinning:
+def fit_categorical_binning(column: pa.Array, *, max_categories: int, name: str) -> CategoricalBinning:
     strings = category_strings(column, name, "reference")
     counts = pc.value_counts(strings.drop_null())
     values = counts.field("values").to_pylist()

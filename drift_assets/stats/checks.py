@@ -71,14 +71,23 @@ class CheckRule:
     def describe(self, rules: DecisionRules) -> str:
         """The description with the monitor's own default thresholds filled in."""
         values = {f.name: getattr(rules.defaults, f.name) for f in fields(ColumnThresholds)}
-        values |= {f.name: getattr(rules, f.name) for f in fields(DecisionRules) if f.name not in ("defaults", "per_column")}
+        values |= {
+            f.name: getattr(rules, f.name) for f in fields(DecisionRules) if f.name not in ("defaults", "per_column")
+        }
         values["drifted_share_error_pct"] = f"{rules.drifted_share_error:.0%}"
         values["missing_rate_warn_pct"] = f"{rules.defaults.missing_rate_warn:.0%}"
         return self.description.format(**values)
 
-    def outcome(self, column: str | None, passed: bool, value: float, threshold: float, **details: object) -> CheckOutcome:
+    def outcome(
+        self, column: str | None, passed: bool, value: float, threshold: float, **details: object
+    ) -> CheckOutcome:
         return CheckOutcome(
-            self.name, column, passed, self.severity, float(value), float(threshold),
+            self.name,
+            column,
+            passed,
+            self.severity,
+            float(value),
+            float(threshold),
             details={k: v for k, v in details.items() if v is not None},
         )
 
@@ -128,7 +137,9 @@ class CheckTable:
 # ------------------------------------------------------------------------------------------------
 
 
-def _top_feature_psi(rule: CheckRule, facts: WindowFacts, threshold_of: Callable[[ColumnThresholds], float]) -> list[CheckOutcome]:
+def _top_feature_psi(
+    rule: CheckRule, facts: WindowFacts, threshold_of: Callable[[ColumnThresholds], float]
+) -> list[CheckOutcome]:
     out = []
     for col in facts.features:
         if col.psi is None or (facts.top_features is not None and col.name not in facts.top_features):
@@ -136,7 +147,9 @@ def _top_feature_psi(rule: CheckRule, facts: WindowFacts, threshold_of: Callable
         threshold = threshold_of(facts.rules.for_column(col.name))
         # A PSI above threshold that sampling noise explains (small windows) is not a failure.
         passed = col.psi <= threshold or not col.significant
-        out.append(rule.outcome(col.name, passed, col.psi, threshold, psi_bins=col.psi_bins, significant=col.significant))
+        out.append(
+            rule.outcome(col.name, passed, col.psi, threshold, psi_bins=col.psi_bins, significant=col.significant)
+        )
     return out
 
 
@@ -153,13 +166,24 @@ def effect_of(col: ColumnDrift, t: ColumnThresholds) -> tuple[float, float, dict
     if col.kind == "numerical" and col.wasserstein_normed is not None:
         value, threshold, name = col.wasserstein_normed, t.min_wasserstein_normed, "wasserstein_normed"
     elif col.kind == "categorical":
-        value, threshold, name = col.max_category_share_change or 0.0, t.min_category_share_change, "max_category_share_change"
+        value, threshold, name = (
+            col.max_category_share_change or 0.0,
+            t.min_category_share_change,
+            "max_category_share_change",
+        )
     else:
         value, threshold, name = col.psi or 0.0, t.min_psi_effect, "psi"
-    return value, threshold, {
-        "effect": name, "psi": col.psi, "min_psi_effect": t.min_psi_effect,
-        "p_value": col.pvalue, "adjusted_p_value": col.adjusted_pvalue,
-    }
+    return (
+        value,
+        threshold,
+        {
+            "effect": name,
+            "psi": col.psi,
+            "min_psi_effect": t.min_psi_effect,
+            "p_value": col.pvalue,
+            "adjusted_p_value": col.adjusted_pvalue,
+        },
+    )
 
 
 def evaluate_feature_drift(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
@@ -168,7 +192,9 @@ def evaluate_feature_drift(rule: CheckRule, facts: WindowFacts) -> list[CheckOut
         if col.psi is None:
             continue
         value, threshold, details = effect_of(col, facts.rules.for_column(col.name))
-        out.append(rule.outcome(col.name, not col.drifted, value, threshold, alpha=facts.rules.feature_alpha, **details))
+        out.append(
+            rule.outcome(col.name, not col.drifted, value, threshold, alpha=facts.rules.feature_alpha, **details)
+        )
     return out
 
 
@@ -186,8 +212,17 @@ def evaluate_prediction_drift(rule: CheckRule, facts: WindowFacts) -> list[Check
         if col.role == "prediction" and col.psi is not None:
             value, threshold, details = effect_of(col, facts.rules.for_column(col.name))
             pvalue = col.pvalue if col.pvalue is not None else 1.0
-            out.append(rule.outcome(col.name, not col.drifted, pvalue, facts.rules.prediction_alpha,
-                                    effect_value=value, effect_threshold=threshold, **details))
+            out.append(
+                rule.outcome(
+                    col.name,
+                    not col.drifted,
+                    pvalue,
+                    facts.rules.prediction_alpha,
+                    effect_value=value,
+                    effect_threshold=threshold,
+                    **details,
+                )
+            )
     return out
 
 
@@ -196,8 +231,15 @@ def evaluate_missing_rate(rule: CheckRule, facts: WindowFacts) -> list[CheckOutc
     for col in facts.columns.values():
         if col.role in ("feature", "prediction"):
             limit = facts.rules.for_column(col.name).missing_rate_warn
-            out.append(rule.outcome(col.name, col.missing_rate <= limit, col.missing_rate, limit,
-                                    reference_missing_rate=col.reference_missing_rate))
+            out.append(
+                rule.outcome(
+                    col.name,
+                    col.missing_rate <= limit,
+                    col.missing_rate,
+                    limit,
+                    reference_missing_rate=col.reference_missing_rate,
+                )
+            )
     return out
 
 
@@ -209,48 +251,114 @@ def evaluate_schema(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
 # The table (display order). The design document's matrix, plus schema and trailing-baseline checks.
 # ------------------------------------------------------------------------------------------------
 
-DEFAULT_CHECKS = CheckTable([
-    CheckRule(FEATURE_PSI_WARN, "WARN", "psi", "higher",
-              "PSI of every top feature is at most the warn threshold ({psi_warn:g}): moderate shift, investigate",
-              evaluate=evaluate_psi_warn),
-    CheckRule(FEATURE_PSI_ERROR, "ERROR", "psi", "higher",
-              "PSI of every top feature is at most the retrain threshold ({psi_error:g}): severe shift triggers retraining",
-              evaluate=evaluate_psi_error),
-    CheckRule(FEATURE_NO_DRIFT, "WARN", "effect", "higher",
-              "No feature shifted both significantly (Holm-adjusted, alpha {feature_alpha:g}) and by more than the"
-              " minimum effect size", evaluate=evaluate_feature_drift),
-    CheckRule(DRIFTED_SHARE, "ERROR", "share", "higher",
-              "Fewer than {drifted_share_error_pct} of the features drifted", evaluate=evaluate_drifted_share),
-    CheckRule(PREDICTION_NO_DRIFT, "ERROR", "p_value", "lower",
-              "The prediction distribution did not shift (KS/chi-square p >= {prediction_alpha:g} or effect below"
-              " minimum)", requires=("prediction",), evaluate=evaluate_prediction_drift),
-    CheckRule(MISSING_RATE, "WARN", "missing_rate", "higher",
-              "Missing rate of every monitored column is at most {missing_rate_warn_pct} (alert data engineering)",
-              evaluate=evaluate_missing_rate),
-    CheckRule(SCHEMA_MATCHES, "ERROR", "problem", "higher",
-              "Every profiled column is present with the reference's type", evaluate=evaluate_schema),
-    # Against the trailing baseline (the previous N windows), evaluated by monitoring.trailing_baseline.
-    CheckRule(SUDDEN_SHIFT, "ERROR", "psi", "higher",
-              "No monitored distribution (e.g. output length) jumped against the trailing baseline of recent windows",
-              requires=("sudden_columns",)),
-    CheckRule(SUDDEN_RATE_CHANGE, "ERROR", "rate_change", "higher",
-              "No monitored rate (e.g. refusals) changed against the trailing baseline (Fisher exact p and a minimum"
-              " absolute change)", requires=("sudden_rates",)),
-    # On labelled production rows, evaluated by ``auc_check`` once labels arrive.
-    CheckRule(AUC_VS_CHAMPION, "ERROR", "auc_delta", "lower",
-              "AUC on labelled production rows is no more than {auc_drop_error:g} below the champion's reference AUC",
-              asset="model_performance", requires=("prediction", "labels")),
-])
+DEFAULT_CHECKS = CheckTable(
+    [
+        CheckRule(
+            FEATURE_PSI_WARN,
+            "WARN",
+            "psi",
+            "higher",
+            "PSI of every top feature is at most the warn threshold ({psi_warn:g}): moderate shift, investigate",
+            evaluate=evaluate_psi_warn,
+        ),
+        CheckRule(
+            FEATURE_PSI_ERROR,
+            "ERROR",
+            "psi",
+            "higher",
+            "PSI of every top feature is at most the retrain threshold ({psi_error:g}): severe shift triggers "
+            "retraining",
+            evaluate=evaluate_psi_error,
+        ),
+        CheckRule(
+            FEATURE_NO_DRIFT,
+            "WARN",
+            "effect",
+            "higher",
+            "No feature shifted both significantly (Holm-adjusted, alpha {feature_alpha:g}) and by more than the"
+            " minimum effect size",
+            evaluate=evaluate_feature_drift,
+        ),
+        CheckRule(
+            DRIFTED_SHARE,
+            "ERROR",
+            "share",
+            "higher",
+            "Fewer than {drifted_share_error_pct} of the features drifted",
+            evaluate=evaluate_drifted_share,
+        ),
+        CheckRule(
+            PREDICTION_NO_DRIFT,
+            "ERROR",
+            "p_value",
+            "lower",
+            "The prediction distribution did not shift (KS/chi-square p >= {prediction_alpha:g} or effect below"
+            " minimum)",
+            requires=("prediction",),
+            evaluate=evaluate_prediction_drift,
+        ),
+        CheckRule(
+            MISSING_RATE,
+            "WARN",
+            "missing_rate",
+            "higher",
+            "Missing rate of every monitored column is at most {missing_rate_warn_pct} (alert data engineering)",
+            evaluate=evaluate_missing_rate,
+        ),
+        CheckRule(
+            SCHEMA_MATCHES,
+            "ERROR",
+            "problem",
+            "higher",
+            "Every profiled column is present with the reference's type",
+            evaluate=evaluate_schema,
+        ),
+        # Against the trailing baseline (the previous N windows), evaluated by monitoring.trailing_baseline.
+        CheckRule(
+            SUDDEN_SHIFT,
+            "ERROR",
+            "psi",
+            "higher",
+            "No monitored distribution (e.g. output length) jumped against the trailing baseline of recent windows",
+            requires=("sudden_columns",),
+        ),
+        CheckRule(
+            SUDDEN_RATE_CHANGE,
+            "ERROR",
+            "rate_change",
+            "higher",
+            "No monitored rate (e.g. refusals) changed against the trailing baseline (Fisher exact p and a minimum"
+            " absolute change)",
+            requires=("sudden_rates",),
+        ),
+        # On labelled production rows, evaluated by ``auc_check`` once labels arrive.
+        CheckRule(
+            AUC_VS_CHAMPION,
+            "ERROR",
+            "auc_delta",
+            "lower",
+            "AUC on labelled production rows is no more than {auc_drop_error:g} below the champion's reference AUC",
+            asset="model_performance",
+            requires=("prediction", "labels"),
+        ),
+    ]
+)
 
 
-
-def auc_check(current_auc: float, champion_auc: float, rules: DecisionRules, table: CheckTable = DEFAULT_CHECKS) -> CheckOutcome:
+def auc_check(
+    current_auc: float, champion_auc: float, rules: DecisionRules, table: CheckTable = DEFAULT_CHECKS
+) -> CheckOutcome:
     """The seed's 'AUC vs champion < -0.02 -> immediate retraining' rule."""
     rule = table[AUC_VS_CHAMPION]
     delta = current_auc - champion_auc
     return CheckOutcome(
-        rule.name, None, passed=delta >= -rules.auc_drop_error, severity=rule.severity, value=delta,
-        threshold=-rules.auc_drop_error, description=rule.describe(rules),
+        rule.name,
+        None,
+        passed=delta >= -rules.auc_drop_error,
+        severity=rule.severity,
+        value=delta,
+        threshold=-rules.auc_drop_error,
+        description=rule.describe(rules),
         details={"current_auc": current_auc, "champion_auc": champion_auc},
     )
 

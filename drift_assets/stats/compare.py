@@ -25,9 +25,7 @@ from drift_assets.stats.result import ColumnDrift, DriftResult
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts, WindowSummary
 
 
-def measure_column(
-    column: ColumnProfile, current: NumericalCounts | CategoricalCounts, epsilon: float
-) -> ColumnDrift:
+def measure_column(column: ColumnProfile, current: NumericalCounts | CategoricalCounts, epsilon: float) -> ColumnDrift:
     ref = column.reference
     spec = column.spec
     missing_rate = current.missing / current.rows if current.rows else 0.0
@@ -44,9 +42,17 @@ def measure_column(
         # Nothing to compare: every value is missing. The missing-rate check reports it; a
         # distribution measure here would be invented.
         return ColumnDrift(
-            **base, psi=None, psi_bins=None, ks_statistic=None, ks_pvalue=None, chi2_pvalue=None,
-            jensen_shannon=None, wasserstein_normed=None, unseen_share=None,
-            out_of_range_share=None, max_category_share_change=None,
+            **base,
+            psi=None,
+            psi_bins=None,
+            ks_statistic=None,
+            ks_pvalue=None,
+            chi2_pvalue=None,
+            jensen_shannon=None,
+            wasserstein_normed=None,
+            unseen_share=None,
+            out_of_range_share=None,
+            max_category_share_change=None,
             problem=f"column {spec.name!r} has no non-missing values in this window",
         )
     if isinstance(column.binning, NumericalBinning):

@@ -152,15 +152,11 @@ def count_categorical(strings: pa.Array, binning: CategoricalBinning) -> Categor
     missing = int(pc.sum(is_missing).as_py() or 0)
     # index_in gives null both for missing values and for values not in the vocabulary.
     unseen_mask = pc.and_(pc.is_null(index), pc.invert(is_missing))
-    counts = np.bincount(
-        index.drop_null().to_numpy(zero_copy_only=False), minlength=binning.n_buckets
-    ).astype(np.int64)
+    counts = np.bincount(index.drop_null().to_numpy(zero_copy_only=False), minlength=binning.n_buckets).astype(np.int64)
     unseen_values: dict[str, int] = {}
     n_unseen = int(pc.sum(unseen_mask).as_py() or 0)
     if n_unseen:
         counts[-1] = n_unseen
         vc = pc.value_counts(strings.filter(unseen_mask))
-        unseen_values = _top(
-            dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True))
-        )
+        unseen_values = _top(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)))
     return CategoricalCounts(counts, missing, unseen_values)

@@ -170,9 +170,7 @@ def fit_profile(
     if psi_bins < 2:
         raise ProfileError(f"psi_bins must be at least 2, got {psi_bins}")
     if sketch_resolution % psi_bins:
-        raise ProfileError(
-            f"sketch_resolution ({sketch_resolution}) must be a multiple of psi_bins ({psi_bins})"
-        )
+        raise ProfileError(f"sketch_resolution ({sketch_resolution}) must be a multiple of psi_bins ({psi_bins})")
     if reference.num_rows == 0:
         raise ProfileError("reference table has no rows")
     _require_columns(reference.schema, [c.name for c in columns], "reference")
@@ -205,7 +203,9 @@ def _fit_column(
         )
         return ColumnProfile(spec, binning, count_numerical(values, binning))
     categorical = fit_categorical_binning(column, max_categories=max_categories, name=spec.name)
-    return ColumnProfile(spec, categorical, count_categorical(category_strings(column, spec.name, "reference"), categorical))
+    return ColumnProfile(
+        spec, categorical, count_categorical(category_strings(column, spec.name, "reference"), categorical)
+    )
 
 
 def _require_columns(schema: pa.Schema, names: Iterable[str], table: str) -> None:
@@ -240,4 +240,3 @@ def infer_column_specs(
         role: Role = "prediction" if f.name == prediction else "target" if f.name == target else "feature"
         specs.append(ColumnSpec(f.name, kind, role))
     return specs
-

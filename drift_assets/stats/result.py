@@ -93,11 +93,25 @@ class DriftResult:
         }
 
     def to_dict(self) -> dict:
-        keys = (
-            "kind role psi psi_bins ks_statistic ks_pvalue chi2_pvalue jensen_shannon"
-            " wasserstein_normed missing_rate reference_missing_rate unseen_share"
-            " out_of_range_share max_category_share_change adjusted_pvalue drifted problem"
-        ).split()
+        keys = [
+            "kind",
+            "role",
+            "psi",
+            "psi_bins",
+            "ks_statistic",
+            "ks_pvalue",
+            "chi2_pvalue",
+            "jensen_shannon",
+            "wasserstein_normed",
+            "missing_rate",
+            "reference_missing_rate",
+            "unseen_share",
+            "out_of_range_share",
+            "max_category_share_change",
+            "adjusted_pvalue",
+            "drifted",
+            "problem",
+        ]
         columns = {}
         for name, col in self.columns.items():
             data = col.to_dict()

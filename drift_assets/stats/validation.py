@@ -66,9 +66,7 @@ def category_strings(column: pa.Array | pa.ChunkedArray, name: str, table: str =
         column = column.dictionary_decode()
         arrow_type = column.type
     if not is_categorical_type(arrow_type):
-        raise SchemaError(
-            f"{table}: column {name!r} should be categorical but has type {arrow_type}"
-        )
+        raise SchemaError(f"{table}: column {name!r} should be categorical but has type {arrow_type}")
     if not pa.types.is_string(arrow_type):
         column = pc.cast(column, pa.string())
     return column

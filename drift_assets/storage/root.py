@@ -201,5 +201,9 @@ class Storage:
     reports: Root
 
     @classmethod
-    def at(cls, data_root: str, assets_root: str, reports_root: str, filesystem: pafs.FileSystem | None = None) -> Storage:
-        return cls(Root.open(data_root, filesystem), Root.open(assets_root, filesystem), Root.open(reports_root, filesystem))
+    def at(
+        cls, data_root: str, assets_root: str, reports_root: str, filesystem: pafs.FileSystem | None = None
+    ) -> Storage:
+        return cls(
+            Root.open(data_root, filesystem), Root.open(assets_root, filesystem), Root.open(reports_root, filesystem)
+        )

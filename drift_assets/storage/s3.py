@@ -129,10 +129,25 @@ class S3NotFoundError(S3StorageError, FileNotFoundError):
 
 _AWS_CODE = re.compile(r"AWS Error (\w+)|An error occurred \((\w+)\)")
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NO_SUCH_KEY", "NO_SUCH_BUCKET", "RESOURCE_NOT_FOUND", "404"}
-_DENIED_CODES = {"AccessDenied", "ACCESS_DENIED", "InvalidAccessKeyId", "INVALID_ACCESS_KEY_ID",
-                 "SignatureDoesNotMatch", "SIGNATURE_DOES_NOT_MATCH", "403", "ExpiredToken", "UNRECOGNIZED_CLIENT"}
-_NETWORK_CODES = {"NETWORK_CONNECTION", "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
-                  "REQUEST_TIMEOUT", "ConnectionClosedError"}
+_DENIED_CODES = {
+    "AccessDenied",
+    "ACCESS_DENIED",
+    "InvalidAccessKeyId",
+    "INVALID_ACCESS_KEY_ID",
+    "SignatureDoesNotMatch",
+    "SIGNATURE_DOES_NOT_MATCH",
+    "403",
+    "ExpiredToken",
+    "UNRECOGNIZED_CLIENT",
+}
+_NETWORK_CODES = {
+    "NETWORK_CONNECTION",
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "REQUEST_TIMEOUT",
+    "ConnectionClosedError",
+}
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -143,7 +158,9 @@ def error_code(exc: BaseException) -> str | None:
     try:
         from botocore import exceptions as bx
 
-        if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError)):
+        if isinstance(
+            exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError)
+        ):
             return type(exc).__name__
         if isinstance(exc, bx.NoCredentialsError):
             return "NoCredentials"
@@ -170,7 +187,10 @@ def _hint(code: str | None) -> str:
     if code in _NOT_FOUND_CODES:
         return "does not exist"
     if code in _DENIED_CODES:
-        return "access denied: check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and the bucket policy"
+        return (
+            "access denied: check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and "
+            "the bucket policy"
+        )
     if code in _NETWORK_CODES:
         return "cannot reach the S3 endpoint"
     if code == "NoCredentials":

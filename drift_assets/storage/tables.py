@@ -69,7 +69,8 @@ class TableSource:
             return [self.path]
         selector = pafs.FileSelector(self.path, recursive=True)
         files = sorted(
-            i.path for i in self.filesystem.get_file_info(selector)
+            i.path
+            for i in self.filesystem.get_file_info(selector)
             if i.type == pafs.FileType.File and _is_data_file(i.path)
         )
         if not files:
@@ -127,4 +128,3 @@ def iter_file_batches(
             yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise TableReadError(f"{display_path(filesystem, path)}: cannot read ({type(exc).__name__}: {exc})") from exc
-

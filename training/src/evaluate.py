@@ -8,9 +8,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
-
 import stagelib as sl
+from sklearn.metrics import roc_auc_score
 from stagelib import StageError
 
 STAGE = "evaluate"

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 import stagelib as sl
 from stagelib import StageError
 
@@ -169,9 +168,7 @@ def main() -> None:
     ref[target] = _binary_target(ref[target], f"data.reference {ref_path}")
 
     # --- production log + labels -------------------------------------------------------------
-    log, n_log_files, n_after_cutoff = read_log(
-        Path(sl.get(params, "data.log")), id_col, ts_col, features, cutoff
-    )
+    log, n_log_files, n_after_cutoff = read_log(Path(sl.get(params, "data.log")), id_col, ts_col, features, cutoff)
     n_before_dedup = len(log)
     log = log.sort_values([ts_col], kind="stable").drop_duplicates(subset=[id_col], keep="last")
     labels, label_stats = read_labels(Path(sl.get(params, "data.labels")), id_col, target, as_of)
@@ -211,9 +208,7 @@ def main() -> None:
         )
     holdout_classes = sorted(holdout[target].unique().tolist())
     if len(holdout_classes) < 2:
-        raise StageError(
-            f"holdout has a single class {holdout_classes} ({len(holdout)} rows); AUC is undefined"
-        )
+        raise StageError(f"holdout has a single class {holdout_classes} ({len(holdout)} rows); AUC is undefined")
 
     # --- assemble outputs ----------------------------------------------------------------------
     def frame(df: pd.DataFrame, source: str) -> pd.DataFrame:

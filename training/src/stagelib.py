@@ -92,9 +92,7 @@ def series_to_utc(s: pd.Series) -> pd.Series:
 def require_columns(df: pd.DataFrame, required: list[str], where: str) -> None:
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise StageError(
-            f"missing required column(s) {missing} in {where}; available: {sorted(map(str, df.columns))}"
-        )
+        raise StageError(f"missing required column(s) {missing} in {where}; available: {sorted(map(str, df.columns))}")
 
 
 def normalize_features(df: pd.DataFrame, numerical: list[str], categorical: list[str]) -> pd.DataFrame:
@@ -127,9 +125,7 @@ def read_parquet_file(path: Path, columns: list[str] | None = None) -> pd.DataFr
         missing = [c for c in (columns or []) if c not in schema.names]
         if not missing:
             raise StageError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
-        raise StageError(
-            f"missing required column(s) {missing} in {path}; available: {sorted(schema.names)}"
-        ) from exc
+        raise StageError(f"missing required column(s) {missing} in {path}; available: {sorted(schema.names)}") from exc
     return table.to_pandas()
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import joblib
 import pandas as pd
+import stagelib as sl
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
-
-import stagelib as sl
 from stagelib import StageError
 
 STAGE = "train"
