@@ -58,8 +58,8 @@ def binary(kind: str) -> str:
         if found:
             return found
     message = (
-        f"{kind} not found (looked for {', '.join(names)}; Debian: apt-get install prometheus "
-        "prometheus-alertmanager prometheus-pushgateway)"
+        f"{kind} not found (looked for {', '.join(names)}); enable with: sudo make system-deps "
+        "(Debian: apt-get install prometheus prometheus-alertmanager prometheus-pushgateway)"
     )
     if os.environ.get("CI"):
         pytest.fail(message)

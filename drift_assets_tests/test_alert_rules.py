@@ -18,6 +18,8 @@ from servers import (
     run,
 )
 
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
+
 EXPECTED_ALERTS = {
     "FeatureDriftHigh": "warning",
     "DriftRetrainingTrigger": "critical",

@@ -20,6 +20,8 @@ from servers import (
     wait_until,
 )
 
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
+
 SLACK = "/slack-ml"
 PAGERDUTY = "/pagerduty-ml"
 

@@ -4,6 +4,7 @@ the monitor's own thresholds."""
 
 from __future__ import annotations
 
+import pytest
 from dagster import AssetCheckKey, AssetKey, instance_for_test
 from prometheus_client import generate_latest
 
@@ -46,6 +47,7 @@ def test_every_rule_is_complete():
     assert DEFAULT_CHECKS[r.PREDICTION_NO_DRIFT].worse == "lower"
 
 
+@pytest.mark.slow
 def test_a_new_check_reaches_specs_results_store_and_exporter(project, tmp_path):
     table = DEFAULT_CHECKS.extended(PROBE_RULE)
     defs = build_definitions(check_table=table)

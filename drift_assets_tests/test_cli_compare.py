@@ -92,6 +92,7 @@ def test_readable_table_and_type_inference(files):
     assert "amount" in out.stdout and "categorical" in out.stdout and "ERROR" in out.stdout
 
 
+@pytest.mark.slow
 def test_directory_and_csv_inputs(files, tmp_path):
     d = tmp_path / "dir"
     d.mkdir()
@@ -107,6 +108,7 @@ def test_directory_and_csv_inputs(files, tmp_path):
     assert b["columns"]["count"]["psi"] == pytest.approx(c["columns"]["count"]["psi"], rel=1e-9)
 
 
+@pytest.mark.slow
 def test_html_report(files):
     out = run(files / "ref.parquet", files / "drifted.parquet", *ROLE_ARGS, "--html", files / "r.html")
     assert out.returncode == 1

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from dagster import AssetCheckKey, AssetKey, instance_for_test
 
 from drift_assets.definitions import build_definitions
+
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 DRIFT_REPORT = AssetKey(["fraud", "drift_report"])

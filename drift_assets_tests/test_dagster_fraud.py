@@ -14,6 +14,8 @@ from dagster import AssetCheckKey, AssetKey, build_schedule_context, instance_fo
 
 from drift_assets.definitions import build_definitions
 
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 DRIFT_REPORT = AssetKey(["fraud", "drift_report"])
 STATIONARY, DRIFTED = "2026-08-03", "2026-08-17"

@@ -40,6 +40,7 @@ pytestmark = pytest.mark.skipif(
     not Path(DVC).is_file(),
     reason=f"DVC executable {DVC} not found (create it with `make .venv-dvc` or set DRIFT_ASSETS_DVC)",
 )
+pytestmark = [pytestmark, pytest.mark.slow]  # real `dvc repro` runs
 
 NUMERICAL = ["amount", "account_age_days", "txn_count_24h"]
 CATEGORICAL = ["merchant_category"]

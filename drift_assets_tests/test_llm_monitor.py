@@ -21,6 +21,8 @@ from drift_assets.stats import fit_profile
 from drift_assets.stats import rules as r
 from drift_assets.storage.root import Root
 
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
+
 START = dt.datetime(2026, 10, 5, tzinfo=dt.UTC)
 DAYS = 4
 SPIKE = (dt.datetime(2026, 10, 7, 14, tzinfo=dt.UTC), dt.datetime(2026, 10, 7, 17, tzinfo=dt.UTC))

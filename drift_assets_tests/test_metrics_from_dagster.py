@@ -13,6 +13,8 @@ from servers import running_exporter, scrape, start_prometheus, wait_until
 from drift_assets.definitions import build_definitions
 from drift_assets.monitoring.results_store import ResultsStore
 
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 DRIFTED = "2026-08-17"
 

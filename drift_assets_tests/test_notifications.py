@@ -3,6 +3,7 @@ failed evaluation, retried when the receiver is down, nothing for passed or WARN
 
 from __future__ import annotations
 
+import pytest
 from dagster import build_sensor_context, instance_for_test
 from servers import WebhookReceiver
 
@@ -10,6 +11,8 @@ from drift_assets.definitions import build_definitions
 from drift_assets.monitoring.config import load_monitors
 from drift_assets.orchestration.notifications import notification_sensors
 from drift_assets.orchestration.resources import NotifierResource
+
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

@@ -33,6 +33,8 @@ from servers import (
 
 from drift_assets.monitoring.results_store import ResultsStore
 
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
+
 # Test copy of the rules: the critical trigger first, the warnings a little later (as in
 # production, where DriftRetrainingTrigger's 2h outlasts FeatureDriftHigh's 1h, the order only
 # matters for which notification goes out first).

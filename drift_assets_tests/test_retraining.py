@@ -35,7 +35,10 @@ from drift_assets.retraining import attempt as retraining_module
 from drift_assets.storage.root import Root
 
 DVC = os.environ.get("DRIFT_ASSETS_DVC") or DvcResource().executable
-pytestmark = pytest.mark.skipif(not Path(DVC).is_file(), reason=f"DVC executable {DVC} not found (make .venv-dvc)")
+pytestmark = [
+    pytest.mark.skipif(not Path(DVC).is_file(), reason=f"DVC executable {DVC} not found (make .venv-dvc)"),
+    pytest.mark.slow,
+]  # slow: servers, Dagster runs or long simulations
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 FAILING, NEXT = "2026-08-17", "2026-08-24"

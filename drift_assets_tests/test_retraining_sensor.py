@@ -34,6 +34,8 @@ from drift_assets.orchestration.sensors import (
 )
 from drift_assets.storage.root import Root
 
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 WEEKS = ["2026-08-03", "2026-08-10", "2026-08-17", "2026-08-24", "2026-08-31", "2026-09-07"]
 DRIFTED = WEEKS[2:]

@@ -39,6 +39,8 @@ from drift_assets.storage.root import Root
 from drift_assets.storage.s3 import S3NotFoundError, S3StorageError, s3_filesystem
 from drift_assets.storage.tables import TableSource
 
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
+
 BUCKET = "drift-assets-test"
 KEY_ID = "AKIATESTDUMMYKEYID00"
 SECRET = "dummy-secret-a1b2c3-must-never-appear"

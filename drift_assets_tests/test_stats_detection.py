@@ -33,6 +33,8 @@ from drift_assets.stats import (
 from drift_assets.stats import rules as r
 from drift_assets.stats.checks import DEFAULT_CHECKS
 
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
+
 REFERENCE_ROWS = 100_000
 
 VOCABULARIES = {name: [f"{name}_{k}" for k in range(len(p))] for name, p in CATEGORIES.items()}

@@ -9,11 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from dagster import DagsterInstance
 from servers import free_port, wait_until
 
 from drift_assets.definitions import build_definitions
+
+pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
