@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,9 @@ class _Reader:
     def __init__(self, data: Any, where: str) -> None:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-        self.data, self.where, self.used = data, where, set()
+        self.data: Mapping[Any, Any] = data
+        self.where = where
+        self.used: set[str] = set()
 
     def _get(self, key: str, required: bool, default: Any = None) -> Any:
         self.used.add(key)
@@ -164,8 +167,15 @@ class _Reader:
             return default
         return self.data[key]
 
-    def str(self, key: str, required: bool = True, default: str | None = None) -> str | None:
-        value = self._get(key, required, default)
+    def text(self, key: str, default: str | None = None) -> str:
+        """A string field: required, unless a ``default`` is given for when it is absent."""
+        value = self._get(key, default is None, default)
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.where}.{key}: expected a string, got {value!r}")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        value = self._get(key, False)
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{self.where}.{key}: expected a string, got {value!r}")
         return value
@@ -176,7 +186,7 @@ class _Reader:
             raise ConfigError(f"{self.where}.{key}: expected a number, got {value!r}")
         return float(value)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self._get(key, False, default)
         if not isinstance(value, bool):
             raise ConfigError(f"{self.where}.{key}: expected true or false, got {value!r}")
@@ -188,10 +198,14 @@ class _Reader:
             raise ConfigError(f"{self.where}.{key}: expected a list of column names, got {value!r}")
         return tuple(value)
 
-    def datetime(self, key: str, required: bool = True) -> dt.datetime | None:
-        value = self._get(key, required)
-        if value is None:
-            return None
+    def datetime(self, key: str) -> dt.datetime:
+        return self._to_datetime(key, self._get(key, True))
+
+    def optional_datetime(self, key: str) -> dt.datetime | None:
+        value = self._get(key, False)
+        return None if value is None else self._to_datetime(key, value)
+
+    def _to_datetime(self, key: str, value: Any) -> dt.datetime:
         if isinstance(value, dt.datetime):
             return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         if isinstance(value, dt.date):
@@ -201,21 +215,24 @@ class _Reader:
         except ValueError as exc:
             raise ConfigError(f"{self.where}.{key}: expected a date (YYYY-MM-DD), got {value!r}") from exc
 
-    def sub(self, key: str, required: bool = False) -> _Reader | None:
-        value = self._get(key, required)
+    def sub(self, key: str) -> _Reader | None:
+        value = self._get(key, False)
         return None if value is None else _Reader(value, f"{self.where}.{key}")
 
-    def reject_unknown(self, extra_allowed: set[str] = frozenset()) -> None:
+    def required_sub(self, key: str) -> _Reader:
+        return _Reader(self._get(key, True), f"{self.where}.{key}")
+
+    def reject_unknown(self, extra_allowed: AbstractSet[str] = frozenset()) -> None:
         unknown = set(self.data) - self.used - extra_allowed
         if unknown:
             raise ConfigError(f"{self.where}: unknown field(s) {sorted(unknown)}")
 
 
 def _parse_window(r: _Reader, where: str) -> tuple[str, dt.datetime, dt.datetime | None]:
-    cadence = r.str("cadence")
+    cadence = r.text("cadence")
     if cadence not in CADENCES:
         raise ConfigError(f"{where}.cadence: expected one of {CADENCES}, got {cadence!r}")
-    start, end = r.datetime("start"), r.datetime("end", required=False)
+    start, end = r.datetime("start"), r.optional_datetime("end")
     if cadence == "weekly" and start.weekday() != 0:
         raise ConfigError(f"{where}.start: weekly windows start on Mondays; {start.date()} is a {start:%A}")
     if end is not None and end <= start:
@@ -224,7 +241,7 @@ def _parse_window(r: _Reader, where: str) -> tuple[str, dt.datetime, dt.datetime
 
 
 def _parse_features(r: _Reader, where: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    features = r.sub("features", required=True)
+    features = r.required_sub("features")
     numerical, categorical = features.names("numerical"), features.names("categorical")
     if not numerical and not categorical:
         raise ConfigError(f"{where}.features: declare at least one numerical or categorical feature")
@@ -244,10 +261,10 @@ def _parse_labels(r: _Reader) -> LabelsConfig | None:
     if target is None:
         return None
     labels = LabelsConfig(
-        column=target.str("column"),
-        location=target.str("labels"),
+        column=target.text("column"),
+        location=target.text("labels"),
         delay_days=target.number("delay_days", 0.0),
-        id_column=target.str("id_column", required=False, default="id"),
+        id_column=target.text("id_column", default="id"),
     )
     target.reject_unknown()
     return labels
@@ -259,7 +276,7 @@ def _parse_retraining(r: _Reader) -> RetrainingConfig:
     if rt is None:
         return defaults
     retraining = RetrainingConfig(
-        enabled=rt.bool("enabled", True),
+        enabled=rt.flag("enabled", True),
         on_checks=rt.names("on_checks") or defaults.on_checks,
         cooldown_hours=rt.number("cooldown_hours", 0.0),
         min_auc_gain=rt.number("min_auc_gain", 0.0),
@@ -274,7 +291,7 @@ def _parse_derived(r: _Reader, where: str, features: tuple[str, ...]) -> tuple[D
     for i, item in enumerate(r._get("derived", False, []) or []):
         d = _Reader(item, f"{where}.derived[{i}]")
         column = DerivedColumn(
-            d.str("name"), d.str("function"), d.str("source"), dict(d._get("options", False, {}) or {})
+            d.text("name"), d.text("function"), d.text("source"), dict(d._get("options", False, {}) or {})
         )
         d.reject_unknown()
         if column.function not in DERIVED_FUNCTIONS:
@@ -303,7 +320,7 @@ def _parse_sudden_change(
         rate_alpha=sc.number("rate_alpha", 0.001),
         min_rate_change=sc.number("min_rate_change", 0.05),
         min_rows=int(sc.number("min_rows", 20)),
-        rate_direction=sc.str("rate_direction", required=False, default="increase"),
+        rate_direction=sc.text("rate_direction", default="increase"),
     )
     where = f"{where}.sudden_change"
     if sudden.rate_direction not in ("increase", "decrease", "both"):
@@ -324,7 +341,7 @@ def _parse_model_registry(r: _Reader) -> str | None:
     model = r.sub("model")
     if model is None:
         return None
-    registry = model.str("registry", required=False)
+    registry = model.optional_text("registry")
     model.reject_unknown()
     return registry
 
@@ -335,8 +352,8 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
     r = _Reader(data, where)
     cadence, start, end = _parse_window(r, where)
     numerical, categorical, top = _parse_features(r, where)
-    prediction = r.str("prediction", required=False)
-    prediction_kind = r.str("prediction_kind", required=False, default="numerical")
+    prediction = r.optional_text("prediction")
+    prediction_kind = r.text("prediction_kind", default="numerical")
     if prediction_kind not in ("numerical", "categorical"):
         raise ConfigError(f"{where}.prediction_kind: expected numerical or categorical, got {prediction_kind!r}")
     labels = _parse_labels(r)
@@ -346,14 +363,14 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         raise ConfigError(str(exc)) from exc
     monitor = MonitorConfig(
         name=name,
-        description=r.str("description", required=False, default="") or "",
+        description=r.text("description", default=""),
         cadence=cadence,
         start=start,
         end=end,
-        reference=r.str("reference"),
-        log=r.str("log"),
-        timestamp_column=r.str("timestamp_column", required=False, default="timestamp"),
-        model_version_column=r.str("model_version_column", required=False),
+        reference=r.text("reference"),
+        log=r.text("log"),
+        timestamp_column=r.text("timestamp_column", default="timestamp"),
+        model_version_column=r.optional_text("model_version_column"),
         numerical=numerical,
         categorical=categorical,
         top_features=top,

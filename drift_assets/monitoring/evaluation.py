@@ -31,6 +31,7 @@ from drift_assets.stats import (
     summarize,
 )
 from drift_assets.stats import rules as r
+from drift_assets.stats.binning import CategoricalBinning
 from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts
 from drift_assets.storage.root import Root
@@ -125,6 +126,7 @@ def baseline_summary(
 ) -> WindowSummary:
     """The previous N windows merged: from their stored counts when every one is there (and was
     counted with this profile), else streamed from the log. Counts add, so both give the same."""
+    assert monitor.sudden_change is not None  # only monitors with sudden_change keep a baseline
     n, length = monitor.sudden_change.baseline_windows, CADENCE_LENGTH[monitor.cadence]
     stored: list[WindowSummary] = []
     if counts_store is not None:
@@ -161,7 +163,9 @@ def derived_measures(
         if counts is None or counts.valid == 0:
             continue
         if isinstance(counts, CategoricalCounts):
-            vocab = profile.columns[d.name].binning.vocabulary
+            binning = profile.columns[d.name].binning
+            assert isinstance(binning, CategoricalBinning)  # categorical counts are counted in a vocabulary
+            vocab = binning.vocabulary
             yes = counts.counts[vocab.index("yes")] if "yes" in vocab else counts.unseen_values.get("yes", 0)
             extra[f"{d.name}_rate"] = float(yes) / counts.valid
         elif isinstance(counts, NumericalCounts):

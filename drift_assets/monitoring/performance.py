@@ -43,6 +43,8 @@ def realized_performance(
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     labels = monitor.labels
+    # The model_performance asset exists only for monitors with a target and a prediction.
+    assert labels is not None and monitor.prediction is not None
     id_col, pred = labels.id_column, monitor.prediction
     scored = production_window.read([id_col, pred])
     label_table = labels_since(data_root, labels.location, window.start, labels, scored.column(id_col))

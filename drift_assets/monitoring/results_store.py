@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -201,7 +201,7 @@ class ResultsStore:
             try:
                 doc = self._read_document(path)
                 # The timestamps used for ordering are checked here, so a bad one names its file.
-                stamps = {}
+                stamps: dict[str, datetime] = {}
                 for key in required:
                     try:
                         stamps[key] = parse_timestamp(doc.get(key), where=key)
@@ -212,9 +212,7 @@ class ResultsStore:
                     raise
                 on_error(exc)
                 continue
-            out.append(
-                _Record(doc, shown, stamps.get("window_start"), stamps.get("window_end"), stamps.get("evaluated_at"))
-            )
+            out.append(_Record(doc, shown, stamps))
         return out
 
     # ------------------------------------------------------------------ readers
@@ -275,9 +273,20 @@ _REQUIRED_TIMESTAMPS = {
 class _Record:
     doc: dict
     path: str
-    window_start: datetime | None
-    window_end: datetime | None
-    evaluated_at: datetime | None
+    # The kind's ``_REQUIRED_TIMESTAMPS``, parsed; the properties below are read only for kinds that require them.
+    stamps: Mapping[str, datetime]
+
+    @property
+    def window_start(self) -> datetime:
+        return self.stamps["window_start"]
+
+    @property
+    def window_end(self) -> datetime:
+        return self.stamps["window_end"]
+
+    @property
+    def evaluated_at(self) -> datetime:
+        return self.stamps["evaluated_at"]
 
 
 def _latest(records: list[_Record]) -> _Record | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from drift_assets.monitoring.config import SuddenChangeConfig
 from drift_assets.stats import DecisionRules, ReferenceProfile, WindowSummary, compare
 from drift_assets.stats import rules as r
+from drift_assets.stats.binning import CategoricalBinning
 from drift_assets.stats.checks import DEFAULT_CHECKS, CheckTable
 from drift_assets.stats.profile import ColumnProfile
 from drift_assets.stats.rates import rate_change
@@ -27,7 +28,9 @@ class SuddenChangeResult:
 
 
 def yes_count(profile: ReferenceProfile, column: str, counts: CategoricalCounts) -> int:
-    vocabulary = profile.columns[column].binning.vocabulary
+    binning = profile.columns[column].binning
+    assert isinstance(binning, CategoricalBinning)  # categorical counts are counted in a vocabulary
+    vocabulary = binning.vocabulary
     if "yes" in vocabulary:
         return int(counts.counts[vocabulary.index("yes")])
     return int(counts.unseen_values.get("yes", 0))

@@ -154,7 +154,7 @@ def _decode_utf8(column: pa.Array, name: str, path: str, problems: dict[str, str
     except pa.ArrowInvalid:
         values = column.to_pylist()
         bad = 0
-        decoded = []
+        decoded: list[str | None] = []
         for v in values:
             if v is None:
                 decoded.append(None)

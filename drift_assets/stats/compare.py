@@ -6,6 +6,8 @@ profile (reference counts) and the window's counts.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 from drift_assets.stats import (
@@ -25,12 +27,23 @@ from drift_assets.stats.result import ColumnDrift, DriftResult
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts, WindowSummary
 
 
+class _CommonMeasures(TypedDict):
+    """The ``ColumnDrift`` fields every kind of column fills the same way."""
+
+    name: str
+    kind: str
+    role: str
+    missing_rate: float
+    reference_missing_rate: float
+    current_valid: int
+
+
 def measure_column(column: ColumnProfile, current: NumericalCounts | CategoricalCounts, epsilon: float) -> ColumnDrift:
     ref = column.reference
     spec = column.spec
     missing_rate = current.missing / current.rows if current.rows else 0.0
     ref_missing_rate = ref.missing / ref.rows if ref.rows else 0.0
-    base = dict(
+    base = _CommonMeasures(
         name=spec.name,
         kind=spec.kind,
         role=spec.role,

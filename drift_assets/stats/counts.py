@@ -112,6 +112,15 @@ class CategoricalCounts:
 ColumnCounts = NumericalCounts | CategoricalCounts
 
 
+def add_counts(a: ColumnCounts, b: ColumnCounts) -> ColumnCounts:
+    """``a + b`` for counts of one column; both must be of the same kind."""
+    if isinstance(a, NumericalCounts) and isinstance(b, NumericalCounts):
+        return a + b
+    if isinstance(a, CategoricalCounts) and isinstance(b, CategoricalCounts):
+        return a + b
+    raise ValueError(f"cannot add {type(a).__name__} and {type(b).__name__}")
+
+
 def counts_from_dict(data: Mapping) -> ColumnCounts:
     if data["kind"] == "numerical":
         return NumericalCounts(

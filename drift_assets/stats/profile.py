@@ -198,7 +198,7 @@ def _fit_column(
     """Fit one column's binning, then count the reference in it (the counts windows compare with)."""
     if spec.kind == "numerical":
         values = numeric_values(column, spec.name, "reference")
-        binning: Binning = fit_numerical_binning(
+        binning = fit_numerical_binning(
             values, psi_bins=psi_bins, sketch_resolution=sketch_resolution, column=spec.name
         )
         return ColumnProfile(spec, binning, count_numerical(values, binning))

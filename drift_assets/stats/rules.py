@@ -124,7 +124,7 @@ class CheckOutcome:
     details: Mapping[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        out = {
+        out: dict[str, object] = {
             "name": self.name,
             "column": self.column,
             "passed": self.passed,

@@ -18,6 +18,7 @@ from drift_assets.stats.counts import (
     CategoricalCounts,
     ColumnCounts,
     NumericalCounts,
+    add_counts,
     count_categorical,
     count_numerical,
     counts_from_dict,
@@ -44,7 +45,7 @@ class WindowSummary:
             raise ValueError("cannot add summaries of different profiles")
         problems = {**other.problems, **self.problems}  # the first reason seen is kept
         columns = {
-            name: self.columns[name] + other.columns[name]
+            name: add_counts(self.columns[name], other.columns[name])
             for name in self.columns
             if name not in problems and name in other.columns
         }
