@@ -6,7 +6,7 @@ materialisation):
    feed and champion model; the monitor's columns; ``window.cutoff`` = end of the window;
    ``split.holdout_anchor: latest_label`` because labels arrive days after the traffic);
 2. ``dvc repro`` (prepare -> train -> evaluate) from the DVC virtualenv; its output goes to the
-   Dagster run log. A failing stage fails the run with the stderr tail in the ``Failure``; the
+   logger. A failing stage raises ``RetrainingFailed`` with the stderr tail; the
    registry is not touched, and a ``failed-<run_id>`` record goes to the results store;
 3. on success: reserve a registry version, copy ``model.joblib`` and a reference table
    (``reference.parquet``, see :func:`build_reference_table`) and lineage files, then commit
@@ -14,12 +14,8 @@ materialisation):
 4. the gate: promote only if ``challenger_auc > champion_auc + min_auc_gain`` (both AUCs on the
    same holdout). Promotion, an atomic rewrite of ``champion.json``, is the very last step.
 
-After a promotion the monitor's reference assets (``reference_data``, ``reference_profile``,
-``champion_model``) are re-materialised by the retraining sensor, which notices that the registry's
-champion differs from the materialised ``champion_model`` and requests the monitor's reference job
-(see ``drift_assets.orchestration.sensors``). This covers manual promotions and rollbacks
-(``drift-assets models promote``) the same way. It cannot be done in this run: ``reference_data``
-is upstream of this asset (lineage), so a same-run re-materialisation would be a cycle.
+What happens after a promotion (the reference assets follow the new champion) is the orchestration
+layer's: see ``drift_assets.orchestration.retraining_assets``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,8 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
+
+from drift_assets.storage.root import sha256_file
 
 __all__ = [
     "DvcReproError",
@@ -325,7 +326,7 @@ def run_dvc_repro(
         returncode = -signal.SIGKILL
 
     lock = workdir / LOCK_FILE
-    lock_sha256 = hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None
+    lock_sha256 = sha256_file(lock) if lock.is_file() else None
     metrics = None
     metrics_path = workdir / METRICS_FILE
     if returncode == 0 and metrics_path.is_file():
