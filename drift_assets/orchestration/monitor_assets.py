@@ -40,7 +40,6 @@ from drift_assets.monitoring.registry import (
     reference_location,
     registry_of,
 )
-from drift_assets.monitoring.reports import sample_source, write_evidently_report
 from drift_assets.monitoring.results import record_drift, record_performance
 from drift_assets.monitoring.results_store import ResultsStore
 from drift_assets.monitoring.windows import (
@@ -421,6 +420,9 @@ def push_metrics_if_configured(context, st) -> None:
 def _write_html(
     storage: StorageResource, monitor: MonitorConfig, key: str, reference: StoredTable, window: StoredTable, specs
 ) -> str | None:
+    # Imported here: pandas (and Evidently, inside) cost seconds that definitions loading need not pay.
+    from drift_assets.monitoring.reports import sample_source, write_evidently_report
+
     names = [s.name for s in specs]
     present = [n for n in names if n in window.schema().names]
     relative = f"{monitor.name}/html/{key.replace(':', '')}.html"
