@@ -26,7 +26,7 @@ from drift_assets.stats import (
     fit_profile,
     summarize,
 )
-from drift_assets.stats.kolmogorov_smirnov import ks_pvalue
+from drift_assets.stats.kolmogorov_smirnov import EXACT_MAX_N, ks_pvalue
 from drift_assets.stats.multiple_testing import holm_adjusted
 from drift_assets.stats.psi import population_stability_index
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts
@@ -206,6 +206,20 @@ def test_ks_matches_scipy_within_the_sketch_resolution(family, n_ref, n_cur, shi
         assert abs(col.ks_pvalue - exact.pvalue) < 0.05
     else:
         assert col.ks_pvalue < 0.05 and exact.pvalue < 0.05
+
+
+@pytest.mark.slow  # scipy's exact kstwo costs ~1.2 us x n per value
+@pytest.mark.parametrize("effective_n", [EXACT_MAX_N + 1, 250_000])
+def test_asymptotic_ks_pvalue_is_within_1e_3_of_the_exact_one(effective_n):
+    """Above EXACT_MAX_N the p-value is Kolmogorov's limit: checked against scipy's exact kstwo."""
+    statistics = np.linspace(0.3, 6.0, 25) / np.sqrt(effective_n)
+    # n_reference = n_current = 2 * effective_n gives that effective size.
+    ours = np.array([ks_pvalue(d, 2 * effective_n, 2 * effective_n) for d in statistics])
+    exact = stats.kstwo.sf(statistics, effective_n)
+    assert np.max(np.abs(ours - exact)) < 1e-3
+    # ...and the exact branch is used at and below the cut-over.
+    d = 1.5 / np.sqrt(EXACT_MAX_N)
+    assert ks_pvalue(d, 2 * EXACT_MAX_N, 2 * EXACT_MAX_N) == pytest.approx(stats.kstwo.sf(d, EXACT_MAX_N), rel=1e-12)
 
 
 @pytest.mark.parametrize("case", ["clipped_poisson", "uniform_integers", "out_of_range"])

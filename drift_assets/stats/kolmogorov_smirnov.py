@@ -3,15 +3,20 @@
 The statistic is the largest gap between the two empirical CDFs evaluated at the sketch edges. For
 values that sit on edges (integer counts, heavy ties) this is exact; for continuous data it is a
 lower bound within (1 / sketch resolution + the largest current bin mass) of the exact statistic.
-The p-value is the one scipy's ``ks_2samp`` uses for large samples (``kstwo.sf(D, round(nm/(n+m)))``).
+The p-value is the one scipy's ``ks_2samp`` uses for large samples (``kstwo.sf(D, round(nm/(n+m)))``)
+up to an effective size of ``EXACT_MAX_N``; above it, Kolmogorov's limiting distribution
+(``scipy.special.kolmogorov(sqrt(n) * D)``), which is within 1e-3 of the exact value there (tested)
+and costs microseconds, where the exact one costs ~1.2 us x n per column.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import kstwo
+from scipy.special import kolmogorov
 
 DEFAULT_ALPHA = 0.05
+# Above this effective sample size the asymptotic p-value is within 1e-3 of the exact one.
+EXACT_MAX_N = 100_000
 
 
 def ks_statistic_from_counts(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
@@ -23,4 +28,8 @@ def ks_statistic_from_counts(reference_counts: np.ndarray, current_counts: np.nd
 def ks_pvalue(statistic: float, n_reference: int, n_current: int) -> float:
     m, n = sorted((float(n_reference), float(n_current)), reverse=True)
     effective_n = max(1, int(np.round(m * n / (m + n))))
+    if effective_n > EXACT_MAX_N:
+        return float(np.clip(kolmogorov(np.sqrt(effective_n) * statistic), 0.0, 1.0))
+    from scipy.stats import kstwo  # only here: importing scipy.stats costs more than the whole compare
+
     return float(np.clip(kstwo.sf(statistic, effective_n), 0.0, 1.0))
