@@ -74,8 +74,14 @@ def column_specs_from_args(
 def check_output_path(option: str, path: str) -> None:
     """Fail before any work when an output cannot be written; never create folders: a typo in a
     folder name must not silently make a new tree."""
-    target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        _check_output_path(option, Path(path))
+    except OSError as exc:
+        raise DriftInputError(f"{option} {path}: {exc.strerror or exc}") from exc
+
+
+def _check_output_path(option: str, target: Path) -> None:
+    path, parent = str(target), target.parent
     if target.is_dir():
         raise DriftInputError(f"{option} {path}: is a directory")
     if not parent.is_dir():
