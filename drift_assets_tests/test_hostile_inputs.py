@@ -372,3 +372,95 @@ def test_push_metrics_to_an_unreachable_gateway(tmp_path, capsys):
         port = s.getsockname()[1]
     code, _, err = cli(capsys, "push-metrics", f"127.0.0.1:{port}", "--reports-root", tmp_path)
     assert_one_line_error(code, err, "Pushgateway", f"127.0.0.1:{port}")
+
+
+# --------------------------------------------------------------------------- unreachable S3
+@pytest.mark.slow
+def test_commands_against_a_stopped_s3_endpoint_fail_in_one_line(tmp_path):
+    """moto's S3 server on loopback: `models list` works against it; once it is stopped, `models
+    list`, `simulate`, `push-metrics` and `compare` end with exit 2 and one line naming the bucket
+    (never the secret), in bounded time."""
+    import logging
+    import time
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from servers import free_port
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port, bucket, secret = free_port(), "hostile-inputs", "dummy-secret-never-shown"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "AKIATESTDUMMYKEYID00",
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "S3_ENDPOINT_URL": endpoint,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "DRIFT_ASSETS_ENV": "s3",
+        "DRIFT_ASSETS_S3_BUCKET": bucket,
+        "DRIFT_ASSETS_S3_PREFIX": "p",
+    }
+    try:
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="eu-west-1",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=secret,
+        )
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        up = run("models", "list", env=env)
+        assert up.returncode == 0 and "0 committed version(s)" in up.stdout, up.stderr
+    finally:
+        server.stop()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        gateway = f"127.0.0.1:{s.getsockname()[1]}"
+    for args in (
+        ["models", "list"],
+        ["simulate", "--only", "fraud", "--rows-per-week", "100", "--weeks", "2", "--drift-week", "2"],
+        ["push-metrics", gateway],
+        ["compare", f"s3://{bucket}/p/a.parquet", f"s3://{bucket}/p/b.parquet"],
+    ):
+        started = time.monotonic()
+        down = run(*args, env=env)
+        lines = down.stderr.strip().splitlines()
+        assert down.returncode == 2, (args, down.stderr)
+        assert "Traceback" not in down.stderr and secret not in down.stderr, down.stderr
+        assert lines and "drift-assets: error:" in lines[-1], down.stderr
+        assert bucket in lines[-1] or gateway in lines[-1], lines[-1]
+        # push-metrics also logs that the store is unreadable (it still pushes ml_results_store_up 0)
+        assert len(lines) <= 2 if args[0] == "push-metrics" else len(lines) == 1, down.stderr
+        assert time.monotonic() - started < 90, args
+
+
+# --------------------------------------------------------------------------- bounded memory
+def test_reference_fitted_one_column_at_a_time_equals_the_table_fit(tmp_path):
+    """fit_profile over a TableSource streams one column at a time from the files (many row groups,
+    two files, mixed int/float); the profile is the same, to the fingerprint, as from the table."""
+    from drift_assets.stats import ColumnSpec, fit_profile
+    from drift_assets.storage.tables import TableSource
+
+    table = frame(6000, 11).drop_columns(["ts"])
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    pq.write_table(table.slice(0, 2500), folder / "a.parquet", row_group_size=700)
+    second = table.slice(2500)
+    pq.write_table(
+        second.set_column(1, "count", pa.compute.cast(second.column("count"), pa.float64())),
+        folder / "b.parquet",
+        row_group_size=900,
+    )
+    specs = [ColumnSpec("amount", "numerical"), ColumnSpec("count", "numerical"), ColumnSpec("segment", "categorical")]
+    source = TableSource.open(str(folder))
+    streamed = fit_profile(source, specs)
+    whole = fit_profile(table, specs)
+    assert streamed.reference_rows == 6000
+    assert streamed.fingerprint() == whole.fingerprint()
+    assert len(source.column("amount").chunks) == 2  # read file by file, not as one table
