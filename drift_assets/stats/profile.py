@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -194,13 +194,10 @@ def fit_profile(
     profiled: dict[str, ColumnProfile] = {}
     rows: int | None = reference.num_rows if isinstance(reference, pa.Table) else None
     for spec in columns:
-        column = reference.column(spec.name)
-        if rows is None:
-            rows = len(column)
-            if rows == 0:
-                raise ProfileError(f"{table_name}: reference table has no rows")
         try:
-            profiled[spec.name] = _fit_column(spec, column, psi_bins, sketch_resolution, max_categories, table_name)
+            profiled[spec.name], length = _fit_column(
+                spec, reference.column, psi_bins, sketch_resolution, max_categories, table_name
+            )
         except (SchemaError, ProfileError) as exc:
             # The binning names the table "reference"; say which one.
             message = str(exc)
@@ -209,7 +206,7 @@ def fit_profile(
             raise ProfileError(message) from exc
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise ProfileError(f"{table_name}: column {spec.name!r} cannot be read: {exc}") from exc
-        del column  # one column at a time
+        rows = length if rows is None else rows
     return ReferenceProfile(
         columns=profiled,
         reference_rows=int(rows or 0),
@@ -221,22 +218,30 @@ def fit_profile(
 
 def _fit_column(
     spec: ColumnSpec,
-    column: pa.ChunkedArray,
+    read: Callable[[str], pa.ChunkedArray],
     psi_bins: int,
     sketch_resolution: int,
     max_categories: int,
     table_name: str = "reference",
-) -> ColumnProfile:
-    """Fit one column's binning, then count the reference in it (the counts windows compare with)."""
+) -> tuple[ColumnProfile, int]:
+    """Read one column, fit its binning, then count the reference in it (the counts windows
+    compare with). Returns the profile and the column's length. Only this frame holds the column,
+    so it is freed before the next one is read."""
+    column = read(spec.name)
+    length = len(column)
+    if length == 0:
+        raise ProfileError(f"{table_name}: reference table has no rows")
     if spec.kind == "numerical":
         values = numeric_values(column, spec.name, table_name)
+        del column  # numpy holds the values now; the arrow chunks can go
         binning = fit_numerical_binning(
             values, psi_bins=psi_bins, sketch_resolution=sketch_resolution, column=spec.name
         )
-        return ColumnProfile(spec, binning, count_numerical(values, binning))
+        return ColumnProfile(spec, binning, count_numerical(values, binning)), length
     strings = category_strings(column, spec.name, table_name)
+    del column
     categorical = fit_categorical_binning(strings, max_categories=max_categories, name=spec.name)
-    return ColumnProfile(spec, categorical, count_categorical(strings, categorical))
+    return ColumnProfile(spec, categorical, count_categorical(strings, categorical)), length
 
 
 def _require_columns(schema: pa.Schema, names: Iterable[str], table: str) -> None:
