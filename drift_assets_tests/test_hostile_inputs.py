@@ -464,3 +464,10 @@ def test_reference_fitted_one_column_at_a_time_equals_the_table_fit(tmp_path):
     assert streamed.reference_rows == 6000
     assert streamed.fingerprint() == whole.fingerprint()
     assert len(source.column("amount").chunks) == 2  # read file by file, not as one table
+
+
+def test_local_prometheus_is_started_without_the_lifecycle_api():
+    """`--web.enable-lifecycle` lets anyone reaching the port stop Prometheus (POST /-/quit)."""
+    script = (Path(__file__).resolve().parent.parent / "deploy" / "start-local.sh").read_text()
+    flags = [line.strip() for line in script.splitlines() if line.strip().startswith("--")]
+    assert "--web.enable-lifecycle \\" not in flags and "--config.file" in script
