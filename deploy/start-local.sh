@@ -82,12 +82,13 @@ trap cleanup INT TERM EXIT
   >"$LOCAL_DIR/alertmanager.log" 2>&1 &
 PIDS+=("$!")
 
+# No --web.enable-lifecycle: it lets anyone who reaches the port stop Prometheus (POST /-/quit).
+# Reload the config with `kill -HUP <pid>` instead.
 "$PROMETHEUS_BIN" \
   --config.file="$PROM_CONFIG" \
   --storage.tsdb.path="$LOCAL_DIR/prometheus-data" \
   --web.listen-address="127.0.0.1:${PROMETHEUS_PORT}" \
   --web.external-url="http://127.0.0.1:${PROMETHEUS_PORT}" \
-  --web.enable-lifecycle \
   >"$LOCAL_DIR/prometheus.log" 2>&1 &
 PIDS+=("$!")
 

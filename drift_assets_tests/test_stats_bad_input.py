@@ -248,3 +248,30 @@ def test_per_column_overrides_change_the_checks_for_that_column_only(profile):
         holes = holes.set_column(holes.schema.get_field_index(name), name, pa.array(values))
     rules = DecisionRules.from_mapping({"columns": {"age": {"missing_rate_warn": 0.2}}})
     assert failed(compare(profile, summarize(profile, [holes]), rules), r.MISSING_RATE) == ["amount"]
+
+
+@pytest.mark.parametrize(
+    ("config", "path", "bound"),
+    [
+        ({"psi_error": -1}, "thresholds.psi_error", "> 0"),
+        ({"psi_warn": 0}, "thresholds.psi_warn", "> 0"),
+        ({"feature_alpha": 5}, "thresholds.feature_alpha", "< 1"),
+        ({"feature_alpha": 0}, "thresholds.feature_alpha", "> 0"),
+        ({"prediction_alpha": 1.0}, "thresholds.prediction_alpha", "< 1"),
+        ({"missing_rate_warn": -0.01}, "thresholds.missing_rate_warn", ">= 0"),
+        ({"drifted_share_error": 1.01}, "thresholds.drifted_share_error", "<= 1"),
+        ({"psi_epsilon": 0}, "thresholds.psi_epsilon", "> 0"),
+        ({"columns": {"amount": {"missing_rate_warn": 2}}}, "thresholds.columns.amount.missing_rate_warn", "<= 1"),
+        ({"psi_warn": 0.3, "psi_error": 0.2}, "thresholds.psi_warn", "psi_error"),
+    ],
+)
+def test_rules_from_mapping_reject_values_out_of_range(config, path, bound):
+    with pytest.raises(ValueError) as excinfo:
+        DecisionRules.from_mapping(config)
+    assert str(excinfo.value).startswith(f"{path}:") and bound in str(excinfo.value), str(excinfo.value)
+
+
+def test_rules_from_mapping_reject_overrides_of_unmonitored_columns():
+    with pytest.raises(ValueError, match=r"thresholds\.columns\.amout: not a monitored column"):
+        DecisionRules.from_mapping({"columns": {"amout": {"psi_error": 0.4}}}, columns=["amount", "age"])
+    assert DecisionRules.from_mapping({"columns": {"amount": {"psi_error": 0.4}}}, columns=["amount"])

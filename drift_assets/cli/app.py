@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import os
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from drift_assets.stats import (
@@ -22,6 +27,8 @@ from drift_assets.stats import (
 from drift_assets.storage.tables import TableSource
 
 EXIT_OK, EXIT_ERROR_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# Set to print the traceback after the one-line error (for bug reports).
+TRACEBACK_ENV = "DRIFT_ASSETS_TRACEBACK"
 
 
 def _split(value: str | None) -> list[str]:
@@ -39,6 +46,11 @@ def column_specs_from_args(
         monitor = load_monitors(args.monitors_file).get(args.monitor)
         return monitor.column_specs(), set(monitor.top_features)
     numerical, categorical = _split(args.numerical), _split(args.categorical)
+    both = [c for c in numerical if c in categorical]
+    if both:
+        raise DriftInputError(
+            f"--numerical and --categorical both name {', '.join(map(repr, both))}: a column has one kind"
+        )
     named = numerical + categorical + [c for c in (args.prediction, args.target) if c] + _split(args.exclude)
     unknown = [c for c in named if c not in schema.names]
     if unknown:
@@ -59,12 +71,85 @@ def column_specs_from_args(
     return specs, top
 
 
+def check_output_path(option: str, path: str) -> None:
+    """Fail before any work when an output cannot be written; never create folders: a typo in a
+    folder name must not silently make a new tree."""
+    try:
+        _check_output_path(option, Path(path))
+    except OSError as exc:
+        raise DriftInputError(f"{option} {path}: {exc.strerror or exc}") from exc
+
+
+def _check_output_path(option: str, target: Path) -> None:
+    path, parent = str(target), target.parent
+    if target.is_dir():
+        raise DriftInputError(f"{option} {path}: is a directory")
+    if not parent.is_dir():
+        raise DriftInputError(f"{option} {path}: folder {str(parent)!r} does not exist (it is not created)")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise DriftInputError(f"{option} {path}: file is not writable")
+    if not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise DriftInputError(f"{option} {path}: folder {str(parent)!r} is not writable")
+
+
+def finite_json(doc: dict) -> str:
+    """Strict JSON of a result: a non-finite number (an overflow near 1e308, a 0/0) becomes null and
+    its path is listed with the reason under ``non_finite``, so the output is always valid JSON."""
+    reasons: dict[str, str] = {}
+
+    def walk(value: object, where: str) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            reasons[where] = "nan" if value != value else ("+inf" if value > 0 else "-inf")
+            return None
+        if isinstance(value, dict):
+            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    from drift_assets.storage.root import json_dumps
+
+    cleaned = walk(json_loads_plain(doc), "")
+    assert isinstance(cleaned, dict)
+    if reasons:
+        cleaned["non_finite"] = {
+            "note": "these values were not finite numbers (overflow or undefined) and are written as null",
+            "values": reasons,
+        }
+    return json_dumps(cleaned).rstrip("\n")
+
+
+def json_loads_plain(doc: dict) -> object:
+    """Numpy scalars and arrays as Python values (the walk above only sees floats and containers)."""
+    import json
+
+    from drift_assets.storage.root import _json_default
+
+    return json.loads(json.dumps(doc, default=_json_default))
+
+
+def _write_text(option: str, path: str, text: str) -> None:
+    try:
+        with open(path, "w") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise DriftInputError(f"{option} {path}: cannot write: {exc.strerror or exc}") from exc
+
+
 def run_compare(args: argparse.Namespace) -> int:
-    reference = TableSource.open(args.reference)
-    current = TableSource.open(args.current)
+    for option, path in (("--json", args.json), ("--html", args.html)):
+        if path and path != "-":
+            check_output_path(option, path)
+    reference = TableSource.open(args.reference, csv_delimiter=args.csv_delimiter)
+    current = TableSource.open(args.current, csv_delimiter=args.csv_delimiter)
     specs, top = column_specs_from_args(args, reference)
     if not specs:
         raise DriftInputError(f"{reference.display}: no columns to compare")
+    declared = {s.name: pa.float64() if s.kind == "numerical" else pa.string() for s in specs}
+    if args.monitor or args.numerical or args.categorical:
+        # Declared kinds are the CSV types (a parquet file carries its own).
+        reference = TableSource.open(args.reference, csv_delimiter=args.csv_delimiter, csv_types=declared)
+        current = TableSource.open(args.current, csv_delimiter=args.csv_delimiter, csv_types=declared)
     names = [s.name for s in specs]
     current_schema = current.schema()
     missing = [n for n in names if n not in current_schema.names]
@@ -75,7 +160,7 @@ def run_compare(args: argparse.Namespace) -> int:
         from drift_assets.monitoring.config import load_monitors
 
         rules = load_monitors(args.monitors_file).get(args.monitor).rules
-    profile = fit_profile(reference.read(names), specs, psi_bins=args.bins)
+    profile = fit_profile(reference, specs, psi_bins=args.bins, table_name=reference.display)
     window = summarize(profile, current.batches(names), table_name=current.display)
     if window.problems:
         raise DriftInputError("; ".join(window.problems.values()))
@@ -86,14 +171,18 @@ def run_compare(args: argparse.Namespace) -> int:
             write_evidently_report,
         )
 
-        write_evidently_report(sample_source(reference, names), sample_source(current, names, seed=1), specs, args.html)
+        try:
+            write_evidently_report(
+                sample_source(reference, names), sample_source(current, names, seed=1), specs, args.html
+            )
+        except OSError as exc:
+            raise DriftInputError(f"--html {args.html}: cannot write: {exc.strerror or exc}") from exc
     if args.json:
-        text = json.dumps(result.to_dict(), indent=2, default=float)
+        text = finite_json(result.to_dict())
         if args.json == "-":
-            print(text)
+            _print_stdout(text)
         else:
-            with open(args.json, "w") as fh:
-                fh.write(text + "\n")
+            _write_text("--json", args.json, text + "\n")
     if not args.json or args.json != "-":
         print(format_result(result))
         if args.html:
@@ -141,12 +230,26 @@ def format_result(result: DriftResult) -> str:
     return "\n".join(lines)
 
 
+def _delimiter(value: str) -> str:
+    value = {"tab": "\t", "\\t": "\t"}.get(value, value)
+    if len(value) != 1 or value in '\n\r"':
+        raise argparse.ArgumentTypeError(f"expected one character (or 'tab'), got {value!r}")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors are one line too (``drift-assets compare: error: ...``), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="drift-assets",
         description="Model monitoring: drift, data quality and performance per window, on Dagster.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     p = sub.add_parser(
         "compare",
@@ -169,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bins", type=int, default=10, help="PSI bins fitted on the reference (default 10)")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout)")
     p.add_argument("--html", metavar="PATH", help="write an Evidently HTML report to PATH")
+    p.add_argument(
+        "--csv-delimiter",
+        metavar="CHAR",
+        type=_delimiter,
+        help="separator of CSV inputs (default: detected from the header: one of , ; tab |)",
+    )
     p.set_defaults(handler=run_compare)
 
     for register in _extra_commands():
@@ -183,17 +292,61 @@ def _extra_commands():
     return commands.REGISTRY
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line saying what failed, naming the file (or object) when the error knows it."""
+    if isinstance(exc, OSError):
+        # S3 errors name s3://bucket/key and the error code; local ones the file and the reason.
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename is not None and exc.strerror else str(exc)
+    elif isinstance(exc, DriftInputError | ValueError):
+        text = str(exc)
+    elif isinstance(exc, KeyError):
+        text = f"unknown key {exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc} (set {TRACEBACK_ENV}=1 for the traceback)"
+    return " ".join(text.split())
+
+
+def _stdout_failed(exc: OSError) -> DriftInputError:
+    # Nothing more can go to this stdout; point it at /dev/null so exiting does not fail again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return DriftInputError(f"standard output: cannot write: {exc.strerror or exc}")
+
+
+def _print_stdout(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except OSError as exc:
+        raise _stdout_failed(exc) from exc
+
+
+def _flush_stdout() -> None:
+    """Output that could not be written (a full disk, a closed pipe) is an error like any other."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        raise _stdout_failed(exc) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes: 0 ok, 1 an ERROR check failed, 2 anything else went wrong (bad input, an
+    unreachable store, an unwritable output), always as one line on stderr, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
-    except DriftInputError as exc:
-        print(f"drift-assets: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (ValueError, KeyError) as exc:
-        # Config errors (monitors file) are ValueErrors with the entry and field in the message.
-        print(f"drift-assets: error: {exc}", file=sys.stderr)
+        # Overflow near 1e308 and the like are reported in the result (non-finite values), not as
+        # numpy's multi-line RuntimeWarnings on stderr.
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            code = int(args.handler(args) or 0)
+        _flush_stdout()
+        return code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the contract: every error is one line and exit 2
+        print(f"drift-assets: error: {describe_error(exc)}", file=sys.stderr)
+        if os.environ.get(TRACEBACK_ENV):
+            traceback.print_exc()
         return EXIT_BAD_INPUT
 
 

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+from drift_assets.stats.errors import DriftInputError
+
 REGISTRY: list = []
+
+
+def port_number(value: str) -> int:
+    """A TCP port for argparse: 0 (any free port) to 65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {port}")
+    return port
 
 
 def command(func):
@@ -87,7 +100,7 @@ def _serve_metrics(sub: argparse._SubParsersAction) -> None:
         "window of every monitor, read from the results store on each scrape.",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port_number, default=8000)
     p.add_argument("--reports-root", help="results store root (default: the configured reports root)")
     p.set_defaults(handler=_run_serve)
 
@@ -95,7 +108,12 @@ def _serve_metrics(sub: argparse._SubParsersAction) -> None:
 def _run_serve(args: argparse.Namespace) -> int:
     from drift_assets.alerting.exporter import serve_metrics_forever
 
-    return serve_metrics_forever(_results_store(args.reports_root), args.host, args.port)
+    store = _results_store(args.reports_root)
+    try:
+        return serve_metrics_forever(store, args.host, args.port)
+    except (OSError, OverflowError) as exc:  # busy port, unknown host, address not on this machine
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise DriftInputError(f"serve-metrics: cannot listen on {args.host}:{args.port}: {reason}") from exc
 
 
 @command
@@ -115,7 +133,12 @@ def _push_metrics(sub: argparse._SubParsersAction) -> None:
 def _run_push(args: argparse.Namespace) -> int:
     from drift_assets.alerting.exporter import push_once
 
-    push_once(_results_store(args.reports_root), args.gateway, job=args.job)
+    store = _results_store(args.reports_root)
+    try:
+        push_once(store, args.gateway, job=args.job)
+    except OSError as exc:  # urllib's URLError: refused, unknown host, timeout; HTTPError: rejected
+        reason = getattr(exc, "reason", None) or exc
+        raise DriftInputError(f"push-metrics: cannot push to the Pushgateway at {args.gateway}: {reason}") from exc
     print(f"pushed metrics to {args.gateway} (job={args.job})")
     return 0
 

@@ -19,7 +19,7 @@ from drift_assets.monitoring.derived import FUNCTIONS as DERIVED_FUNCTIONS
 from drift_assets.monitoring.timestamps import parse_timestamp
 from drift_assets.stats import ColumnSpec, DecisionRules
 from drift_assets.stats.checks import DEFAULT_CHECKS, CheckRule, CheckTable
-from drift_assets.stats.profile import DEFAULT_PSI_BINS
+from drift_assets.stats.profile import DEFAULT_PSI_BINS, DEFAULT_SKETCH_RESOLUTION
 from drift_assets.stats.rules import FEATURE_PSI_ERROR, PREDICTION_NO_DRIFT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +29,42 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 class ConfigError(ValueError):
     """The monitors file is malformed; the message names the entry and field."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML
+    silently keeps the last one: a pasted second ``psi_error`` would override the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in the same mapping"
+                    f" (first on line {seen[key] + 1})"
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_range(
+    value: float,
+    where: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """``value`` in the interval, else a ConfigError naming the field and the interval."""
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        bounds = " and ".join(b for b in (left, right) if b)
+        raise ConfigError(f"{where}: must be {bounds}, got {value:g}")
 
 
 def default_monitors_file() -> Path:
@@ -186,6 +222,20 @@ class _Reader:
             raise ConfigError(f"{self.where}.{key}: expected a number, got {value!r}")
         return float(value)
 
+    def bounded(self, key: str, default: float, low: float | None = None, high: float | None = None, **open_) -> float:
+        value = self.number(key, default)
+        _check_range(value, f"{self.where}.{key}", low, high, **open_)
+        return value
+
+    def integer(self, key: str, default: int, minimum: int | None = None) -> int:
+        value = self._get(key, False, default)
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise ConfigError(f"{self.where}.{key}: expected a whole number, got {value!r}")
+        value = int(value)
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{self.where}.{key}: must be at least {minimum}, got {value}")
+        return value
+
     def flag(self, key: str, default: bool) -> bool:
         value = self._get(key, False, default)
         if not isinstance(value, bool):
@@ -263,7 +313,7 @@ def _parse_labels(r: _Reader) -> LabelsConfig | None:
     labels = LabelsConfig(
         column=target.text("column"),
         location=target.text("labels"),
-        delay_days=target.number("delay_days", 0.0),
+        delay_days=target.bounded("delay_days", 0.0, low=0),
         id_column=target.text("id_column", default="id"),
     )
     target.reject_unknown()
@@ -278,9 +328,9 @@ def _parse_retraining(r: _Reader) -> RetrainingConfig:
     retraining = RetrainingConfig(
         enabled=rt.flag("enabled", True),
         on_checks=rt.names("on_checks") or defaults.on_checks,
-        cooldown_hours=rt.number("cooldown_hours", 0.0),
-        min_auc_gain=rt.number("min_auc_gain", 0.0),
-        holdout_weeks=int(rt.number("holdout_weeks", 2)),
+        cooldown_hours=rt.bounded("cooldown_hours", 0.0, low=0),
+        min_auc_gain=rt.bounded("min_auc_gain", 0.0, low=-1, high=1),
+        holdout_weeks=rt.integer("holdout_weeks", 2, minimum=1),
     )
     rt.reject_unknown()
     return retraining
@@ -300,10 +350,21 @@ def _parse_derived(r: _Reader, where: str, features: tuple[str, ...]) -> tuple[D
             )
         if column.name not in features:
             raise ConfigError(f"{where}.derived[{i}].name: {column.name!r} must also be declared under features")
-        if column.function == "matches_any" and not column.options.get("patterns"):
-            raise ConfigError(f"{where}.derived[{i}].options.patterns: matches_any needs a list of patterns")
+        if column.function == "matches_any":
+            _check_patterns(column.options.get("patterns"), f"{where}.derived[{i}].options.patterns")
         derived.append(column)
     return tuple(derived)
+
+
+def _check_patterns(patterns: Any, where: str) -> None:
+    """Every pattern compiles now, at load, rather than as a raw re.error in the middle of a run."""
+    if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise ConfigError(f"{where}: matches_any needs a list of regular expressions, got {patterns!r}")
+    for j, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{where}[{j}]: invalid regular expression {pattern!r}: {exc}") from exc
 
 
 def _parse_sudden_change(
@@ -313,13 +374,13 @@ def _parse_sudden_change(
     if sc is None:
         return None
     sudden = SuddenChangeConfig(
-        baseline_windows=int(sc.number("baseline_windows", 24)),
+        baseline_windows=sc.integer("baseline_windows", 24, minimum=1),
         columns=sc.names("columns"),
         rates=sc.names("rates"),
-        psi=sc.number("psi", 0.25),
-        rate_alpha=sc.number("rate_alpha", 0.001),
-        min_rate_change=sc.number("min_rate_change", 0.05),
-        min_rows=int(sc.number("min_rows", 20)),
+        psi=sc.bounded("psi", 0.25, low=0, low_open=True),
+        rate_alpha=sc.bounded("rate_alpha", 0.001, low=0, high=1, low_open=True, high_open=True),
+        min_rate_change=sc.bounded("min_rate_change", 0.05, low=0, high=1),
+        min_rows=sc.integer("min_rows", 20, minimum=1),
         rate_direction=sc.text("rate_direction", default="increase"),
     )
     where = f"{where}.sudden_change"
@@ -358,9 +419,19 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         raise ConfigError(f"{where}.prediction_kind: expected numerical or categorical, got {prediction_kind!r}")
     labels = _parse_labels(r)
     try:
-        rules = DecisionRules.from_mapping(r._get("thresholds", False, {}), f"{where}.thresholds")
+        rules = DecisionRules.from_mapping(
+            r._get("thresholds", False, {}),
+            f"{where}.thresholds",
+            columns=numerical + categorical + ((prediction,) if prediction else ()),
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    psi_bins = r.integer("psi_bins", DEFAULT_PSI_BINS, minimum=2)
+    if DEFAULT_SKETCH_RESOLUTION % psi_bins:
+        raise ConfigError(
+            f"{where}.psi_bins: must divide {DEFAULT_SKETCH_RESOLUTION} (PSI bins are unions of the"
+            f" {DEFAULT_SKETCH_RESOLUTION} sketch bins), got {psi_bins}"
+        )
     monitor = MonitorConfig(
         name=name,
         description=r.text("description", default=""),
@@ -380,7 +451,7 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         model_registry=_parse_model_registry(r),
         rules=rules,
         retraining=_parse_retraining(r),
-        psi_bins=int(r.number("psi_bins", DEFAULT_PSI_BINS)),
+        psi_bins=psi_bins,
         derived=_parse_derived(r, where, numerical + categorical),
         sudden_change=_parse_sudden_change(r, where, numerical, categorical),
         extra=dict(r._get("extra", False, {}) or {}),
@@ -402,6 +473,22 @@ def parse_monitors(data: Any, path: Path) -> MonitorsFile:
     return MonitorsFile(path, monitors)
 
 
+def check_reference_files(monitors: MonitorsFile, data_root: str | Path) -> None:
+    """Each monitor's configured ``reference`` exists under a local data root, once the monitor has
+    data (its log exists): a fresh checkout still loads before ``drift-assets simulate``, and a
+    missing reference is not hidden by a champion that brought its own (rollback to the initial
+    model needs it). S3 roots are not checked here: loading definitions makes no network calls
+    (an unreachable endpoint would take the code location down); there the ``reference_data``
+    asset fails naming the key."""
+    root = Path(data_root)
+    for monitor in monitors:
+        if (root / monitor.log).exists() and not (root / monitor.reference).exists():
+            raise ConfigError(
+                f"{monitors.path.name}: monitors.{monitor.name}.reference: {monitor.reference!r} does not exist"
+                f" under the data root {root} (its log {monitor.log!r} does)"
+            )
+
+
 def load_monitors(path: str | Path | None = None) -> MonitorsFile:
     path = Path(path) if path else default_monitors_file()
     try:
@@ -409,7 +496,9 @@ def load_monitors(path: str | Path | None = None) -> MonitorsFile:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read monitors file: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return parse_monitors(data, path)

@@ -4,7 +4,7 @@ calls ``evaluate_window`` and so can a test that sweeps hundreds of hours in sec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -88,20 +88,28 @@ def evaluate_window(
     return WindowEvaluation(window, summary, result, sudden, fingerprint, extra)
 
 
-def read_reference(monitor: MonitorConfig, source: TableSource) -> pa.Table:
-    """The reference table with the monitor's columns (derived ones computed, label kept for
-    retraining). Raises ``DriftInputError`` naming the file and the missing column."""
+def stream_reference(monitor: MonitorConfig, source: TableSource) -> Iterator[pa.RecordBatch]:
+    """The reference's batches with the monitor's columns (derived ones computed, label kept for
+    retraining), streamed: the whole reference is never held in memory. Columns are checked
+    against the unified schema first: a missing one raises ``SchemaError`` naming the table."""
     specs = monitor.column_specs()
     wanted = [s.name for s in specs] + ([monitor.labels.column] if monitor.labels else [])
     derived = {d.name for d in monitor.derived}
-    read = [c for c in wanted if c not in derived] + [d.source for d in monitor.derived]
-    table = source.read(list(dict.fromkeys(read)))
-    if monitor.derived:
-        table = pa.Table.from_batches([apply_derived(b, monitor.derived, source.display) for b in table.to_batches()])
-    missing = [c for c in wanted if c not in table.schema.names]
+    read = list(dict.fromkeys([c for c in wanted if c not in derived] + [d.source for d in monitor.derived]))
+    present = source.schema().names
+    missing = [c for c in read if c not in present]
     if missing:
         raise SchemaError(f"{source.display}: reference is missing column(s) {', '.join(map(repr, missing))}")
-    return table
+    for batch in source.batches(read):
+        yield apply_derived(batch, monitor.derived, source.display) if monitor.derived else batch
+
+
+def read_reference(monitor: MonitorConfig, source: TableSource) -> pa.Table:
+    """``stream_reference`` as one table. Raises ``DriftInputError`` naming the file and the column."""
+    batches = list(stream_reference(monitor, source))
+    if not batches:
+        raise SchemaError(f"{source.display}: reference has no rows")
+    return pa.Table.from_batches(batches)
 
 
 def counts_path(monitor: MonitorConfig, key: str) -> str:

@@ -7,6 +7,7 @@ and ``drift_assets.monitoring``. Keys are ``<monitor>/<asset>`` and each monitor
 
 # No `from __future__ import annotations`: Dagster reads the annotations of asset functions.
 
+import itertools
 import json
 import os
 import tempfile
@@ -31,8 +32,8 @@ from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.monitoring.evaluation import (
     by_model_version,
     evaluate_window,
-    read_reference,
     store_counts,
+    stream_reference,
 )
 from drift_assets.monitoring.performance import model_versions_in, realized_performance
 from drift_assets.monitoring.registry import (
@@ -96,17 +97,30 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
     def reference_data(context: AssetExecutionContext, storage: StorageResource) -> Output:
         data = storage.storage().data
         source = data.table(reference_location(monitor, data))
+        seen: dict[str, pa.Schema] = {}
+
+        def batches():
+            # Streamed into the parquet output: the reference is never held whole in memory.
+            for batch in stream_reference(monitor, source):
+                seen.setdefault("schema", batch.schema)
+                yield batch
+
         try:
-            table = read_reference(monitor, source)
+            stream = batches()
+            first = next(stream, None)  # bad input fails here, in the asset, with the file named
         except DriftInputError as exc:
             raise Failure(description=str(exc)) from exc
+        if first is None:
+            raise Failure(description=f"{source.display}: reference has no rows")
+
+        def describe() -> dict:
+            return {"dagster/column_schema": _table_schema(seen["schema"])}
+
         return Output(
-            table,
+            BatchStream(itertools.chain([first], stream), describe=describe),
             metadata={
-                "rows": table.num_rows,
                 "source": MetadataValue.path(source.display),
                 "content_sha256": sha256_of_files(source.filesystem, source.files()),
-                "dagster/column_schema": _table_schema(table.schema),
             },
         )
 
@@ -126,8 +140,14 @@ def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
         kinds={"json"},
     )
     def reference_profile(context: AssetExecutionContext, reference_data: StoredTable) -> Output:
-        table = reference_data.read([s.name for s in specs])
-        profile = fit_profile(table, specs, psi_bins=monitor.psi_bins, metadata={"monitor": monitor.name})
+        # One column at a time, streamed from the stored reference (bounded memory, same profile).
+        profile = fit_profile(
+            reference_data,
+            specs,
+            psi_bins=monitor.psi_bins,
+            metadata={"monitor": monitor.name},
+            table_name=reference_data.display,
+        )
         bins = {
             n: (c.binning.effective_bins if c.spec.kind == "numerical" else len(c.binning.vocabulary) + 1)
             for n, c in profile.columns.items()

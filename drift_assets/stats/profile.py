@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import pyarrow as pa
 
@@ -157,35 +157,59 @@ class ReferenceProfile:
         return cls.from_dict(data)
 
 
+class ColumnSource(Protocol):
+    """Where a reference is fitted from without holding it whole: its schema, and one column at a
+    time (``storage.tables.TableSource`` streams it from the files)."""
+
+    def schema(self) -> pa.Schema: ...
+
+    def column(self, name: str) -> pa.ChunkedArray: ...
+
+
 def fit_profile(
-    reference: pa.Table,
+    reference: pa.Table | ColumnSource,
     columns: Sequence[ColumnSpec],
     *,
     psi_bins: int = DEFAULT_PSI_BINS,
     sketch_resolution: int = DEFAULT_SKETCH_RESOLUTION,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     metadata: Mapping | None = None,
+    table_name: str = "reference",
 ) -> ReferenceProfile:
-    """Fit bins and vocabularies on the reference table, then count the reference in them."""
+    """Fit bins and vocabularies on the reference, then count the reference in them.
+
+    ``reference`` is a table, or a ``ColumnSource``: then one column is read at a time (exact, the
+    same profile as from the table; memory is one column, not the whole reference)."""
     if psi_bins < 2:
         raise ProfileError(f"psi_bins must be at least 2, got {psi_bins}")
     if sketch_resolution % psi_bins:
         raise ProfileError(f"sketch_resolution ({sketch_resolution}) must be a multiple of psi_bins ({psi_bins})")
-    if reference.num_rows == 0:
-        raise ProfileError("reference table has no rows")
-    _require_columns(reference.schema, [c.name for c in columns], "reference")
+    if isinstance(reference, pa.Table):
+        if reference.num_rows == 0:
+            raise ProfileError(f"{table_name}: reference table has no rows")
+        schema: pa.Schema = reference.schema
+    else:
+        schema = reference.schema()
+    _require_columns(schema, [c.name for c in columns], table_name)
     profiled: dict[str, ColumnProfile] = {}
+    rows: int | None = reference.num_rows if isinstance(reference, pa.Table) else None
     for spec in columns:
-        column = reference.column(spec.name)
         try:
-            profiled[spec.name] = _fit_column(spec, column, psi_bins, sketch_resolution, max_categories)
-        except SchemaError as exc:
-            raise ProfileError(str(exc)) from exc
+            profiled[spec.name], length = _fit_column(
+                spec, reference.column, psi_bins, sketch_resolution, max_categories, table_name
+            )
+        except (SchemaError, ProfileError) as exc:
+            # The binning names the table "reference"; say which one.
+            message = str(exc)
+            if message.startswith("reference: "):
+                message = f"{table_name}: {message.removeprefix('reference: ')}"
+            raise ProfileError(message) from exc
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            raise ProfileError(f"reference: column {spec.name!r} cannot be read: {exc}") from exc
+            raise ProfileError(f"{table_name}: column {spec.name!r} cannot be read: {exc}") from exc
+        rows = length if rows is None else rows
     return ReferenceProfile(
         columns=profiled,
-        reference_rows=reference.num_rows,
+        reference_rows=int(rows or 0),
         psi_bins=psi_bins,
         sketch_resolution=sketch_resolution,
         metadata=dict(metadata or {}),
@@ -193,19 +217,31 @@ def fit_profile(
 
 
 def _fit_column(
-    spec: ColumnSpec, column: pa.ChunkedArray, psi_bins: int, sketch_resolution: int, max_categories: int
-) -> ColumnProfile:
-    """Fit one column's binning, then count the reference in it (the counts windows compare with)."""
+    spec: ColumnSpec,
+    read: Callable[[str], pa.ChunkedArray],
+    psi_bins: int,
+    sketch_resolution: int,
+    max_categories: int,
+    table_name: str = "reference",
+) -> tuple[ColumnProfile, int]:
+    """Read one column, fit its binning, then count the reference in it (the counts windows
+    compare with). Returns the profile and the column's length. Only this frame holds the column,
+    so it is freed before the next one is read."""
+    column = read(spec.name)
+    length = len(column)
+    if length == 0:
+        raise ProfileError(f"{table_name}: reference table has no rows")
     if spec.kind == "numerical":
-        values = numeric_values(column, spec.name, "reference")
+        values = numeric_values(column, spec.name, table_name)
+        del column  # numpy holds the values now; the arrow chunks can go
         binning = fit_numerical_binning(
             values, psi_bins=psi_bins, sketch_resolution=sketch_resolution, column=spec.name
         )
-        return ColumnProfile(spec, binning, count_numerical(values, binning))
-    categorical = fit_categorical_binning(column, max_categories=max_categories, name=spec.name)
-    return ColumnProfile(
-        spec, categorical, count_categorical(category_strings(column, spec.name, "reference"), categorical)
-    )
+        return ColumnProfile(spec, binning, count_numerical(values, binning)), length
+    strings = category_strings(column, spec.name, table_name)
+    del column
+    categorical = fit_categorical_binning(strings, max_categories=max_categories, name=spec.name)
+    return ColumnProfile(spec, categorical, count_categorical(strings, categorical)), length
 
 
 def _require_columns(schema: pa.Schema, names: Iterable[str], table: str) -> None:

@@ -21,7 +21,7 @@ moved by >= 0.05 or PSI >= 0.1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
@@ -62,11 +62,14 @@ class DecisionRules:
         return self.per_column.get(name, self.defaults)
 
     @classmethod
-    def from_mapping(cls, data: Mapping | None, where: str = "thresholds") -> DecisionRules:
+    def from_mapping(
+        cls, data: Mapping | None, where: str = "thresholds", *, columns: Collection[str] | None = None
+    ) -> DecisionRules:
         """Build rules from config, e.g. ``{"psi_warn": 0.15, "columns": {"amount": {"psi_error": 0.4}}}``.
 
-        Unknown keys and non-numeric values fail with the offending path, so a typo in the
-        monitors file never silently falls back to a default.
+        Unknown keys, non-numeric values and values out of range (``RANGES``) fail with the
+        offending path, so a typo in the monitors file never silently falls back to a default or
+        disables a check. ``columns``: the monitored columns; an override for any other fails.
         """
         data = dict(data or {})
         column_keys = {f.name for f in fields(ColumnThresholds)}
@@ -85,6 +88,10 @@ class DecisionRules:
         )
         per_column: dict[str, ColumnThresholds] = {}
         for column, overrides in per_column_raw.items():
+            if columns is not None and column not in columns:
+                raise ValueError(
+                    f"{where}.columns.{column}: not a monitored column (have: {', '.join(map(str, columns))})"
+                )
             if not isinstance(overrides, Mapping):
                 raise ValueError(f"{where}.columns.{column}: expected a mapping of thresholds")
             bad = set(overrides) - column_keys
@@ -96,10 +103,54 @@ class DecisionRules:
                 defaults,
                 **{k: _number(v, f"{where}.columns.{column}.{k}") for k, v in overrides.items()},
             )
-        return cls(
+        rules = cls(
             defaults=defaults,
             per_column=per_column,
             **{k: _number(v, f"{where}.{k}") for k, v in data.items() if k in rule_keys},
+        )
+        _check_thresholds(rules.defaults, where)
+        for column, thresholds in rules.per_column.items():
+            _check_thresholds(thresholds, f"{where}.columns.{column}")
+        for name in sorted(rule_keys):
+            _check_range(name, getattr(rules, name), f"{where}.{name}")
+        return rules
+
+
+# (low, high, low_open, high_open) of every threshold: alphas are probabilities strictly inside
+# (0, 1); PSI thresholds and the PSI epsilon are positive; rates and shares lie in [0, 1].
+RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
+    "psi_warn": (0.0, None, True, False),
+    "psi_error": (0.0, None, True, False),
+    "missing_rate_warn": (0.0, 1.0, False, False),
+    "min_wasserstein_normed": (0.0, None, False, False),
+    "min_psi_effect": (0.0, None, False, False),
+    "min_category_share_change": (0.0, 1.0, False, False),
+    "feature_alpha": (0.0, 1.0, True, True),
+    "prediction_alpha": (0.0, 1.0, True, True),
+    "drifted_share_error": (0.0, 1.0, False, False),
+    "auc_drop_error": (0.0, 1.0, False, False),
+    "psi_epsilon": (0.0, 1.0, True, True),
+}
+
+
+def _check_range(name: str, value: float, where: str) -> None:
+    low, high, low_open, high_open = RANGES[name]
+    bad = (value <= low if low_open else value < low) or (
+        high is not None and (value >= high if high_open else value > high)
+    )
+    if bad:
+        left = f"{'>' if low_open else '>='} {low:g}"
+        right = "" if high is None else f" and {'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{where}: must be {left}{right}, got {value:g}")
+
+
+def _check_thresholds(thresholds: ColumnThresholds, where: str) -> None:
+    for f in fields(ColumnThresholds):
+        _check_range(f.name, getattr(thresholds, f.name), f"{where}.{f.name}")
+    if thresholds.psi_warn > thresholds.psi_error:
+        raise ValueError(
+            f"{where}.psi_warn: the warning threshold ({thresholds.psi_warn:g}) is above the error"
+            f" threshold psi_error ({thresholds.psi_error:g})"
         )
 
 
@@ -107,6 +158,8 @@ def _number(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         # value != value: NaN (YAML's .nan) would make every comparison False, silently.
         raise ValueError(f"{where}: expected a number, got {value!r}")
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{where}: expected a finite number, got {value!r}")
     return float(value)
 
 
