@@ -133,19 +133,25 @@ def test_evidently_html_report_is_written_and_linked(project, monkeypatch):
         assert "txn_count_1h" in text and "drift" in text.lower()
 
 
-def test_labels_pending_is_recorded_not_failed(project):
+def test_labels_pending_leaves_the_auc_check_not_evaluated(project):
+    """A week without labels yields no AUC check result: the check is planned and never evaluated
+    (Dagster resolves it as SKIPPED), never recorded as passed."""
+    from dagster import AssetCheckEvaluation
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
     defs = build_definitions()
     with instance_for_test() as instance:
         run_reference(defs, instance)
         last_week = "2026-09-07"  # labels arrive ~14 days late: none yet for the last week
         assert run_week(defs, instance, last_week).success
         auc = check_records(instance, "auc_not_below_champion", AssetKey(["fraud", "model_performance"]))[last_week]
-        assert auc.evaluation.passed
-        assert "labels pending" in (auc.evaluation.description or "")
+        assert auc.status == AssetCheckExecutionRecordStatus.PLANNED
+        assert not isinstance(auc.evaluation, AssetCheckEvaluation)  # only the "planned" event, no result
         perf = instance.get_latest_materialization_event(
             AssetKey(["fraud", "model_performance"])
         ).asset_materialization.metadata
         assert perf["status"].value == "labels_pending"
+        assert perf["check auc_not_below_champion"].value.startswith("not evaluated (labels pending: 0 of ")
 
 
 def test_auc_check_fails_on_labelled_drifted_week(project):

@@ -16,6 +16,7 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    AssetOut,
     AssetsDefinition,
     Failure,
     MaterializeResult,
@@ -24,6 +25,7 @@ from dagster import (
     TableColumn,
     TableSchema,
     asset,
+    multi_asset,
 )
 
 from drift_assets.alerting.exporter import push_once
@@ -211,9 +213,11 @@ def _wants_html(monitor: MonitorConfig, evaluation) -> bool:
     return setting is True
 
 
-def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None) -> dict:
+def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None, extra_checks=()) -> dict:
+    """The drift report's materialisation metadata. ``failed_checks`` lists every failing check of
+    the window, the sudden-change checks (evaluated outside ``result``) included."""
     s = result.summary()
-    failed = result.failed_checks()
+    failed = list(result.failed_checks()) + [o for o in extra_checks if not o.passed]
     metadata = {
         "rows": result.current_rows,
         "max_feature_psi": MetadataValue.float(float(s["max_feature_psi"] or 0.0)),
@@ -227,7 +231,8 @@ def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None
     }
     if s["prediction_psi"] is not None:
         metadata["prediction_psi"] = MetadataValue.float(float(s["prediction_psi"]))
-        metadata["prediction_ks_pvalue"] = MetadataValue.float(float(s["prediction_ks_pvalue"] or 1.0))
+    if s["prediction_ks_pvalue"] is not None:  # a p-value of 0 is the strongest evidence, not "no value"
+        metadata["prediction_ks_pvalue"] = MetadataValue.float(float(s["prediction_ks_pvalue"]))
     if html_uri:
         metadata["evidently_report"] = MetadataValue.path(html_uri)
     for name, value in (record.get("extra") or {}).items():
@@ -300,7 +305,9 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         skipped = sudden.skipped if sudden else None
         return MaterializeResult(
             value=record,
-            metadata=_drift_metadata(evaluation.result, record, results_uri, html_uri),
+            metadata=_drift_metadata(
+                evaluation.result, record, results_uri, html_uri, sudden.outcomes if sudden else ()
+            ),
             check_results=[
                 chk.fold_outcomes(monitor.checks[name], evaluation.outcomes, keys.drift_report, skipped_reason=skipped)
                 for name in drift_checks
@@ -346,20 +353,29 @@ def champion_model_asset(monitor: MonitorConfig) -> AssetsDefinition:
 
 
 def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
+    """A multi-asset of one asset only for ``can_subset=True``: its check results are optional, so a
+    label-pending window yields none and Dagster shows the AUC check as not evaluated for it
+    (status SKIPPED: the run succeeded without evaluating the check), never as passed."""
     keys = MonitorKeys(monitor.name)
     partitions_def = partitions_for(monitor)
     performance_checks = [rule.name for rule in monitor.check_rules("model_performance")]
 
-    @asset(
-        key=keys.model_performance,
+    @multi_asset(
+        name=f"{monitor.name}__model_performance",
+        outs={
+            "model_performance": AssetOut(
+                key=keys.model_performance,
+                io_manager_key="json_io_manager",
+                description="AUC of the window's predictions once labels arrived (label delay "
+                f"~{monitor.labels.delay_days:g} days).",
+                kinds={"scikitlearn"},
+            )
+        },
         partitions_def=partitions_def,
         ins={"production_window": _in(keys.production_window), "champion_model": _in(keys.champion_model)},
         group_name=monitor.name,
-        io_manager_key="json_io_manager",
         check_specs=chk.check_specs(monitor, keys.model_performance, performance_checks, partitions_def),
-        description="AUC of the window's predictions once labels arrived (label delay "
-        f"~{monitor.labels.delay_days:g} days).",
-        kinds={"scikitlearn"},
+        can_subset=True,
     )
     def model_performance(
         context: AssetExecutionContext, storage: StorageResource, production_window: StoredTable, champion_model: dict
@@ -374,15 +390,25 @@ def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
         perf["champion_auc_reference"] = champion_auc
         record = record_performance(st.reports, monitor, window, perf)
         metadata = {k: v for k, v in perf.items() if isinstance(v, int | float | str) and v is not None}
-        pending = None
-        if perf["status"] != "ok":
-            pending = f"labels pending: {perf['labelled_rows']} of {perf['rows']} rows labelled"
-        return MaterializeResult(
+        evaluated = {o.name for o in outcomes}
+        for name in performance_checks:
+            if name not in evaluated:
+                reason = (
+                    f"labels pending: {perf['labelled_rows']} of {perf['rows']} rows labelled"
+                    if perf["status"] != "ok"
+                    else "no champion AUC to compare with"
+                )
+                metadata[f"check {name}"] = f"not evaluated ({reason})"
+        # Yielded: with optional check outputs the op has several outputs, and a returned
+        # MaterializeResult (a tuple) would be read as one value per output.
+        yield MaterializeResult(
+            asset_key=keys.model_performance,
             value=record,
             metadata=metadata,
             check_results=[
-                chk.fold_outcomes(monitor.checks[name], outcomes, keys.model_performance, skipped_reason=pending)
+                chk.fold_outcomes(monitor.checks[name], outcomes, keys.model_performance)
                 for name in performance_checks
+                if name in evaluated
             ],
         )
 
