@@ -209,3 +209,28 @@ def test_backfill_from_the_cli_records_one_run_per_week(project, tmp_path, monke
         timeout=120,
     )
     assert bad.returncode == 2 and "not a partition" in bad.stderr
+
+
+def test_drift_alert_fails_only_for_the_week_that_failed_an_error_check(project):
+    """drift_alert's run fails for the drifted week (so the UI marks that partition failed) and
+    materialises for the stationary one; the window job itself succeeds on both."""
+    from dagster import DagsterEventType
+
+    from drift_assets.cli.demo import run_alert
+
+    defs = build_definitions()
+    alert = AssetKey(["fraud", "drift_alert"])
+    with instance_for_test() as instance:
+        run_reference(defs, instance)
+        for week in (STATIONARY, DRIFTED):
+            assert run_week(defs, instance, week).success
+        assert run_alert(defs, "fraud", STATIONARY, instance)
+        assert not run_alert(defs, "fraud", DRIFTED, instance)
+        assert instance.get_materialized_partitions(alert) == {STATIONARY}
+        failures = [
+            r.event_log_entry
+            for r in instance.get_records_for_run(
+                instance.get_runs(limit=1)[0].run_id, of_type=DagsterEventType.STEP_FAILURE
+            ).records
+        ]
+        assert failures and "feature_psi_below_retrain_threshold[txn_count_1h]" in str(failures[0].dagster_event)

@@ -248,7 +248,7 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    from drift_assets.cli.demo import QUIET, local_instance
+    from drift_assets.cli.demo import QUIET, local_instance, run_alert
     from drift_assets.definitions import build_definitions
 
     defs = build_definitions()
@@ -267,6 +267,8 @@ def _run_backfill(args: argparse.Namespace) -> int:
             checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
             status = "ok" if result.success else "FAILED"
             failed += not result.success
+            if result.success and not run_alert(defs, args.monitor, key, dagster_instance):
+                status += " (drift_alert failed: an ERROR check failed)"
             print(
                 f"{key}: run {result.run_id[:8]} {status}; failed checks: "
                 + (", ".join(f"{e.check_name}/{e.severity.value}" for e in checks) or "none")

@@ -18,6 +18,7 @@ from dagster import (
     AssetKey,
     AssetOut,
     AssetsDefinition,
+    AutomationCondition,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -77,6 +78,7 @@ def build_monitor_assets(monitor: MonitorConfig) -> list[AssetsDefinition]:
         reference_profile_asset(monitor),
         production_window_asset(monitor),
         drift_report_asset(monitor),
+        drift_alert_asset(monitor),
     ]
     if monitor.model_registry:
         assets.append(champion_model_asset(monitor))
@@ -315,6 +317,50 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         )
 
     return drift_report
+
+
+def failed_error_checks(record: dict) -> list[dict]:
+    """The ERROR checks a drift report's record failed (the sudden-change checks included)."""
+    return [c for c in record.get("checks", []) if not c["passed"] and c["severity"] == "ERROR"]
+
+
+def drift_alert_asset(monitor: MonitorConfig) -> AssetsDefinition:
+    """The window's verdict as a materialisation that fails when an ERROR check failed.
+
+    Dagster colours a partition by its last materialisation attempt, not by its checks: a drifted
+    week's drift_report stays green. This asset's failed attempt marks the week failed in its own
+    Partitions view and makes the catalog's health "degraded" (any failed partition), until the
+    week is re-evaluated and passes. It runs in its own job (``<monitor>_alert_job``), after the
+    window job, so the window job still succeeds on a drifted week (its measures are stored);
+    under the daemon it runs by declarative automation when the drift report updates.
+    """
+    keys = MonitorKeys(monitor.name)
+
+    @asset(
+        key=keys.drift_alert,
+        partitions_def=partitions_for(monitor),
+        ins={"drift_report": _in(keys.drift_report)},
+        group_name=monitor.name,
+        automation_condition=AutomationCondition.eager(),
+        description="Fails for a window whose drift report failed an ERROR check (the partition shows as "
+        "failed); materialised when none did.",
+        kinds={"json"},
+    )
+    def drift_alert(context: AssetExecutionContext, drift_report: dict) -> MaterializeResult:
+        failed = failed_error_checks(drift_report)
+        if failed:
+            names = ", ".join(f"{c['name']}[{c.get('column') or '-'}]" for c in failed)
+            raise Failure(
+                description=f"{monitor.name} window {context.partition_key}: {len(failed)} ERROR check(s) failed: "
+                f"{names}",
+                metadata={"failed_error_checks": MetadataValue.text(names), "partition": context.partition_key},
+                allow_retries=False,
+            )
+        return MaterializeResult(
+            metadata={"verdict": "no ERROR check failed", "checks_evaluated": len(drift_report.get("checks", []))}
+        )
+
+    return drift_alert
 
 
 def champion_model_asset(monitor: MonitorConfig) -> AssetsDefinition:
