@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 REGISTRY: list = []
 
@@ -96,6 +97,33 @@ def _run_serve(args: argparse.Namespace) -> int:
     from drift_assets.alerting.exporter import serve_metrics_forever
 
     return serve_metrics_forever(_results_store(args.reports_root), args.host, args.port)
+
+
+@command
+def _export_history(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export-history",
+        help="write every window's metrics as OpenMetrics with the window's own timestamps",
+        description="Write the results store's windows as an OpenMetrics file (the exporter's metric names and "
+        "labels, one sample per window at its window_end) for `promtool tsdb create-blocks-from openmetrics FILE "
+        "DIR`, so Prometheus and Grafana see every window, not only the latest.",
+    )
+    p.add_argument("--out", required=True, help="the OpenMetrics file to write (ends with # EOF)")
+    p.add_argument("--reports-root", help="results store root (default: the configured reports root)")
+    p.set_defaults(handler=_run_export_history)
+
+
+def _run_export_history(args: argparse.Namespace) -> int:
+    from drift_assets.alerting.history import collect_history, windows_by_model
+
+    history = collect_history(_results_store(args.reports_root))
+    with open(args.out, "w", encoding="utf-8") as out:
+        out.write(history.openmetrics())
+    for error in history.errors:
+        print(f"export-history: skipped {error}", file=sys.stderr)
+    windows = ", ".join(f"{model}: {n}" for model, n in windows_by_model(history).items()) or "none"
+    print(f"wrote {history.sample_count} samples to {args.out} (windows per monitor: {windows})")
+    return 0
 
 
 @command
