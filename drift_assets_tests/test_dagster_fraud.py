@@ -198,6 +198,8 @@ def test_backfill_from_the_cli_records_one_run_per_week(project, tmp_path, monke
     assert out.returncode == 0, out.stderr
     assert "3 window(s), 0 failed run(s)" in out.stdout
     assert "2026-08-17: run" in out.stdout and "feature_psi_below_retrain_threshold/ERROR" in out.stdout
+    lines = {line.split(":")[0]: line for line in out.stdout.splitlines() if line.startswith("2026-")}
+    assert "drift_alert failed" in lines["2026-08-17"] and "drift_alert failed" not in lines["2026-08-03"]
     with DagsterInstance.get() as instance:
         partitions = {r.dagster_run.tags.get("dagster/partition") for r in instance.get_run_records()}
     assert {"2026-08-03", "2026-08-10", "2026-08-17"} <= partitions
