@@ -57,10 +57,10 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Debian packages the tests start (never as services). policy-rc.d keeps the packages' own
+# Debian packages the tests start (never as services; chromium drives the browser test). policy-rc.d keeps the packages' own
 # service scripts from starting anything on install.
-SYSTEM_BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-pushgateway
-SYSTEM_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway
+SYSTEM_BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-pushgateway chromium
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway chromium
 system-deps:
 	@missing=""; for b in $(SYSTEM_BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \

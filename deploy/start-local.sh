@@ -12,7 +12,7 @@
 #   prometheus-alertmanager from PATH)
 #
 # Slack/PagerDuty secrets: deploy/alertmanager/secrets/ (see the README there). Without them
-# alerts are still visible at the Alertmanager URL; only sending fails.
+# alerts are still listed by the Alertmanager API (/api/v2/alerts, amtool); only sending fails.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,7 +56,7 @@ sed -e "s#/etc/alertmanager/secrets/#${DEPLOY}/alertmanager/secrets/#g" \
     "$DEPLOY/alertmanager/alertmanager.yml" > "$AM_CONFIG"
 for secret in slack_api_url pagerduty_routing_key; do
   [[ -s "$DEPLOY/alertmanager/secrets/$secret" ]] || \
-    echo "start-local: note: deploy/alertmanager/secrets/$secret is missing: alerts show in the UI but are not sent" >&2
+    echo "start-local: note: deploy/alertmanager/secrets/$secret is missing: alerts are listed (/api/v2/alerts) but not sent" >&2
 done
 
 if command -v promtool >/dev/null 2>&1; then
@@ -113,8 +113,8 @@ for _ in $(seq 1 60); do
 done
 
 cat <<EOF
-Prometheus:   http://127.0.0.1:${PROMETHEUS_PORT}   (alerts: http://127.0.0.1:${PROMETHEUS_PORT}/alerts, targets: /targets)
-Alertmanager: http://127.0.0.1:${ALERTMANAGER_PORT}
+Prometheus:   http://127.0.0.1:${PROMETHEUS_PORT}/classic/alerts   (targets: http://127.0.0.1:${PROMETHEUS_PORT}/classic/targets)
+Alertmanager: http://127.0.0.1:${ALERTMANAGER_PORT}/api/v2/alerts   (no web UI in Debian's package; or: amtool alert query --alertmanager.url=http://127.0.0.1:${ALERTMANAGER_PORT})
 Exporter:     http://${EXPORTER_ADDR}/metrics   (start it with: drift-assets serve-metrics)
 Logs and data: ${LOCAL_DIR}
 Ctrl-C stops both.

@@ -133,19 +133,25 @@ def test_evidently_html_report_is_written_and_linked(project, monkeypatch):
         assert "txn_count_1h" in text and "drift" in text.lower()
 
 
-def test_labels_pending_is_recorded_not_failed(project):
+def test_labels_pending_leaves_the_auc_check_not_evaluated(project):
+    """A week without labels yields no AUC check result: the check is planned and never evaluated
+    (Dagster resolves it as SKIPPED), never recorded as passed."""
+    from dagster import AssetCheckEvaluation
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
     defs = build_definitions()
     with instance_for_test() as instance:
         run_reference(defs, instance)
         last_week = "2026-09-07"  # labels arrive ~14 days late: none yet for the last week
         assert run_week(defs, instance, last_week).success
         auc = check_records(instance, "auc_not_below_champion", AssetKey(["fraud", "model_performance"]))[last_week]
-        assert auc.evaluation.passed
-        assert "labels pending" in (auc.evaluation.description or "")
+        assert auc.status == AssetCheckExecutionRecordStatus.PLANNED
+        assert not isinstance(auc.evaluation, AssetCheckEvaluation)  # only the "planned" event, no result
         perf = instance.get_latest_materialization_event(
             AssetKey(["fraud", "model_performance"])
         ).asset_materialization.metadata
         assert perf["status"].value == "labels_pending"
+        assert perf["check auc_not_below_champion"].value.startswith("not evaluated (labels pending: 0 of ")
 
 
 def test_auc_check_fails_on_labelled_drifted_week(project):
@@ -192,6 +198,8 @@ def test_backfill_from_the_cli_records_one_run_per_week(project, tmp_path, monke
     assert out.returncode == 0, out.stderr
     assert "3 window(s), 0 failed run(s)" in out.stdout
     assert "2026-08-17: run" in out.stdout and "feature_psi_below_retrain_threshold/ERROR" in out.stdout
+    lines = {line.split(":")[0]: line for line in out.stdout.splitlines() if line.startswith("2026-")}
+    assert "drift_alert failed" in lines["2026-08-17"] and "drift_alert failed" not in lines["2026-08-03"]
     with DagsterInstance.get() as instance:
         partitions = {r.dagster_run.tags.get("dagster/partition") for r in instance.get_run_records()}
     assert {"2026-08-03", "2026-08-10", "2026-08-17"} <= partitions
@@ -203,3 +211,28 @@ def test_backfill_from_the_cli_records_one_run_per_week(project, tmp_path, monke
         timeout=120,
     )
     assert bad.returncode == 2 and "not a partition" in bad.stderr
+
+
+def test_drift_alert_fails_only_for_the_week_that_failed_an_error_check(project):
+    """drift_alert's run fails for the drifted week (so the UI marks that partition failed) and
+    materialises for the stationary one; the window job itself succeeds on both."""
+    from dagster import DagsterEventType
+
+    from drift_assets.cli.demo import run_alert
+
+    defs = build_definitions()
+    alert = AssetKey(["fraud", "drift_alert"])
+    with instance_for_test() as instance:
+        run_reference(defs, instance)
+        for week in (STATIONARY, DRIFTED):
+            assert run_week(defs, instance, week).success
+        assert run_alert(defs, "fraud", STATIONARY, instance)
+        assert not run_alert(defs, "fraud", DRIFTED, instance)
+        assert instance.get_materialized_partitions(alert) == {STATIONARY}
+        failures = [
+            r.event_log_entry
+            for r in instance.get_records_for_run(
+                instance.get_runs(limit=1)[0].run_id, of_type=DagsterEventType.STEP_FAILURE
+            ).records
+        ]
+        assert failures and "feature_psi_below_retrain_threshold[txn_count_1h]" in str(failures[0].dagster_event)

@@ -24,6 +24,7 @@ from servers import (
     alertmanager_test_config,
     binary,
     free_port,
+    run,
     running_exporter,
     start_alertmanager,
     start_prometheus,
@@ -304,6 +305,17 @@ def test_start_local_script_runs_and_stops(tmp_path):
                 message="start-local ready",
             )
             assert requests.get(f"http://127.0.0.1:{am_port}/-/ready", timeout=5).status_code == 200
+            # Every URL the script prints answers 200 on Debian's packages (classic UI, the API),
+            # and the amtool command it suggests works.
+            printed = Path(tmp_path / "start-local.out").read_text()
+            urls = sorted(set(re.findall(r"http://[^\s)]+", printed)))
+            assert len(urls) >= 4, printed
+            statuses = {url: requests.get(url, timeout=10).status_code for url in urls}
+            assert set(statuses.values()) == {200}, statuses
+            amtool = re.search(r"amtool alert query --alertmanager.url=[^\s)]+", printed)
+            assert amtool, printed
+            query = run([binary("amtool"), *amtool.group(0).split()[1:]])
+            assert query.returncode == 0, query.stderr
             groups = requests.get(f"{prom}/api/v1/rules", timeout=5).json()["data"]["groups"]
             assert [g["name"] for g in groups] == ["ml_drift_alerts"]
             am_config = requests.get(f"http://127.0.0.1:{am_port}/api/v2/status", timeout=5).json()["config"][

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 DRIFTED = "2026-08-17"
+LABELS_PENDING = "2026-09-07"  # the last simulated week: no labels yet
 
 ASSETS_QUERY = """
 { assetNodes { assetKey { path } groupName
@@ -48,6 +49,11 @@ def test_webserver_shows_assets_and_failed_check_on_drifted_week(project, monkey
         assert (
             defs.resolve_job_def("fraud_window_job")
             .execute_in_process(partition_key=DRIFTED, instance=instance, run_config=QUIET)
+            .success
+        )
+        assert (
+            defs.resolve_job_def("fraud_window_job")
+            .execute_in_process(partition_key=LABELS_PENDING, instance=instance, run_config=QUIET)
             .success
         )
 
@@ -100,6 +106,20 @@ def test_webserver_shows_assets_and_failed_check_on_drifted_week(project, monkey
         assert drifted and drifted[0]["status"] == "FAILED"
         assert drifted[0]["evaluation"]["severity"] == "ERROR"
         assert "txn_count_1h" in drifted[0]["evaluation"]["description"]
+
+        # A label-pending week: the AUC check is not evaluated (SKIPPED), never "passed".
+        r = requests.post(
+            url,
+            json={
+                "query": EXECUTIONS_QUERY,
+                "variables": {"key": {"path": ["fraud", "model_performance"]}, "check": "auc_not_below_champion"},
+            },
+            timeout=30,
+        )
+        auc = {e["partition"]: e for e in r.json()["data"]["assetCheckExecutions"]}
+        assert auc[LABELS_PENDING]["status"] == "SKIPPED", auc[LABELS_PENDING]
+        assert auc[LABELS_PENDING]["evaluation"] is None
+        assert auc[DRIFTED]["status"] in ("SUCCEEDED", "FAILED")  # labelled: evaluated
     finally:
         proc.terminate()
         try:

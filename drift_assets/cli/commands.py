@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from drift_assets.stats.errors import DriftInputError
 
@@ -114,6 +115,33 @@ def _run_serve(args: argparse.Namespace) -> int:
     except (OSError, OverflowError) as exc:  # busy port, unknown host, address not on this machine
         reason = getattr(exc, "strerror", None) or str(exc)
         raise DriftInputError(f"serve-metrics: cannot listen on {args.host}:{args.port}: {reason}") from exc
+
+
+@command
+def _export_history(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export-history",
+        help="write every window's metrics as OpenMetrics with the window's own timestamps",
+        description="Write the results store's windows as an OpenMetrics file (the exporter's metric names and "
+        "labels, one sample per window at its window_end) for `promtool tsdb create-blocks-from openmetrics FILE "
+        "DIR`, so Prometheus and Grafana see every window, not only the latest.",
+    )
+    p.add_argument("--out", required=True, help="the OpenMetrics file to write (ends with # EOF)")
+    p.add_argument("--reports-root", help="results store root (default: the configured reports root)")
+    p.set_defaults(handler=_run_export_history)
+
+
+def _run_export_history(args: argparse.Namespace) -> int:
+    from drift_assets.alerting.history import collect_history, windows_by_model
+
+    history = collect_history(_results_store(args.reports_root))
+    with open(args.out, "w", encoding="utf-8") as out:
+        out.write(history.openmetrics())
+    for error in history.errors:
+        print(f"export-history: skipped {error}", file=sys.stderr)
+    windows = ", ".join(f"{model}: {n}" for model, n in windows_by_model(history).items()) or "none"
+    print(f"wrote {history.sample_count} samples to {args.out} (windows per monitor: {windows})")
+    return 0
 
 
 @command
@@ -271,7 +299,7 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    from drift_assets.cli.demo import QUIET, local_instance
+    from drift_assets.cli.demo import QUIET, local_instance, run_alert
     from drift_assets.definitions import build_definitions
 
     defs = build_definitions()
@@ -290,6 +318,8 @@ def _run_backfill(args: argparse.Namespace) -> int:
             checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
             status = "ok" if result.success else "FAILED"
             failed += not result.success
+            if result.success and not run_alert(defs, args.monitor, key, dagster_instance):
+                status += " (drift_alert failed: an ERROR check failed)"
             print(
                 f"{key}: run {result.run_id[:8]} {status}; failed checks: "
                 + (", ".join(f"{e.check_name}/{e.severity.value}" for e in checks) or "none")

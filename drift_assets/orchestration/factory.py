@@ -12,7 +12,13 @@ from dagster import Definitions
 
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.orchestration.environment import resources_for_environment
-from drift_assets.orchestration.jobs import reference_job, retraining_job, window_job
+from drift_assets.orchestration.jobs import (
+    alert_automation_sensor,
+    alert_job,
+    reference_job,
+    retraining_job,
+    window_job,
+)
 from drift_assets.orchestration.monitor_assets import build_monitor_assets
 from drift_assets.orchestration.notifications import notification_sensors
 from drift_assets.orchestration.retraining_assets import build_retraining_assets
@@ -24,14 +30,14 @@ from drift_assets.retraining.attempt import retraining_supported
 def monitor_definitions(monitor: MonitorConfig) -> Definitions:
     """Assets, jobs, the window schedule and the retraining sensor of one monitor."""
     window = window_job(monitor)
-    jobs = [window, reference_job(monitor)]
+    jobs = [window, alert_job(monitor), reference_job(monitor)]
     if retraining_supported(monitor):
         jobs.append(retraining_job(monitor))
     return Definitions(
         assets=[*build_monitor_assets(monitor), *build_retraining_assets(monitor)],
         jobs=jobs,
         schedules=[window_schedule(monitor, window)],
-        sensors=retraining_sensors([monitor]),
+        sensors=[*retraining_sensors([monitor]), alert_automation_sensor(monitor)],
     )
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import os
 
-from dagster import AssetSelection, define_asset_job, in_process_executor, multiprocess_executor
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    define_asset_job,
+    in_process_executor,
+    multiprocess_executor,
+)
 
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.orchestration.keys import RETRAINING_TAG, MonitorKeys
@@ -29,6 +36,29 @@ def window_job(monitor: MonitorConfig):
         partitions_def=partitions_for(monitor),
         executor_def=window_executor(),
         description=f"Evaluate one {monitor.cadence} window of monitor '{monitor.name}'.",
+    )
+
+
+def alert_job(monitor: MonitorConfig):
+    """The window's verdict (drift_alert): fails on a window whose drift report failed an ERROR check."""
+    return define_asset_job(
+        f"{monitor.name}_alert_job",
+        selection=AssetSelection.assets(MonitorKeys(monitor.name).drift_alert),
+        partitions_def=partitions_for(monitor),
+        description=f"Mark a {monitor.cadence} window of monitor '{monitor.name}' failed when its drift report "
+        "failed an ERROR check.",
+    )
+
+
+def alert_automation_sensor(monitor: MonitorConfig) -> AutomationConditionSensorDefinition:
+    """Under the daemon (``make dev``), materialise drift_alert for each window whose drift report was
+    just updated (its ``eager`` condition); running by default, unlike Dagster's own default sensor."""
+    return AutomationConditionSensorDefinition(
+        f"{monitor.name}_drift_alert_sensor",
+        target=AssetSelection.assets(MonitorKeys(monitor.name).drift_alert),
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description=f"Evaluate drift_alert of monitor '{monitor.name}' after each drift report.",
     )
 
 

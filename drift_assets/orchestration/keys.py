@@ -45,6 +45,10 @@ class MonitorKeys:
         return self.key("drift_report")
 
     @property
+    def drift_alert(self) -> AssetKey:
+        return self.key("drift_alert")
+
+    @property
     def model_performance(self) -> AssetKey:
         return self.key("model_performance")
 

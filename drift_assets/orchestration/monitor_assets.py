@@ -17,7 +17,9 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    AssetOut,
     AssetsDefinition,
+    AutomationCondition,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -25,6 +27,7 @@ from dagster import (
     TableColumn,
     TableSchema,
     asset,
+    multi_asset,
 )
 
 from drift_assets.alerting.exporter import push_once
@@ -75,6 +78,7 @@ def build_monitor_assets(monitor: MonitorConfig) -> list[AssetsDefinition]:
         reference_profile_asset(monitor),
         production_window_asset(monitor),
         drift_report_asset(monitor),
+        drift_alert_asset(monitor),
     ]
     if monitor.model_registry:
         assets.append(champion_model_asset(monitor))
@@ -230,9 +234,11 @@ def _wants_html(monitor: MonitorConfig, evaluation) -> bool:
     return setting is True
 
 
-def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None) -> dict:
+def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None, extra_checks=()) -> dict:
+    """The drift report's materialisation metadata. ``failed_checks`` lists every failing check of
+    the window, the sudden-change checks (evaluated outside ``result``) included."""
     s = result.summary()
-    failed = result.failed_checks()
+    failed = list(result.failed_checks()) + [o for o in extra_checks if not o.passed]
     metadata = {
         "rows": result.current_rows,
         "max_feature_psi": MetadataValue.float(float(s["max_feature_psi"] or 0.0)),
@@ -246,7 +252,8 @@ def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None
     }
     if s["prediction_psi"] is not None:
         metadata["prediction_psi"] = MetadataValue.float(float(s["prediction_psi"]))
-        metadata["prediction_ks_pvalue"] = MetadataValue.float(float(s["prediction_ks_pvalue"] or 1.0))
+    if s["prediction_ks_pvalue"] is not None:  # a p-value of 0 is the strongest evidence, not "no value"
+        metadata["prediction_ks_pvalue"] = MetadataValue.float(float(s["prediction_ks_pvalue"]))
     if html_uri:
         metadata["evidently_report"] = MetadataValue.path(html_uri)
     for name, value in (record.get("extra") or {}).items():
@@ -319,7 +326,9 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         skipped = sudden.skipped if sudden else None
         return MaterializeResult(
             value=record,
-            metadata=_drift_metadata(evaluation.result, record, results_uri, html_uri),
+            metadata=_drift_metadata(
+                evaluation.result, record, results_uri, html_uri, sudden.outcomes if sudden else ()
+            ),
             check_results=[
                 chk.fold_outcomes(monitor.checks[name], evaluation.outcomes, keys.drift_report, skipped_reason=skipped)
                 for name in drift_checks
@@ -327,6 +336,50 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         )
 
     return drift_report
+
+
+def failed_error_checks(record: dict) -> list[dict]:
+    """The ERROR checks a drift report's record failed (the sudden-change checks included)."""
+    return [c for c in record.get("checks", []) if not c["passed"] and c["severity"] == "ERROR"]
+
+
+def drift_alert_asset(monitor: MonitorConfig) -> AssetsDefinition:
+    """The window's verdict as a materialisation that fails when an ERROR check failed.
+
+    Dagster colours a partition by its last materialisation attempt, not by its checks: a drifted
+    week's drift_report stays green. This asset's failed attempt marks the week failed in its own
+    Partitions view and makes the catalog's health "degraded" (any failed partition), until the
+    week is re-evaluated and passes. It runs in its own job (``<monitor>_alert_job``), after the
+    window job, so the window job still succeeds on a drifted week (its measures are stored);
+    under the daemon it runs by declarative automation when the drift report updates.
+    """
+    keys = MonitorKeys(monitor.name)
+
+    @asset(
+        key=keys.drift_alert,
+        partitions_def=partitions_for(monitor),
+        ins={"drift_report": _in(keys.drift_report)},
+        group_name=monitor.name,
+        automation_condition=AutomationCondition.eager(),
+        description="Fails for a window whose drift report failed an ERROR check (the partition shows as "
+        "failed); materialised when none did.",
+        kinds={"json"},
+    )
+    def drift_alert(context: AssetExecutionContext, drift_report: dict) -> MaterializeResult:
+        failed = failed_error_checks(drift_report)
+        if failed:
+            names = ", ".join(f"{c['name']}[{c.get('column') or '-'}]" for c in failed)
+            raise Failure(
+                description=f"{monitor.name} window {context.partition_key}: {len(failed)} ERROR check(s) failed: "
+                f"{names}",
+                metadata={"failed_error_checks": MetadataValue.text(names), "partition": context.partition_key},
+                allow_retries=False,
+            )
+        return MaterializeResult(
+            metadata={"verdict": "no ERROR check failed", "checks_evaluated": len(drift_report.get("checks", []))}
+        )
+
+    return drift_alert
 
 
 def champion_model_asset(monitor: MonitorConfig) -> AssetsDefinition:
@@ -365,20 +418,29 @@ def champion_model_asset(monitor: MonitorConfig) -> AssetsDefinition:
 
 
 def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
+    """A multi-asset of one asset only for ``can_subset=True``: its check results are optional, so a
+    label-pending window yields none and Dagster shows the AUC check as not evaluated for it
+    (status SKIPPED: the run succeeded without evaluating the check), never as passed."""
     keys = MonitorKeys(monitor.name)
     partitions_def = partitions_for(monitor)
     performance_checks = [rule.name for rule in monitor.check_rules("model_performance")]
 
-    @asset(
-        key=keys.model_performance,
+    @multi_asset(
+        name=f"{monitor.name}__model_performance",
+        outs={
+            "model_performance": AssetOut(
+                key=keys.model_performance,
+                io_manager_key="json_io_manager",
+                description="AUC of the window's predictions once labels arrived (label delay "
+                f"~{monitor.labels.delay_days:g} days).",
+                kinds={"scikitlearn"},
+            )
+        },
         partitions_def=partitions_def,
         ins={"production_window": _in(keys.production_window), "champion_model": _in(keys.champion_model)},
         group_name=monitor.name,
-        io_manager_key="json_io_manager",
         check_specs=chk.check_specs(monitor, keys.model_performance, performance_checks, partitions_def),
-        description="AUC of the window's predictions once labels arrived (label delay "
-        f"~{monitor.labels.delay_days:g} days).",
-        kinds={"scikitlearn"},
+        can_subset=True,
     )
     def model_performance(
         context: AssetExecutionContext, storage: StorageResource, production_window: StoredTable, champion_model: dict
@@ -393,15 +455,25 @@ def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
         perf["champion_auc_reference"] = champion_auc
         record = record_performance(st.reports, monitor, window, perf)
         metadata = {k: v for k, v in perf.items() if isinstance(v, int | float | str) and v is not None}
-        pending = None
-        if perf["status"] != "ok":
-            pending = f"labels pending: {perf['labelled_rows']} of {perf['rows']} rows labelled"
-        return MaterializeResult(
+        evaluated = {o.name for o in outcomes}
+        for name in performance_checks:
+            if name not in evaluated:
+                reason = (
+                    f"labels pending: {perf['labelled_rows']} of {perf['rows']} rows labelled"
+                    if perf["status"] != "ok"
+                    else "no champion AUC to compare with"
+                )
+                metadata[f"check {name}"] = f"not evaluated ({reason})"
+        # Yielded: with optional check outputs the op has several outputs, and a returned
+        # MaterializeResult (a tuple) would be read as one value per output.
+        yield MaterializeResult(
+            asset_key=keys.model_performance,
             value=record,
             metadata=metadata,
             check_results=[
-                chk.fold_outcomes(monitor.checks[name], outcomes, keys.model_performance, skipped_reason=pending)
+                chk.fold_outcomes(monitor.checks[name], outcomes, keys.model_performance)
                 for name in performance_checks
+                if name in evaluated
             ],
         )
 
