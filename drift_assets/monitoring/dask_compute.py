@@ -55,9 +55,12 @@ CONNECT_TIMEOUT_SECONDS = 30
 @dataclass(frozen=True)
 class WindowRead:
     """What to read from each file: the window, its timestamp column, the schema the window is
-    conformed to, and the derived columns; ``table_name`` names the window in error messages."""
+    conformed to, and the derived columns; ``table_name`` names the window in error messages.
 
-    window: Window
+    ``window=None`` (``for_table``): every row of the files, the columns named in ``types`` read as
+    they are, as ``drift-assets compare`` reads its current table."""
+
+    window: Window | None
     timestamp_column: str
     types: Mapping[str, pa.DataType]
     derived: tuple[DerivedColumn, ...] = ()
@@ -72,6 +75,10 @@ class WindowRead:
             tuple(monitor.derived),
             f"{monitor.name} window {window.key}",
         )
+
+    @classmethod
+    def for_table(cls, types: Mapping[str, pa.DataType], table_name: str) -> WindowRead:
+        return cls(None, "", dict(types), (), table_name)
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,10 @@ def count_row_group(
 
     def selected() -> Iterator[pa.RecordBatch]:
         for batch in _row_group_batches(fs, path, task.row_group, list(types)):
+            if read.window is None:  # a whole table: rows as read
+                scan.rows += batch.num_rows
+                yield batch
+                continue
             rows = window_rows(
                 batch,
                 path,
