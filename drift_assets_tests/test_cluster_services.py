@@ -8,7 +8,10 @@ import os
 import uuid
 
 import psutil
+import pytest
 from cluster_servers import POSTGRES_USER, start_postgres, start_redis
+
+pytestmark = pytest.mark.slow  # PostgreSQL and Redis servers
 
 
 def listening_addresses(pid: int) -> set[str]:

@@ -54,6 +54,8 @@ from drift_assets.storage.root import Root
 from drift_assets.storage.s3 import s3_filesystem
 from drift_assets.storage.tables import TableReadError
 
+pytestmark = pytest.mark.slow  # scheduler and worker processes, moto, ~40 s in all
+
 DRIFTED_WEEK, STATIONARY_WEEK = "2026-08-17", "2026-08-03"
 ROWS_PER_ROW_GROUP = 100  # ~430 rows a day -> 5 row groups a file, ~34 tasks a week
 BUCKET, REGION = "dask-compute-test", "eu-west-1"
@@ -405,7 +407,7 @@ def _kill_when_half_done(client, victim, victim_address: str, n_tasks: int, sinc
     pytest.fail(f"could not kill the worker mid-window ({len(done)} of {n_tasks} tasks done)")
 
 
-@pytest.mark.slow  # ~20 s: its own cluster and a 1.8M-row window
+# ~20 s: its own cluster and a 1.8M-row window
 def test_a_worker_killed_mid_window_still_gives_the_exact_sum(setting, tmp_path):
     _, profile, _ = setting
     files, read = tiled_week(setting, tmp_path / "big", copies=600, rows_per_group=20_000)

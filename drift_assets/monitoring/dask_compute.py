@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -48,7 +49,8 @@ from drift_assets.storage.tables import BATCH_ROWS, TableReadError, resolve
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-# How long a client waits for a scheduler that is not (yet) there before failing with its address.
+# How long a client waits for a scheduler that is not (yet) there before failing with its address
+# (DRIFT_ASSETS_DASK_TIMEOUT overrides it, in seconds).
 CONNECT_TIMEOUT_SECONDS = 30
 
 
@@ -269,7 +271,8 @@ def _connected(client_or_address: Client | str) -> Iterator[Client]:
     if not isinstance(client_or_address, str) or not client_or_address.startswith(("tcp://", "tls://", "inproc://")):
         raise ValueError(f"dask scheduler address must look like tcp://host:port, got {client_or_address!r}")
     try:
-        client = Client(client_or_address, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=False)
+        timeout = float(os.environ.get("DRIFT_ASSETS_DASK_TIMEOUT") or CONNECT_TIMEOUT_SECONDS)
+        client = Client(client_or_address, timeout=timeout, set_as_default=False)
     except OSError as exc:
         raise ConnectionError(f"cannot reach the Dask scheduler at {client_or_address}: {exc}") from exc
     try:
