@@ -25,7 +25,7 @@ from support import write_monitors_file
 pytest.importorskip("dagster_postgres")
 pytest.importorskip("dagster_celery")
 
-pytestmark = pytest.mark.slow  # Postgres, Redis, a daemon, two workers and 9 runs: ~2 min
+pytestmark = pytest.mark.slow  # Postgres, Redis, a daemon, two workers, 9 runs: ~2.5 min
 
 CONFIG = REPO_ROOT / "deploy" / "dagster" / "dagster.postgres-celery.yaml"
 BIN = Path(sys.executable).parent
