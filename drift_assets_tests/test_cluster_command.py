@@ -1,6 +1,7 @@
 """`drift-assets cluster`: Postgres, Redis, a Dask scheduler and two workers, the Dagster webserver
 and daemon and two Celery workers start, each answers on 127.0.0.1 (and nothing listens anywhere
-else), and SIGTERM to the command stops every one of them, by process id."""
+else); the fraud reference and two weeks launched into it run as Celery tasks with each window's
+counts from the Dask workers; SIGTERM to the command stops every process, by process id."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from servers import REPO_ROOT
 
 pytest.importorskip("dagster_postgres")
 pytest.importorskip("dagster_celery")
 
-pytestmark = pytest.mark.slow  # ten processes, ~1 min
+pytestmark = pytest.mark.slow  # ten processes and three runs, ~2-3 min
 
+WEEKS = ["2026-08-10", "2026-08-17"]
 CLI = os.path.join(os.path.dirname(sys.executable), "drift-assets")
 SERVICES = {
     "postgres",
@@ -65,12 +68,58 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def test_the_cluster_starts_answers_on_loopback_and_stops_by_pid():
+def _dagster(doc: dict, *args: str) -> str:
+    env = {**os.environ, **doc["env"]}
+    out = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "dagster"), *args, "-w", str(REPO_ROOT / "workspace.yaml")],
+        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def _wait_for(instance, run_filter, n: int, timeout: float = 300) -> list:
+    from dagster import DagsterRunStatus
+
+    done = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = instance.get_runs(run_filter)
+        if len(runs) == n and all(r.status in done for r in runs):
+            return runs
+        time.sleep(1)
+    raise AssertionError(f"runs not finished in {timeout:g}s: {[(r.job_name, r.status) for r in runs]}")
+
+
+def _run_two_weeks(doc: dict, monkeypatch) -> None:
+    """The reference job and two weeks, launched into the cluster: queued, run by Celery workers,
+    each window's counts from the Dask workers."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    for name, value in doc["env"].items():
+        monkeypatch.setenv(name, value)
+    _dagster(doc, "job", "launch", "-j", "fraud_reference_job")
+    with DagsterInstance.get() as instance:
+        [reference] = _wait_for(instance, RunsFilter(job_name="fraud_reference_job"), 1)
+        assert reference.status == DagsterRunStatus.SUCCESS
+        out = _dagster(doc, "job", "backfill", "-j", "fraud_window_job", "--from", WEEKS[0], "--to", WEEKS[1],
+                       "--noprompt")  # fmt: skip
+        backfill = out.split("Launched backfill job `", 1)[1].split("`", 1)[0]
+        runs = _wait_for(instance, RunsFilter(tags={"dagster/backfill": backfill}), 2)
+        assert {r.tags["dagster/partition"]: r.status for r in runs} == dict.fromkeys(WEEKS, DagsterRunStatus.SUCCESS)
+        for run in runs:
+            assert "dagster-celery/task_id" in run.tags
+            messages = [e.user_message for e in instance.all_logs(run.run_id)]
+            assert any("window counts from the Dask scheduler at " + doc["dask_scheduler"] in m for m in messages)
+
+
+def test_the_cluster_starts_answers_on_loopback_runs_weeks_and_stops_by_pid(project, monkeypatch):
     # Outside pytest's 0700 tmp tree: PostgreSQL runs as an unprivileged user that must reach it.
     directory = Path(tempfile.mkdtemp(prefix="drift-assets-cluster-"))
     directory.chmod(0o755)
     state = directory / "state"
-    command = subprocess.Popen(
+    monkeypatch.setenv("DRIFT_ASSETS_HTML_REPORTS", "0")
+    command = subprocess.Popen(  # inherits the project's data, assets and reports roots
         [CLI, "cluster", "--dir", str(state)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
@@ -100,6 +149,7 @@ def test_the_cluster_starts_answers_on_loopback_and_stops_by_pid():
         env_sh = (state / "env.sh").read_text()
         assert f"export DRIFT_ASSETS_DASK_ADDRESS={doc['dask_scheduler']}" in env_sh
         assert "export DRIFT_ASSETS_COMPUTE=dask" in env_sh
+        _run_two_weeks(doc, monkeypatch)
     finally:
         command.send_signal(signal.SIGTERM)
         output, _ = command.communicate(timeout=180)
