@@ -12,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test test-fast lint format system-deps dev alerting metrics bench clean setup
+.PHONY: demo test test-fast lint format system-deps dev alerting metrics bench clean setup cluster
 
 setup: $(VENV)/.installed $(DVC_VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
@@ -37,6 +37,12 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 demo: setup
 	$(VENV)/bin/drift-assets demo
+
+# Postgres, Redis, Dask (scheduler + 2 workers), Dagster webserver + daemon and 2 Celery workers on
+# 127.0.0.1 (deploy/dagster/dagster.postgres-celery.yaml); Ctrl-C stops them. State in .cluster/.
+cluster: setup
+	$(PY) -m pip install --quiet -e ".[dev,cluster]"
+	$(VENV)/bin/drift-assets cluster --dir .cluster
 
 # The full suite: real Prometheus/Alertmanager/Pushgateway, moto's S3 server, dvc repro, Dagster's
 # webserver. System packages are installed first when this is root with apt-get; otherwise the

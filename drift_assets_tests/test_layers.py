@@ -38,8 +38,18 @@ ALLOWED = {
 }
 # Third-party packages some layers must not import.
 FORBIDDEN_THIRD_PARTY = {
-    "stats": {"dagster", "dagster_aws", "evidently", "pandas", "prometheus_client", "boto3", "requests"},
-    "storage": {"dagster", "dagster_aws", "evidently", "prometheus_client"},
+    "stats": {
+        "dagster",
+        "dagster_aws",
+        "evidently",
+        "pandas",
+        "prometheus_client",
+        "boto3",
+        "requests",
+        "dask",
+        "distributed",
+    },
+    "storage": {"dagster", "dagster_aws", "evidently", "prometheus_client", "dask", "distributed"},
     "monitoring": {"dagster", "dagster_aws", "prometheus_client"},
     "retraining": {"dagster", "dagster_aws", "prometheus_client", "evidently"},
     "alerting": {"dagster", "dagster_aws", "evidently"},

@@ -161,7 +161,10 @@ def run_compare(args: argparse.Namespace) -> int:
 
         rules = load_monitors(args.monitors_file).get(args.monitor).rules
     profile = fit_profile(reference, specs, psi_bins=args.bins, table_name=reference.display)
-    window = summarize(profile, current.batches(names), table_name=current.display)
+    if args.dask:
+        window = summarize_on_dask(args.dask, profile, current, {n: current_schema.field(n).type for n in names})
+    else:
+        window = summarize(profile, current.batches(names), table_name=current.display)
     if window.problems:
         raise DriftInputError("; ".join(window.problems.values()))
     result = compare(profile, window, rules, top_features=top, table_name=current.display)
@@ -188,6 +191,24 @@ def run_compare(args: argparse.Namespace) -> int:
         if args.html:
             print(f"Evidently report: {args.html}")
     return EXIT_ERROR_CHECK_FAILED if result.failed_checks("ERROR") else EXIT_OK
+
+
+def summarize_on_dask(address: str, profile, current: TableSource, types: dict[str, pa.DataType]):
+    """CURRENT's counts on the Dask scheduler at ``address``: one task per parquet row group, the
+    profile scattered once, the parts added here. Workers open the files themselves (local paths
+    must exist on every worker; s3:// URIs are read with each worker's own AWS environment)."""
+    from drift_assets.monitoring.dask_compute import WindowRead, summarize_window_on_dask
+    from drift_assets.storage.s3 import display_path
+
+    locations = [display_path(current.filesystem, f) for f in current.files()]
+    locations = [f if f.startswith("s3://") else os.path.abspath(f) for f in locations]  # workers' cwd differs
+    not_parquet = [f for f in locations if not f.endswith((".parquet", ".pq"))]
+    if not_parquet:
+        raise DriftInputError(f"{not_parquet[0]}: --dask reads parquet files only (split in row groups)")
+    try:
+        return summarize_window_on_dask(address, profile, locations, WindowRead.for_table(types, current.display))
+    except ConnectionError as exc:
+        raise DriftInputError(f"--dask {address}: {exc}") from exc
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -277,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CHAR",
         type=_delimiter,
         help="separator of CSV inputs (default: detected from the header: one of , ; tab |)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="count CURRENT on the Dask scheduler at ADDRESS (tcp://host:port), one task per parquet row group",
     )
     p.set_defaults(handler=run_compare)
 

@@ -62,6 +62,29 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 @command
+def _cluster(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cluster",
+        help="run Postgres, Redis, Dask, the Dagster webserver/daemon and Celery workers on 127.0.0.1",
+        description="Start the distributed stack on this machine (deploy/dagster/dagster.postgres-celery.yaml): "
+        "PostgreSQL initialised in DIR, Redis, a Dask scheduler and workers, the Dagster webserver and daemon "
+        "and Celery workers, all on 127.0.0.1 and free ports; print the addresses and write DIR/env.sh; run "
+        "until Ctrl-C or SIGTERM, then stop every process by its id. Needs the 'cluster' extra "
+        "(dagster-postgres, dagster-celery[redis]), PostgreSQL 15 binaries and redis-server.",
+    )
+    p.add_argument("--dir", default=".cluster", help="state directory (Postgres data, logs, env.sh; default .cluster)")
+    p.add_argument("--dask-workers", type=int, default=2)
+    p.add_argument("--celery-workers", type=int, default=2)
+    p.set_defaults(handler=run_cluster)
+
+
+def run_cluster(args: argparse.Namespace) -> int:
+    from drift_assets.cli.cluster import run_cluster as run
+
+    return run(args)
+
+
+@command
 def _demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",

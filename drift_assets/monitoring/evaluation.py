@@ -5,7 +5,7 @@ calls ``evaluate_window`` and so can a test that sweeps hundreds of hours in sec
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -59,14 +59,20 @@ def evaluate_window(
     monitor: MonitorConfig,
     profile: ReferenceProfile,
     window: Window,
-    batches: Iterable[pa.RecordBatch],
+    batches: Iterable[pa.RecordBatch] | WindowSummary,
     *,
     data: Root,
     counts_store: Root | None = None,
     problems: dict[str, str] | None = None,
 ) -> WindowEvaluation:
+    """The window's measures and checks, from its record batches (summarised here) or from a ready
+    ``WindowSummary`` (counted elsewhere, e.g. one task per row group on a Dask cluster: counts
+    add, so the statistics that follow are the same)."""
     name = f"{monitor.name} window {window.key}"
-    summary = summarize(profile, batches, table_name=name)
+    if isinstance(batches, WindowSummary):
+        summary = replace(batches, problems=dict(batches.problems))  # problems are added below, not to the caller's
+    else:
+        summary = summarize(profile, batches, table_name=name)
     for column, reason in (problems or {}).items():
         summary.problems.setdefault(column, reason)
     result = compare(

@@ -221,18 +221,38 @@ def stream_window(
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of the rows in ``window`` in the schema ``types``, with derived columns added."""
     scan = scan if scan is not None else WindowScan()
-    start = pa.scalar(window.start, type=pa.timestamp("us", tz="UTC"))
-    end = pa.scalar(window.end, type=pa.timestamp("us", tz="UTC"))
     for path in log_files(root, log, window):
         scan.files.append(path)
         for batch in iter_file_batches(root.filesystem, path, list(types)):
-            ts = _timestamps(batch, timestamp_column, path)
-            ts = ts.cast(pa.timestamp("us", tz="UTC"))
-            mask = pc.and_(pc.greater_equal(ts, start), pc.less(ts, end))
-            selected = batch.filter(mask)
-            if selected.num_rows == 0:
-                continue
-            scan.rows += selected.num_rows
-            scan.observe(ts.filter(mask))
-            conformed = conform_batch(selected, types, path, scan.problems, frozenset(optional_columns(derived)))
-            yield apply_derived(conformed, derived, table_name=path)
+            selected = window_rows(
+                batch, path, window, timestamp_column=timestamp_column, types=types, derived=derived, scan=scan
+            )
+            if selected is not None:
+                yield selected
+
+
+def window_rows(
+    batch: pa.RecordBatch,
+    path: str,
+    window: Window,
+    *,
+    timestamp_column: str,
+    types: dict[str, pa.DataType],
+    derived: Sequence[DerivedColumn],
+    scan: WindowScan,
+) -> pa.RecordBatch | None:
+    """The rows of one batch of ``path`` that fall in ``window``, conformed to ``types`` and with
+    derived columns added; None when no row is in the window. Rows, timestamps and column problems
+    are recorded in ``scan``. One function for every reader (streamed here, or one parquet row
+    group per task on a cluster), so both count the same rows the same way."""
+    start = pa.scalar(window.start, type=pa.timestamp("us", tz="UTC"))
+    end = pa.scalar(window.end, type=pa.timestamp("us", tz="UTC"))
+    ts = _timestamps(batch, timestamp_column, path).cast(pa.timestamp("us", tz="UTC"))
+    mask = pc.and_(pc.greater_equal(ts, start), pc.less(ts, end))
+    selected = batch.filter(mask)
+    if selected.num_rows == 0:
+        return None
+    scan.rows += selected.num_rows
+    scan.observe(ts.filter(mask))
+    conformed = conform_batch(selected, types, path, scan.problems, frozenset(optional_columns(derived)))
+    return apply_derived(conformed, derived, table_name=path)

@@ -3,6 +3,9 @@
 ``DRIFT_ASSETS_ENV=local`` (the default): files under the project (data/, reports/), Dagster's SQLite
 instance under DAGSTER_HOME. ``DRIFT_ASSETS_ENV=s3``: the same layout under
 ``s3://$DRIFT_ASSETS_S3_BUCKET/$DRIFT_ASSETS_S3_PREFIX`` through dagster-aws's S3Resource settings.
+
+Where a window's counts are computed: ``DRIFT_ASSETS_COMPUTE=in_process`` (the default) or ``dask``
+with ``DRIFT_ASSETS_DASK_ADDRESS=tcp://host:port`` (a Dask scheduler; see ``ComputeResource``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from drift_assets.orchestration.io_managers import JsonIOManager, ParquetIOManag
 from drift_assets.orchestration.resources import (
     DvcResource,
     NotifierResource,
+    compute_resource,
     local_storage_resource,
     s3_storage_resource,
 )
@@ -31,6 +35,7 @@ def resources_for_environment(env: str | None = None) -> dict:
     dvc_defaults = DvcResource()
     return {
         "storage": storage,
+        "compute": compute_resource(),
         "parquet_io_manager": ParquetIOManager(storage=storage),
         "json_io_manager": JsonIOManager(storage=storage),
         "dvc": DvcResource(

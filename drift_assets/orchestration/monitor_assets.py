@@ -57,7 +57,7 @@ from drift_assets.orchestration import checks as chk
 from drift_assets.orchestration.io_managers import BatchStream, StoredTable
 from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
-from drift_assets.orchestration.resources import StorageResource
+from drift_assets.orchestration.resources import ComputeResource, StorageResource
 from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, fit_profile
 from drift_assets.storage.root import sha256_of_files
 
@@ -286,6 +286,7 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
     def drift_report(
         context: AssetExecutionContext,
         storage: StorageResource,
+        compute: ComputeResource,
         reference_profile: dict,
         production_window: StoredTable,
         reference_data: StoredTable,
@@ -300,7 +301,7 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             monitor,
             profile,
             window,
-            production_window.batches(profile.column_names()),
+            _window_counts(context, compute, monitor, profile, window, st.data, production_window),
             data=st.data,
             counts_store=st.assets,
             problems=problems,
@@ -380,6 +381,19 @@ def drift_alert_asset(monitor: MonitorConfig) -> AssetsDefinition:
         )
 
     return drift_alert
+
+
+def _window_counts(context, compute: ComputeResource, monitor, profile, window, data, production_window):
+    """The window's batches to summarise here, or (compute=dask) its counts from the cluster, read
+    from the log one task per parquet row group."""
+    if not compute.on_cluster:
+        return production_window.batches(profile.column_names())
+    try:
+        counts = compute.window_summary(monitor, profile, window, data)
+    except (DriftInputError, ConnectionError) as exc:
+        raise Failure(description=f"{monitor.name} window {window.key}: {exc}") from exc
+    context.log.info(f"window counts from the Dask scheduler at {compute.dask_address}: {counts.rows:,} rows")
+    return counts
 
 
 def champion_model_asset(monitor: MonitorConfig) -> AssetsDefinition:

@@ -1,4 +1,5 @@
-"""Dagster resources (storage, DVC, notifier); ``environment.resources_for_environment`` picks them.
+"""Dagster resources (storage, compute, DVC, notifier); ``environment.resources_for_environment``
+picks them.
 
 ``DRIFT_ASSETS_ENV=local`` (the default): files under the project (data/, reports/), Dagster's SQLite
 instance under DAGSTER_HOME. ``DRIFT_ASSETS_ENV=s3``: the same layout under
@@ -16,6 +17,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from dagster_aws.s3 import S3Resource
 
 from drift_assets.monitoring.config import PROJECT_ROOT
+from drift_assets.stats.summary import WindowSummary
 from drift_assets.storage.root import Storage
 
 
@@ -89,6 +91,49 @@ class StorageResource(ConfigurableResource):
         return upload_file(self.s3_resource().get_client(), str(local_path), target.uri_of(relative), content_type)
 
 
+COMPUTE_KINDS = ("in_process", "dask")
+
+
+class ComputeResource(ConfigurableResource):
+    """Where a window's counts are computed.
+
+    ``in_process`` (the default): the ``drift_report`` step streams the stored ``production_window``
+    in its own process. ``dask``: the window's log files are split into one task per parquet row
+    group on the Dask scheduler at ``dask_address`` (``tcp://host:port``); the reference profile is
+    scattered to the workers once, each task returns its row group's counts, and the sums are added
+    here (``monitoring.dask_compute``). Workers open local paths or ``s3://`` URIs themselves, with
+    their own environment's endpoint and credentials, so every worker must see the data root.
+    Counts are equal to the in-process ones; the float sums behind means and Wasserstein distances
+    agree to rounding (~1e-15 relative), so measures and checks are the same.
+    """
+
+    kind: str = "in_process"
+    dask_address: str = ""
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.kind == "dask"
+
+    def validate(self) -> None:
+        if self.kind not in COMPUTE_KINDS:
+            raise ValueError(f"compute kind must be one of {', '.join(COMPUTE_KINDS)}, got {self.kind!r}")
+        if self.on_cluster and not self.dask_address.startswith(("tcp://", "tls://")):
+            raise ValueError(
+                f"compute kind 'dask' needs a scheduler address like tcp://host:8786 "
+                f"(DRIFT_ASSETS_DASK_ADDRESS), got {self.dask_address!r}"
+            )
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self.validate()
+
+    def window_summary(self, monitor, profile, window, data) -> WindowSummary:
+        """The window's counts from the cluster (``kind='dask'`` only)."""
+        from drift_assets.monitoring.dask_compute import WindowRead, summarize_window_on_dask, window_locations
+
+        files = window_locations(data, monitor.log, window)
+        return summarize_window_on_dask(self.dask_address, profile, files, WindowRead.for_monitor(monitor, window))
+
+
 class DvcResource(ConfigurableResource):
     """The DVC CLI in its own virtualenv (DVC and Dagster conflict on antlr4 in one environment)."""
 
@@ -120,6 +165,17 @@ def default_s3_resource() -> S3Resource:
     from drift_assets.storage.s3 import MAX_ATTEMPTS, endpoint_from_env, region_from_env
 
     return S3Resource(endpoint_url=endpoint_from_env(), region_name=region_from_env(), max_attempts=MAX_ATTEMPTS)
+
+
+def compute_resource() -> ComputeResource:
+    """``DRIFT_ASSETS_COMPUTE=in_process|dask`` (default in_process) and, for dask,
+    ``DRIFT_ASSETS_DASK_ADDRESS=tcp://host:port``. A bad value fails when definitions load."""
+    resource = ComputeResource(
+        kind=os.environ.get("DRIFT_ASSETS_COMPUTE", "in_process") or "in_process",
+        dask_address=os.environ.get("DRIFT_ASSETS_DASK_ADDRESS", ""),
+    )
+    resource.validate()
+    return resource
 
 
 def s3_storage_resource() -> StorageResource:

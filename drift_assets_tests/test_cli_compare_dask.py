@@ -1,0 +1,112 @@
+"""`drift-assets compare --dask ADDRESS`: CURRENT counted on a real scheduler and two workers
+(processes on 127.0.0.1), one task per parquet row group, gives the same result as counting it in
+the CLI's process; bad input still exits 2 with one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+from cluster_servers import start_dask_cluster
+from servers import free_port
+from test_cli_compare import ROLE_ARGS, table
+
+pytestmark = pytest.mark.slow  # a Dask cluster and CLI subprocesses, ~20 s
+
+CLI = os.path.join(os.path.dirname(sys.executable), "drift-assets")
+
+
+def run(*args, env=None):
+    env = {**os.environ, **(env or {})}
+    return subprocess.run([CLI, "compare", *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with start_dask_cluster(tmp_path_factory.mktemp("cluster"), n_workers=2) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    base = tmp_path_factory.mktemp("compare")
+    pq.write_table(table(20_000, 1), base / "ref.parquet")
+    # A directory of two files, 1,000-row row groups: 12 tasks.
+    (base / "drifted").mkdir()
+    pq.write_table(table(5_000, 3, shift=1.0, new_category=True), base / "drifted" / "a.parquet", row_group_size=1_000)
+    pq.write_table(table(7_000, 4, shift=1.0), base / "drifted" / "b.parquet", row_group_size=1_000)
+    pq.write_table(table(5_000, 2), base / "same.parquet", row_group_size=1_000)
+    pa_csv.write_csv(table(1_000, 5), base / "current.csv")
+    return base
+
+
+def _assert_same_result(actual: dict, expected: dict) -> None:
+    assert actual["current_rows"] == expected["current_rows"]
+    assert set(actual["columns"]) == set(expected["columns"])
+    for name, column in expected["columns"].items():
+        for key, value in column.items():
+            got = actual["columns"][name][key]
+            if isinstance(value, float):
+                assert got == pytest.approx(value, rel=1e-9, abs=1e-12), (name, key)
+            else:
+                assert got == value, (name, key)
+    checks = lambda doc: sorted((c["name"], c.get("column"), c["passed"], c["severity"]) for c in doc["checks"])  # noqa: E731
+    assert checks(actual) == checks(expected)
+
+
+@pytest.mark.parametrize(("current", "exit_code"), [("same.parquet", 0), ("drifted", 1)])
+def test_counts_on_the_cluster_give_the_in_process_result(files, cluster, current, exit_code):
+    here = run(files / "ref.parquet", files / current, *ROLE_ARGS, "--json", "-")
+    with cluster.client() as client:
+        client.get_task_stream(start=time.time())  # registers the scheduler's task-stream plugin
+        since = time.time()
+        there = run(files / "ref.parquet", files / current, *ROLE_ARGS, "--json", "-", "--dask", cluster.address)
+        tasks = [r for r in client.get_task_stream(start=since) if "count-row-group" in str(r["key"])]
+    assert len(tasks) == (5 if current == "same.parquet" else 12)  # one per row group
+    assert len({r["worker"] for r in tasks}) == 2
+    assert here.returncode == there.returncode == exit_code, there.stderr
+    expected, actual = json.loads(here.stdout), json.loads(there.stdout)
+    assert expected["current_rows"] == (5_000 if current == "same.parquet" else 12_000)
+    _assert_same_result(actual, expected)
+
+
+def test_relative_paths_are_resolved_before_the_workers_open_them(files, cluster):
+    out = subprocess.run(
+        [CLI, "compare", "ref.parquet", "drifted", *ROLE_ARGS, "--json", "-", "--dask", cluster.address],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=files,
+    )
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["current_rows"] == 12_000
+
+
+def test_a_csv_current_table_is_refused_in_one_line(files, cluster):
+    out = run(files / "ref.parquet", files / "current.csv", *ROLE_ARGS, "--dask", cluster.address)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "current.csv" in out.stderr and "--dask reads parquet files only" in out.stderr
+
+
+def test_an_unreachable_or_malformed_address_exits_2_in_one_line(files):
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    out = run(
+        files / "ref.parquet",
+        files / "same.parquet",
+        *ROLE_ARGS,
+        "--dask",
+        address,
+        env={"DRIFT_ASSETS_DASK_TIMEOUT": "1"},
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and address in out.stderr and "Traceback" not in out.stderr
+    bad = run(files / "ref.parquet", files / "same.parquet", *ROLE_ARGS, "--dask", "127.0.0.1:8786")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "tcp://host:port" in bad.stderr and "'127.0.0.1:8786'" in bad.stderr
