@@ -20,7 +20,7 @@ setup: $(VENV)/.installed $(DVC_VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,cluster]"
 	touch $@
 
 # DVC in its own environment: it pins antlr4 4.9, which breaks Dagster's asset-selection parser.
@@ -41,7 +41,6 @@ demo: setup
 # Postgres, Redis, Dask (scheduler + 2 workers), Dagster webserver + daemon and 2 Celery workers on
 # 127.0.0.1 (deploy/dagster/dagster.postgres-celery.yaml); Ctrl-C stops them. State in .cluster/.
 cluster: setup
-	$(PY) -m pip install --quiet -e ".[dev,cluster]"
 	$(VENV)/bin/drift-assets cluster --dir .cluster
 
 # The full suite: real Prometheus/Alertmanager/Pushgateway, moto's S3 server, dvc repro, Dagster's
@@ -65,8 +64,8 @@ format: $(VENV)/.installed
 
 # Debian packages the tests start (never as services; chromium drives the browser test). policy-rc.d keeps the packages' own
 # service scripts from starting anything on install.
-SYSTEM_BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-pushgateway chromium
-SYSTEM_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway chromium
+SYSTEM_BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-pushgateway chromium redis-server
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway chromium redis-server
 system-deps:
 	@missing=""; for b in $(SYSTEM_BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
