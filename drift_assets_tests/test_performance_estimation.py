@@ -20,6 +20,7 @@ from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from drift_assets.simulate.calibrated_scores import FRAUD_1_PERCENT, FRAUD_2_PERCENT, random_covariate_shift
 from drift_assets.stats.calibration import CalibrationMap, pool_adjacent_violators
+from drift_assets.stats.checks import estimated_auc_check
 from drift_assets.stats.errors import EmptyWindowError, ProfileError, SchemaError
 from drift_assets.stats.performance_estimation import (
     ESTIMATED_AUC_VS_CHAMPION,
@@ -32,11 +33,11 @@ from drift_assets.stats.performance_estimation import (
     count_scores,
     count_window,
     estimate_performance,
-    estimated_auc_check,
     fit_performance_estimator,
     realized_performance,
 )
 from drift_assets.stats.profile import ColumnSpec, fit_profile
+from drift_assets.stats.rules import DecisionRules
 from drift_assets.stats.summary import summarize
 
 NO_SHIFT = (np.zeros(3), np.ones(3))
@@ -362,8 +363,8 @@ def _estimate_with_auc(value: float, lower: float, upper: float) -> PerformanceE
 
 def test_estimated_auc_check_fails_only_when_the_upper_bound_is_below_champion_minus_drop():
     champion = 0.86
-    failing = estimated_auc_check(_estimate_with_auc(0.80, 0.77, 0.8399), champion, auc_drop_error=0.02)
-    passing = estimated_auc_check(_estimate_with_auc(0.80, 0.77, 0.8401), champion, auc_drop_error=0.02)
+    failing = estimated_auc_check(_estimate_with_auc(0.80, 0.77, 0.8399), champion, DecisionRules(auc_drop_error=0.02))
+    passing = estimated_auc_check(_estimate_with_auc(0.80, 0.77, 0.8401), champion, DecisionRules(auc_drop_error=0.02))
     assert (failing.passed, passing.passed) == (False, True)
     assert failing.name == ESTIMATED_AUC_VS_CHAMPION and failing.severity == "ERROR"
     assert failing.value == 0.8399 and failing.threshold == pytest.approx(0.84)
@@ -387,7 +388,9 @@ def simulate_windows(estimator, *, rows, windows, seed, model, shift=True, draws
         auc = estimate.roc_auc
         out["estimated"][w], out["lower"][w], out["upper"][w] = auc.value, auc.lower, auc.upper
         out["realized"][w] = roc_auc_score(target, scores)
-        out["check_failed"][w] = not estimated_auc_check(estimate, estimator.champion_auc, 0.02).passed
+        out["check_failed"][w] = not estimated_auc_check(
+            estimate, estimator.champion_auc, DecisionRules(auc_drop_error=0.02)
+        ).passed
     out["error"] = out["estimated"] - out["realized"]
     out["covered"] = (out["lower"] <= out["realized"]) & (out["realized"] <= out["upper"])
     return out
@@ -431,7 +434,9 @@ def test_estimated_auc_check_fires_when_a_shift_halves_the_ranking_power(estimat
     scores, target = fraud_like(rng, 10_000, np.zeros(3), np.full(3, 0.4), model=FRAUD_2_PERCENT)
     estimate = estimate_performance(estimator_2_percent, count_scores(estimator_2_percent, scores))
     assert roc_auc_score(target, scores) < estimator_2_percent.champion_auc - 0.05
-    assert not estimated_auc_check(estimate, estimator_2_percent.champion_auc, 0.02).passed
+    assert not estimated_auc_check(
+        estimate, estimator_2_percent.champion_auc, DecisionRules(auc_drop_error=0.02)
+    ).passed
 
 
 @pytest.mark.slow

@@ -86,7 +86,7 @@ from drift_assets.stats.calibration import (
     reliability_by_decile,
 )
 from drift_assets.stats.errors import DriftInputError, EmptyWindowError, ProfileError, SchemaError
-from drift_assets.stats.rules import DEFAULT_AUC_DROP_ERROR, CheckOutcome
+from drift_assets.stats.rules import ESTIMATED_AUC_VS_CHAMPION
 from drift_assets.stats.validation import numeric_values
 
 ESTIMATOR_FORMAT = "drift_assets.performance_estimator"
@@ -109,12 +109,6 @@ DRAWS_CHUNK = 250
 SIMULATION_P_RESOLUTION = 0.02
 SIMULATION_P_FLOOR = 1e-4
 METRICS: tuple[str, ...] = ("roc_auc", "precision", "recall", "f1", "accuracy")
-
-ESTIMATED_AUC_VS_CHAMPION = "estimated_auc_not_below_champion"
-ESTIMATED_AUC_DESCRIPTION = (
-    "The upper bound of the estimated AUC's band is no more than auc_drop_error below the champion's"
-    " AUC (performance estimated from calibrated scores, before labels arrive)"
-)
 
 
 class PerformanceInputError(DriftInputError):
@@ -746,37 +740,6 @@ def realized_performance(estimator: PerformanceEstimator, counts: ScoreCounts) -
     return RealizedPerformance(counts.total_labelled, int(positives.sum()), confusion, metrics)
 
 
-def estimated_auc_check(
-    estimate: PerformanceEstimate, champion_auc: float, auc_drop_error: float = DEFAULT_AUC_DROP_ERROR
-) -> CheckOutcome:
-    """ERROR when even the band's upper bound is more than ``auc_drop_error`` below the champion.
-
-    Using the upper bound makes the check fail only when the drop is beyond the window's noise; an
-    AUC that cannot be estimated (no expected positive) passes, with ``estimable: False``.
-    """
-    auc = estimate.roc_auc
-    threshold = champion_auc - auc_drop_error
-    estimable = math.isfinite(auc.upper)
-    return CheckOutcome(
-        ESTIMATED_AUC_VS_CHAMPION,
-        None,
-        passed=(auc.upper >= threshold) if estimable else True,
-        severity="ERROR",
-        value=auc.upper,
-        threshold=threshold,
-        description=ESTIMATED_AUC_DESCRIPTION,
-        details={
-            "estimated_auc": auc.value,
-            "lower": auc.lower,
-            "upper": auc.upper,
-            "champion_auc": champion_auc,
-            "auc_drop_error": auc_drop_error,
-            "rows": estimate.rows,
-            "estimable": estimable,
-        },
-    )
-
-
 __all__ = [
     "DEFAULT_THRESHOLD",
     "ESTIMATED_AUC_VS_CHAMPION",
@@ -791,7 +754,6 @@ __all__ = [
     "count_scores",
     "count_window",
     "estimate_performance",
-    "estimated_auc_check",
     "fit_performance_estimator",
     "probability_scores",
     "realized_performance",
