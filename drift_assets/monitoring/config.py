@@ -130,6 +130,11 @@ class MonitorConfig:
             have |= {"sudden_rates"} if self.sudden_change.rates else set()
         return have
 
+    @property
+    def estimates_performance(self) -> bool:
+        """A probability prediction with labels and a champion: the performance estimator is fitted."""
+        return {"prediction", "labels", "probability_prediction"} <= self.capabilities()
+
     def check_rules(self, asset: str) -> list[CheckRule]:
         """The checks of one asset ("drift_report" or "model_performance") for this monitor, in order."""
         return self.checks.for_asset(asset, self.capabilities())  # type: ignore[arg-type]
