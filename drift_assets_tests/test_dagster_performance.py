@@ -6,6 +6,7 @@ sensor's ``require_performance_impact``. On an on-disk instance (``instance_for_
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,8 +14,9 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, instance_for_test
 from support import write_monitors_file
 
-from drift_assets.cli.demo import evaluate_sensor
+from drift_assets.cli.demo import evaluate_sensor, performance_line, retraining_decision
 from drift_assets.definitions import build_definitions
+from drift_assets.monitoring.config import load_monitors
 from drift_assets.stats.calibration import CalibrationMap
 
 pytestmark = pytest.mark.slow  # Dagster runs
@@ -67,8 +69,9 @@ def test_every_window_has_an_estimate_and_labelled_ones_are_reconciled(project):
         ).asset_materialization.metadata
         assert estimator["reference_rows"].value == 10_000
         assert estimator["brier_score_calibrated"].value <= estimator["brier_score_raw"].value + 1e-12
+        results = {}
         for week in (PENDING, LABELLED):
-            run_job(defs, instance, "fraud_window_job", week)
+            results[week] = run_job(defs, instance, "fraud_window_job", week)
             metadata = instance.get_latest_materialization_event(PERFORMANCE).asset_materialization.metadata
             assert {"estimated_roc_auc", "estimated_auc_lower", "estimated_auc_upper"} <= set(metadata)
 
@@ -99,6 +102,19 @@ def test_every_window_has_an_estimate_and_labelled_ones_are_reconciled(project):
         metadata = instance.get_latest_materialization_event(PERFORMANCE).asset_materialization.metadata
         assert metadata["realized_roc_auc"].value == pytest.approx(realized["roc_auc"])
         assert metadata["estimate_error_auc"].value == pytest.approx(error["roc_auc"])
+
+        # The demo's per-week line: estimate with band, realized (or pending), the retraining decision.
+        storage, monitor = defs.resources["storage"].storage(), load_monitors().get("fraud")
+        line = performance_line(storage, monitor, LABELLED, results[LABELLED])
+        expected = (
+            f"estimated AUC {band['roc_auc']:.2f} [{band['lower']:.2f}, {band['upper']:.2f}]"
+            f" | realized {realized['roc_auc']:.2f} | "
+        )
+        assert line.startswith(expected), line
+        assert re.fullmatch(
+            r"estimated AUC 0\.\d\d \[0\.\d\d, (0|1)\.\d\d\] \| realized pending \(0% labelled\) \| .+",
+            performance_line(storage, monitor, PENDING, results[PENDING]),
+        )
 
 
 def test_estimated_check_fails_error_below_champion_and_can_trigger_retraining(project):
@@ -153,6 +169,12 @@ def test_require_performance_impact_retrains_only_where_performance_dropped(proj
         # With the option: only the drifted weeks whose performance also dropped (here the labelled
         # ones: the wave's damage is not visible in the scores, see the simulator's stories).
         impact = _drift_ticks(project, instance, require_performance_impact=True)
+        monitor = load_monitors(project / "monitors-impact.yaml").get("fraud")
+        flat_drift = [("feature_psi_below_retrain_threshold", "ERROR", "")]
+        assert retraining_decision(monitor, flat_drift).startswith("drift without performance impact")
+        assert retraining_decision(monitor, [*flat_drift, ("auc_not_below_champion", "ERROR", "")]).startswith(
+            "retrain"
+        )
         assert impact == [w for w in drifted if w in dropped]
         assert impact and len(impact) < len(drifted)
 
