@@ -29,6 +29,7 @@ def simulate_all(
     llm_days: int = 16,
     seed: int | None = None,
     echo: Callable[[str], None] = print,
+    story: str = "card_testing",
 ) -> dict:
     """Write the demo data for the configured monitors under the data root; returns the simulations."""
     from drift_assets.simulate import simulate_fraud, simulate_llm
@@ -40,11 +41,17 @@ def simulate_all(
     if only in (None, "fraud"):
         kwargs = {"seed": seed} if seed is not None else {}
         sim = simulate_fraud(
-            f"{base}/fraud", rows_per_week=rows_per_week, weeks=weeks, drift_week=drift_week, filesystem=fs, **kwargs
+            f"{base}/fraud",
+            rows_per_week=rows_per_week,
+            weeks=weeks,
+            drift_week=drift_week,
+            filesystem=fs,
+            story=story,
+            **kwargs,
         )
         echo(
             f"fraud: {weeks} weeks x {rows_per_week:,} transactions from {sim.start} under {root}/fraud; drift "
-            f"injected from {sim.drift_start} (week {drift_week})"
+            f"({story}) injected from {sim.drift_start} (week {drift_week})"
         )
         out["fraud"] = sim
     if only in (None, "llm"):
