@@ -134,12 +134,7 @@ def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = T
         print(f"== {len(keys)} {monitor.cadence} windows")
         print(f"   {'window':<17} {'rows':>8} {'max PSI':>8} {'pred PSI':>8} {'pred drift':>10}  failed checks")
         for key in keys:
-            result = run_window(defs, monitor, key, instance)
-            line = _window_line(storage, monitor, key, result)
-            print("   " + line)
-            performance = performance_line(storage, monitor, key, result)
-            if performance:
-                print("   " + " " * 18 + performance)
+            print_window(storage, monitor, key, run_window(defs, monitor, key, instance))
         if retraining_supported(monitor):
             summary_ok &= demo_retraining(defs, monitor, storage, instance, keys)
     print("\nReports:")
@@ -275,6 +270,14 @@ def performance_line(storage, monitor, key: str, result) -> str | None:
         return None
     record = storage.reports.read_json(path)
     return f"{_auc_text(record)} | {retraining_decision(monitor, failed_checks_of(result))}"
+
+
+def print_window(storage, monitor, key: str, result) -> None:
+    """The window's drift line and, below it, its performance line (estimate, realized, decision)."""
+    print("   " + _window_line(storage, monitor, key, result))
+    performance = performance_line(storage, monitor, key, result)
+    if performance:
+        print("   " + " " * 18 + performance)
 
 
 def execute_run_request(defs, sensor_name: str, request, instance, *, run_config=None):
@@ -433,7 +436,7 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
     ok = True
     for key in after:
         result = run_window(defs, monitor, key, instance)
-        print("   " + _window_line(storage, monitor, key, result))
+        print_window(storage, monitor, key, result)
         ok &= result.success
     tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
     retrain = [r.partition_key for r in tick.run_requests if r.partition_key]
