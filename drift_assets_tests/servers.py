@@ -625,6 +625,18 @@ def retraining_doc(monitor: str, version: int, status: str, *, created_at: datet
     }
 
 
+def estimated_performance_fields(realized_auc: float, estimated_auc: float = 0.905) -> dict:
+    """The estimated/realized part of a performance document (``monitoring.performance.reconcile``)."""
+    band = {"value": estimated_auc, "lower": estimated_auc - 0.03, "upper": estimated_auc + 0.025}
+    bands = {"roc_auc": band, **{m: {"value": 0.5, "lower": 0.4, "upper": 0.6} for m in ("precision", "recall", "f1")}}
+    bands["accuracy"] = {"value": 0.99, "lower": 0.985, "upper": 0.995}
+    return {
+        "champion_auc_reference": 0.9,
+        "estimated": {"roc_auc": estimated_auc, "lower": band["lower"], "upper": band["upper"], "bands": bands},
+        "realized": {"roc_auc": realized_auc, "precision": 0.55, "recall": 0.45, "f1": 0.5, "accuracy": 0.99},
+    }
+
+
 def write_drifted_store(store) -> None:
     """A store with a drifted fraud week, an hourly LLM window, AUCs and retraining attempts."""
     store.write_json(store.drift_path("fraud", "2026-09-28"), fraud_drift_doc("2026-09-28"))
@@ -639,7 +651,8 @@ def write_drifted_store(store) -> None:
         performance_doc("fraud", "2026-10-05", "v0001", None, status="labels_pending"),
     )
     store.write_json(
-        store.performance_path("fraud", "2026-10-12"), performance_doc("fraud", "2026-10-12", "v0002", 0.915)
+        store.performance_path("fraud", "2026-10-12"),
+        {**performance_doc("fraud", "2026-10-12", "v0002", 0.915), **estimated_performance_fields(0.915)},
     )
     store.write_json(store.retraining_path("fraud", "v0002"), retraining_doc("fraud", 2, "promoted"))
     store.write_json(store.retraining_path("fraud", "v0003"), retraining_doc("fraud", 3, "rejected"))

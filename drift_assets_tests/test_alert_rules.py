@@ -71,8 +71,10 @@ def test_promtool_unit_tests_pass():
         ("FeatureDriftHigh", "for: 1h", "for: 30m"),
         ("DriftRetrainingTrigger", "for: 2h", "for: 1h"),
         ("FeatureDriftHigh", "ml_feature_psi > 0.2", "ml_feature_psi > 0.4"),
+        ("EstimatedAucBelowChampion", "- 0.02)", "- 0.06)"),
+        ("EstimatedAucBelowChampion", "for: 1h", "for: 2h"),
     ],
-    ids=["feature-drift-for", "retraining-for", "feature-drift-threshold"],
+    ids=["feature-drift-for", "retraining-for", "feature-drift-threshold", "estimated-auc-drop", "estimated-auc-for"],
 )
 def test_unit_tests_catch_a_changed_rule(tmp_path, alert, old, new):
     """The unit tests really pin `for:` and thresholds: a mutated copy of the rules fails them."""

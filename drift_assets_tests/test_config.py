@@ -31,6 +31,19 @@ def test_project_monitors_file_loads():
     assert llm.sudden_change.baseline_windows == 24 and "refusal" in llm.sudden_change.rates
 
 
+def test_a_probability_prediction_carries_the_estimated_auc_check():
+    monitors = load_monitors(PROJECT_ROOT / "monitors.yaml")
+    fraud, llm = monitors.get("fraud"), monitors.get("llm")
+    assert fraud.prediction_kind == "probability" and fraud.decision_threshold == 0.5
+    assert "probability_prediction" in fraud.capabilities()
+    names = [rule.name for rule in fraud.check_rules("model_performance")]
+    assert names == ["auc_not_below_champion", "estimated_auc_not_below_champion"]
+    # Profiled as a numerical column: the drift checks see the same prediction as before.
+    assert [s.kind for s in fraud.column_specs() if s.role == "prediction"] == ["numerical"]
+    assert fraud.retraining.require_performance_impact is False  # the design document's matrix
+    assert "probability_prediction" not in llm.capabilities()
+
+
 @pytest.mark.parametrize(
     ("mutate", "fragments"),
     [
@@ -43,6 +56,12 @@ def test_project_monitors_file_loads():
         (lambda m: m.pop("reference"), ["monitors.fraud.reference", "required"]),
         (lambda m: m.update(colour="blue"), ["monitors.fraud", "colour"]),
         (lambda m: m["retraining"].update(on_checks="feature_psi"), ["monitors.fraud.retraining.on_checks"]),
+        (lambda m: m.update(prediction_kind="score"), ["monitors.fraud.prediction_kind", "probability"]),
+        (lambda m: m["model"].update(threshold=1.5), ["monitors.fraud.model.threshold", "1.5"]),
+        (
+            lambda m: m["retraining"].update(require_performance_impact="maybe"),
+            ["monitors.fraud.retraining.require_performance_impact"],
+        ),
         (
             lambda m: m["thresholds"].update(columns={"txn_amount": {"psi_warn": "x"}}),
             ["monitors.fraud.thresholds.columns.txn_amount.psi_warn"],

@@ -202,7 +202,8 @@ def test_after_a_promotion_older_failures_are_stale_and_the_reference_is_refresh
     refresh = tick.run_requests[0]
     assert refresh.partition_key is None
     assert set(refresh.asset_selection) == {
-        AssetKey(["fraud", n]) for n in ("reference_data", "reference_profile", "champion_model")
+        AssetKey(["fraud", n])
+        for n in ("reference_data", "reference_profile", "champion_model", "performance_estimator")
     }
     evaluation = evaluate_retraining(instance, monitor, first.cursor, registry=registry)
     assert {(p, why.split(" (")[0]) for _, p, _, why in evaluation.dropped} == {(k, "stale") for k in DRIFTED[1:]}

@@ -29,6 +29,14 @@ ml_monitor_window_seconds                  model                           windo
 ml_window_end_timestamp_seconds            model                           end of the latest evaluated window
 ml_last_evaluation_timestamp_seconds       model                           latest drift ``evaluated_at``
 ml_model_auc                               model, model_version            latest AUC per model version
+ml_model_performance                       model, metric, kind             roc_auc/precision/recall/f1/accuracy;
+                                                                           kind="estimated" (latest evaluated window,
+                                                                           from the scores) or "realized" (latest
+                                                                           window with labels)
+ml_model_performance_lower                 model, metric                   lower bound of the estimate's band
+ml_model_performance_upper                 model, metric                   upper bound of the estimate's band
+ml_model_performance_window_end_timestamp_seconds  model, kind             end of the window each kind describes
+ml_model_champion_auc                      model                           the champion's reference AUC
 ml_retraining_runs_total                   model                           retraining attempts (counter)
 ml_model_promotions_total                  model                           promoted retrainings (counter)
 ml_llm_<key>                               model                           each numeric ``extra`` entry (LLM monitor)
@@ -108,7 +116,29 @@ _GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
         "AUC on labelled production rows of the latest window with labels, per model version.",
         ("model", "model_version"),
     ),
+    "ml_model_performance": (
+        "Model performance of the latest window: kind=estimated from the calibrated scores (before labels), "
+        "kind=realized on the labels of the latest labelled window.",
+        ("model", "metric", "kind"),
+    ),
+    "ml_model_performance_lower": (
+        "Lower bound of the estimated metric's band (latest evaluated window).",
+        ("model", "metric"),
+    ),
+    "ml_model_performance_upper": (
+        "Upper bound of the estimated metric's band (latest evaluated window).",
+        ("model", "metric"),
+    ),
+    "ml_model_performance_window_end_timestamp_seconds": (
+        "End of the window that ml_model_performance{kind} describes, Unix seconds.",
+        ("model", "kind"),
+    ),
+    "ml_model_champion_auc": (
+        "Reference AUC of the champion model that the estimated and realized AUC are compared with.",
+        ("model",),
+    ),
 }
+PERFORMANCE_METRICS = ("roc_auc", "precision", "recall", "f1", "accuracy")
 _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ml_retraining_runs": ("Retraining attempts recorded in the results store.", ("model",)),
     "ml_model_promotions": ("Retraining attempts whose challenger was promoted.", ("model",)),
@@ -276,6 +306,8 @@ class DriftResultsCollector:
             values.append((version, auc))
         for version, auc in values:
             families.gauge("ml_model_auc", [model, version], auc)
+        for name, labels, value in _performance_gauges(model, results):
+            families.gauge(name, labels, value)
 
     @staticmethod
     def _add_retraining(families: _Families, model: str, results: MonitorResults) -> None:
@@ -283,6 +315,34 @@ class DriftResultsCollector:
         promotions = sum(1 for doc in results.retraining if doc.get("status") == "promoted")
         families.counter("ml_retraining_runs", [model], float(runs))
         families.counter("ml_model_promotions", [model], float(promotions))
+
+
+def _performance_gauges(model: str, results: MonitorResults) -> list[tuple[str, list[str], float | None]]:
+    """Estimated (with its band) and realized metrics under one name, ``kind`` telling them apart."""
+    out: list[tuple[str, list[str], float | None]] = []
+    for kind, doc in (("estimated", results.latest_estimated), ("realized", results.latest_realized)):
+        if doc is None:
+            continue
+        where = f"{model}/performance/{doc.get('partition', '?')}"
+        values = (doc.get("estimated") or {}).get("bands", {}) if kind == "estimated" else doc.get("realized") or {}
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{where}: {kind} metrics should be an object")
+        for metric in PERFORMANCE_METRICS:
+            entry = values.get(metric)
+            if kind == "estimated":
+                entry = entry if isinstance(entry, Mapping) else {}
+                out.append(("ml_model_performance", [model, metric, kind], _number(entry.get("value"), where)))
+                out.append(("ml_model_performance_lower", [model, metric], _number(entry.get("lower"), where)))
+                out.append(("ml_model_performance_upper", [model, metric], _number(entry.get("upper"), where)))
+            else:
+                out.append(("ml_model_performance", [model, metric, kind], _number(entry, where)))
+        champion = _number(doc.get("champion_auc_reference"), f"{where}: champion_auc_reference")
+        if kind == "estimated" and champion is not None:
+            out.append(("ml_model_champion_auc", [model], champion))
+        if doc.get("window_end"):
+            ended = parse_timestamp(doc["window_end"], where=f"{where}: window_end").timestamp()
+            out.append(("ml_model_performance_window_end_timestamp_seconds", [model, kind], ended))
+    return out
 
 
 # ---------------------------------------------------------------------- serving

@@ -152,6 +152,9 @@ def run_compare(args: argparse.Namespace) -> int:
         current = TableSource.open(args.current, csv_delimiter=args.csv_delimiter, csv_types=declared)
     names = [s.name for s in specs]
     current_schema = current.schema()
+    # The current table may not have its labels yet: then the target is not compared (nor realized).
+    specs = [s for s in specs if s.role != "target" or s.name in current_schema.names]
+    names = [s.name for s in specs]
     missing = [n for n in names if n not in current_schema.names]
     if missing:
         raise DriftInputError(f"{current.display}: missing column(s) {', '.join(map(repr, missing))}")
@@ -168,6 +171,9 @@ def run_compare(args: argparse.Namespace) -> int:
     if window.problems:
         raise DriftInputError("; ".join(window.problems.values()))
     result = compare(profile, window, rules, top_features=top, table_name=current.display)
+    performance = None
+    if args.prediction and args.target:
+        performance = compare_performance(reference, current, args.prediction, args.target, args.threshold, rules)
     if args.html:
         from drift_assets.monitoring.reports import (
             sample_source,
@@ -181,16 +187,78 @@ def run_compare(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise DriftInputError(f"--html {args.html}: cannot write: {exc.strerror or exc}") from exc
     if args.json:
-        text = finite_json(result.to_dict())
+        doc = result.to_dict()
+        if performance is not None:
+            doc["performance"] = performance
+        text = finite_json(doc)
         if args.json == "-":
             _print_stdout(text)
         else:
             _write_text("--json", args.json, text + "\n")
     if not args.json or args.json != "-":
         print(format_result(result))
+        if performance is not None:
+            print(format_performance(performance))
         if args.html:
             print(f"Evidently report: {args.html}")
-    return EXIT_ERROR_CHECK_FAILED if result.failed_checks("ERROR") else EXIT_OK
+    performance_failed = performance is not None and not (performance.get("check") or {}).get("passed", True)
+    return EXIT_ERROR_CHECK_FAILED if result.failed_checks("ERROR") or performance_failed else EXIT_OK
+
+
+def compare_performance(
+    reference: TableSource, current: TableSource, prediction: str, target: str, threshold: float, rules: DecisionRules
+) -> dict:
+    """The ``performance`` object: metrics estimated from the current scores (calibrated on the
+    labelled reference) with their bands, and realized ones when the current table has the target.
+    Input the estimator cannot use gives ``error`` (one line naming the column); drift still runs."""
+    from drift_assets.stats.checks import estimated_auc_check
+    from drift_assets.stats.performance_estimation import (
+        count_window,
+        estimate_performance,
+        fit_performance_estimator,
+        realized_performance,
+    )
+
+    columns = [prediction] + ([target] if target in current.schema().names else [])
+    try:
+        estimator = fit_performance_estimator(
+            reference.read([prediction, target]), score_column=prediction, target_column=target, threshold=threshold
+        )
+        counts = count_window(estimator, current.batches(columns), current.display)
+        estimate = estimate_performance(estimator, counts)
+    except DriftInputError as exc:
+        return {"estimated": None, "realized": None, "error": str(exc)}
+    realized = realized_performance(estimator, counts)
+    check = estimated_auc_check(estimate, estimator.champion_auc, rules)
+    return {
+        "estimated": estimate.to_dict(),
+        "realized": realized.to_dict() if realized else None,
+        "reference_roc_auc": estimator.champion_auc,
+        "check": check.to_dict(),
+    }
+
+
+def format_performance(performance: dict) -> str:
+    if performance.get("error"):
+        return f"performance: not estimated: {performance['error']}"
+    est, real = performance["estimated"], performance["realized"]
+    band = f"[{_fmt(est['lower'])}, {_fmt(est['upper'])}]"
+    lines = [
+        "",
+        f"performance (threshold {est['threshold']:g}; reference AUC {_fmt(performance['reference_roc_auc'])}):",
+        f"  {'metric':<10} {'estimated':>9} {'band':>16} {'realized':>9}",
+    ]
+    for name in ("roc_auc", "precision", "recall", "f1", "accuracy"):
+        b = est["bands"][name]
+        interval = band if name == "roc_auc" else f"[{_fmt(b['lower'])}, {_fmt(b['upper'])}]"
+        actual = _fmt(real.get(name)) if real else "(no target)"
+        lines.append(f"  {name:<10} {_fmt(b['value']):>9} {interval:>16} {actual:>9}")
+    check = performance["check"]
+    verdict = "passed" if check["passed"] else "FAILED (ERROR)"
+    lines.append(
+        f"  {check['name']}: {verdict}: upper bound {_fmt(check['value'])} vs threshold {_fmt(check['threshold'])}"
+    )
+    return "\n".join(lines)
 
 
 def summarize_on_dask(address: str, profile, current: TableSource, types: dict[str, pa.DataType]):
@@ -284,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categorical", help="comma-separated categorical feature columns")
     p.add_argument("--prediction", help="the model's prediction column")
     p.add_argument("--target", help="the label column")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="decision threshold for precision/recall/F1/accuracy when --prediction is a probability (default 0.5)",
+    )
     p.add_argument("--exclude", help="columns to ignore when inferring roles (ids, timestamps)")
     p.add_argument("--top", help="top features the PSI checks apply to (default: all features)")
     p.add_argument("--monitor", help="take columns and thresholds from this monitor in the monitors file")

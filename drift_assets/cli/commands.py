@@ -40,6 +40,12 @@ def _simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rows-per-week", type=int, default=20_000, help="fraud transactions per week (default 20000)")
     p.add_argument("--weeks", type=int, default=13, help="weeks of fraud traffic (default 13)")
     p.add_argument("--drift-week", type=int, default=9, help="first drifted week, 1-based (default 9)")
+    p.add_argument(
+        "--story",
+        default="card_testing",
+        choices=["card_testing", "covariate_harmful", "covariate_benign", "concept"],
+        help="what the fraud drift does (default card_testing; see the README's performance estimation section)",
+    )
     p.add_argument("--llm-days", type=int, default=16, help="days of LLM traffic (default 16)")
     p.add_argument("--seed", type=int, default=None, help="override the simulators' seeds")
     p.set_defaults(handler=run_simulate)
@@ -57,6 +63,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         llm_days=args.llm_days,
         seed=args.seed,
         echo=print,
+        story=args.story,
     )
     return 0
 

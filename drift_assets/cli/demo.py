@@ -29,6 +29,7 @@ def simulate_all(
     llm_days: int = 16,
     seed: int | None = None,
     echo: Callable[[str], None] = print,
+    story: str = "card_testing",
 ) -> dict:
     """Write the demo data for the configured monitors under the data root; returns the simulations."""
     from drift_assets.simulate import simulate_fraud, simulate_llm
@@ -40,11 +41,17 @@ def simulate_all(
     if only in (None, "fraud"):
         kwargs = {"seed": seed} if seed is not None else {}
         sim = simulate_fraud(
-            f"{base}/fraud", rows_per_week=rows_per_week, weeks=weeks, drift_week=drift_week, filesystem=fs, **kwargs
+            f"{base}/fraud",
+            rows_per_week=rows_per_week,
+            weeks=weeks,
+            drift_week=drift_week,
+            filesystem=fs,
+            story=story,
+            **kwargs,
         )
         echo(
             f"fraud: {weeks} weeks x {rows_per_week:,} transactions from {sim.start} under {root}/fraud; drift "
-            f"injected from {sim.drift_start} (week {drift_week})"
+            f"({story}) injected from {sim.drift_start} (week {drift_week})"
         )
         out["fraud"] = sim
     if only in (None, "llm"):
@@ -146,9 +153,7 @@ def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = T
         print(f"== {len(keys)} {monitor.cadence} windows")
         print(f"   {'window':<17} {'rows':>8} {'max PSI':>8} {'pred PSI':>8} {'pred drift':>10}  failed checks")
         for key in keys:
-            result = run_window(defs, monitor, key, instance)
-            line = _window_line(storage, monitor, key, result)
-            print("   " + line)
+            print_window(storage, monitor, key, run_window(defs, monitor, key, instance))
         if retraining_supported(monitor):
             summary_ok &= demo_retraining(defs, monitor, storage, instance, keys)
     print("\nReports:")
@@ -247,6 +252,51 @@ def _window_line(storage, monitor, key: str, result) -> str:
         f"{key:<17} {record['current_rows']:>8,} {fmt(s.get('max_feature_psi')):>8} "
         f"{fmt(s.get('prediction_psi')):>8} {pred_drift:>10}  {checks}"
     )
+
+
+def _auc_text(record: dict) -> str:
+    est = record.get("estimated")
+    estimated = (
+        "estimated AUC -"
+        if not est or est.get("roc_auc") is None
+        else (f"estimated AUC {est['roc_auc']:.2f} [{est['lower']:.2f}, {est['upper']:.2f}]")
+    )
+    if record.get("status") == "ok" and record.get("auc") is not None:
+        realized = f"realized {record['auc']:.2f}"
+    else:
+        realized = f"realized pending ({record.get('label_coverage', 0.0):.0%} labelled)"
+    return f"{estimated} | {realized}"
+
+
+def retraining_decision(monitor, failed: list[tuple[str, str, str]]) -> str:
+    """What the retraining matrix decides for this window (the sensor acts on it, once per run)."""
+    if not monitor.retraining.enabled:
+        return "retraining off"
+    triggers = sorted({name for name, sev, _ in failed if sev == "ERROR" and name in monitor.retraining.on_checks})
+    performance = {rule.name for rule in monitor.check_rules("model_performance")}
+    dropped = [name for name, sev, _ in failed if sev == "ERROR" and name in performance]
+    if not triggers:
+        return "no retraining"
+    if monitor.retraining.require_performance_impact and not (set(triggers) & performance) and not dropped:
+        return "drift without performance impact: no retraining"
+    return f"retrain ({', '.join(triggers)})"
+
+
+def performance_line(storage, monitor, key: str, result) -> str | None:
+    """``estimated AUC 0.78 [0.74, 0.82] | realized 0.79 | retrain (...)`` for monitors with labels."""
+    path = ResultsStore.performance_path(monitor.name, key)
+    if not storage.reports.exists(path):
+        return None
+    record = storage.reports.read_json(path)
+    return f"{_auc_text(record)} | {retraining_decision(monitor, failed_checks_of(result))}"
+
+
+def print_window(storage, monitor, key: str, result) -> None:
+    """The window's drift line and, below it, its performance line (estimate, realized, decision)."""
+    print("   " + _window_line(storage, monitor, key, result))
+    performance = performance_line(storage, monitor, key, result)
+    if performance:
+        print("   " + " " * 18 + performance)
 
 
 def execute_run_request(defs, sensor_name: str, request, instance, *, run_config=None):
@@ -405,7 +455,7 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
     ok = True
     for key in after:
         result = run_window(defs, monitor, key, instance)
-        print("   " + _window_line(storage, monitor, key, result))
+        print_window(storage, monitor, key, result)
         ok &= result.success
     tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
     retrain = [r.partition_key for r in tick.run_requests if r.partition_key]

@@ -88,6 +88,9 @@ class RetrainingConfig:
     # The challenger must beat the champion's AUC by more than this (0: strictly better).
     min_auc_gain: float = 0.0
     holdout_weeks: int = 2
+    # True: a drift ERROR triggers retraining only when performance also dropped (the estimated AUC's
+    # check or the realized AUC's check failed for the same window). False: the design document's matrix.
+    require_performance_impact: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class MonitorConfig:
     categorical: tuple[str, ...]
     top_features: tuple[str, ...]
     prediction: str | None
-    prediction_kind: str
+    prediction_kind: str  # numerical | categorical | probability (a numerical score in [0, 1])
     labels: LabelsConfig | None
     model_registry: str | None
     rules: DecisionRules
@@ -140,6 +143,8 @@ class MonitorConfig:
     derived: tuple[DerivedColumn, ...] = ()
     sudden_change: SuddenChangeConfig | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # ``model.threshold``: scores >= this are predicted positive (precision, recall, F1, accuracy).
+    decision_threshold: float = 0.5
     # The check registry this monitor is evaluated with (tests extend it; users extend it in code).
     checks: CheckTable = DEFAULT_CHECKS
 
@@ -154,10 +159,17 @@ class MonitorConfig:
             have.add("prediction")
         if self.labels and self.model_registry:
             have.add("labels")
+        if self.prediction and self.prediction_kind == "probability":
+            have.add("probability_prediction")
         if self.sudden_change is not None:
             have |= {"sudden_columns"} if self.sudden_change.columns else set()
             have |= {"sudden_rates"} if self.sudden_change.rates else set()
         return have
+
+    @property
+    def estimates_performance(self) -> bool:
+        """A probability prediction with labels and a champion: the performance estimator is fitted."""
+        return {"prediction", "labels", "probability_prediction"} <= self.capabilities()
 
     def check_rules(self, asset: str) -> list[CheckRule]:
         """The checks of one asset ("drift_report" or "model_performance") for this monitor, in order."""
@@ -167,7 +179,8 @@ class MonitorConfig:
         specs = [ColumnSpec(c, "numerical") for c in self.numerical]
         specs += [ColumnSpec(c, "categorical") for c in self.categorical]
         if self.prediction:
-            specs.append(ColumnSpec(self.prediction, self.prediction_kind, "prediction"))  # type: ignore[arg-type]
+            kind = "numerical" if self.prediction_kind == "probability" else self.prediction_kind
+            specs.append(ColumnSpec(self.prediction, kind, "prediction"))  # type: ignore[arg-type]
         return specs
 
 
@@ -331,6 +344,7 @@ def _parse_retraining(r: _Reader) -> RetrainingConfig:
         cooldown_hours=rt.bounded("cooldown_hours", 0.0, low=0),
         min_auc_gain=rt.bounded("min_auc_gain", 0.0, low=-1, high=1),
         holdout_weeks=rt.integer("holdout_weeks", 2, minimum=1),
+        require_performance_impact=rt.flag("require_performance_impact", False),
     )
     rt.reject_unknown()
     return retraining
@@ -398,13 +412,17 @@ def _parse_sudden_change(
     return sudden
 
 
-def _parse_model_registry(r: _Reader) -> str | None:
+def _parse_model(r: _Reader, where: str) -> tuple[str | None, float]:
+    """``model.registry`` and ``model.threshold`` (the decision threshold, strictly inside (0, 1))."""
     model = r.sub("model")
     if model is None:
-        return None
+        return None, 0.5
     registry = model.optional_text("registry")
+    threshold = model.number("threshold", 0.5)
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"{where}.model.threshold: must be strictly between 0 and 1, got {threshold:g}")
     model.reject_unknown()
-    return registry
+    return registry, threshold
 
 
 def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
@@ -415,8 +433,11 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
     numerical, categorical, top = _parse_features(r, where)
     prediction = r.optional_text("prediction")
     prediction_kind = r.text("prediction_kind", default="numerical")
-    if prediction_kind not in ("numerical", "categorical"):
-        raise ConfigError(f"{where}.prediction_kind: expected numerical or categorical, got {prediction_kind!r}")
+    if prediction_kind not in ("numerical", "categorical", "probability"):
+        raise ConfigError(
+            f"{where}.prediction_kind: expected numerical, categorical or probability, got {prediction_kind!r}"
+        )
+    registry, decision_threshold = _parse_model(r, where)
     labels = _parse_labels(r)
     try:
         rules = DecisionRules.from_mapping(
@@ -448,13 +469,14 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         prediction=prediction,
         prediction_kind=prediction_kind,
         labels=labels,
-        model_registry=_parse_model_registry(r),
+        model_registry=registry,
         rules=rules,
         retraining=_parse_retraining(r),
         psi_bins=psi_bins,
         derived=_parse_derived(r, where, numerical + categorical),
         sudden_change=_parse_sudden_change(r, where, numerical, categorical),
         extra=dict(r._get("extra", False, {}) or {}),
+        decision_threshold=decision_threshold,
     )
     r.reject_unknown()
     return monitor

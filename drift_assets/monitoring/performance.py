@@ -1,4 +1,6 @@
-"""Model performance on a window once its labels have arrived (the seed's "AUC vs champion")."""
+"""Model performance per window: estimated from the calibrated scores as soon as the window is
+evaluated (``stats.performance_estimation``), realized once its labels have arrived (the seed's
+"AUC vs champion"), and the two side by side with the estimate's error."""
 
 from __future__ import annotations
 
@@ -11,6 +13,14 @@ import pyarrow.compute as pc
 from drift_assets.monitoring.config import LabelsConfig, MonitorConfig
 from drift_assets.monitoring.windows import Window
 from drift_assets.stats import DriftInputError
+from drift_assets.stats.performance_estimation import (
+    METRICS,
+    PerformanceEstimate,
+    PerformanceEstimator,
+    count_window,
+    estimate_performance,
+    fit_performance_estimator,
+)
 from drift_assets.storage.root import Root
 from drift_assets.storage.tables import TableSource
 
@@ -65,12 +75,14 @@ def realized_performance(
     }
     if out["label_coverage"] < MIN_LABEL_COVERAGE or len(np.unique(y)) < 2:
         return {**out, "status": "labels_pending", "auc": None}
+    auc = float(roc_auc_score(y, s))
     return {
         **out,
         "status": "ok",
-        "auc": float(roc_auc_score(y, s)),
+        "auc": auc,
         "average_precision": float(average_precision_score(y, s)),
         "positive_rate": float(y.mean()),
+        "realized": {"roc_auc": auc, **threshold_metrics_of(y, s, monitor.decision_threshold)},
     }
 
 
@@ -89,3 +101,75 @@ def labels_since(
     # A transaction relabelled later (chargeback after review) counts as positive if ever positive.
     agg = pa.concat_tables(parts).group_by(labels.id_column).aggregate([(labels.column, "max")])
     return pa.table({labels.id_column: agg.column(labels.id_column), labels.column: agg.column(f"{labels.column}_max")})
+
+
+# ------------------------------------------------------------------------------------------------
+# Estimated performance (before labels arrive) and its reconciliation with the realized one
+# ------------------------------------------------------------------------------------------------
+
+
+def fit_estimator_record(monitor: MonitorConfig, reference: pa.Table) -> dict:
+    """The performance estimator's JSON form, fitted on the labelled reference; ``{"error": ...}``
+    (one line naming the column) when the reference cannot calibrate, so the drift checks still run."""
+    assert monitor.labels is not None and monitor.prediction is not None
+    try:
+        estimator = fit_performance_estimator(
+            reference,
+            score_column=monitor.prediction,
+            target_column=monitor.labels.column,
+            threshold=monitor.decision_threshold,
+            metadata={"monitor": monitor.name},
+        )
+    except DriftInputError as exc:
+        return {"error": str(exc)}
+    return estimator.to_dict()
+
+
+def estimate_window(
+    monitor: MonitorConfig, estimator_record: dict, production_window: TableSource
+) -> tuple[PerformanceEstimate | None, str | None]:
+    """The window's estimated metrics with their bands, streamed from its scores alone; or why not."""
+    if "error" in estimator_record:
+        return None, f"no performance estimator: {estimator_record['error']}"
+    estimator = PerformanceEstimator.from_dict(estimator_record)
+    try:
+        counts = count_window(estimator, production_window.batches([estimator.score_column]), production_window.display)
+        return estimate_performance(estimator, counts), None
+    except DriftInputError as exc:
+        return None, str(exc)
+
+
+def threshold_metrics_of(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | None]:
+    """Realized precision, recall, F1 and accuracy at the decision threshold (score >= threshold)."""
+    predicted = scores >= threshold
+    tp = float(np.sum(predicted & (y == 1)))
+    fp = float(np.sum(predicted & (y == 0)))
+    fn = float(np.sum(~predicted & (y == 1)))
+    tn = float(np.sum(~predicted & (y == 0)))
+
+    def ratio(a: float, b: float) -> float | None:
+        return a / b if b > 0 else None
+
+    return {
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "accuracy": ratio(tp + tn, tp + fp + fn + tn),
+    }
+
+
+def reconcile(perf: dict, estimate: PerformanceEstimate | None, problem: str | None) -> dict:
+    """The performance record: the estimate with its band for every window; once labels cover the
+    window, realized and estimated side by side with the estimate's error (estimated - realized)."""
+    realized = perf.get("realized")
+    out = {**perf, "realized": realized, "estimated": estimate.to_dict() if estimate else None}
+    out["estimate_problem"] = problem
+    if estimate is None or perf.get("status") != "ok" or not realized:
+        return {**out, "estimate_error": None}
+    errors: dict[str, float | bool | None] = {}
+    for name in METRICS:
+        value, actual = estimate.metrics[name].value, realized.get(name)
+        errors[name] = value - actual if actual is not None and np.isfinite(value) else None
+    auc = estimate.roc_auc
+    errors["roc_auc_within_band"] = bool(auc.lower <= realized["roc_auc"] <= auc.upper)
+    return {**out, "estimate_error": errors}

@@ -61,6 +61,9 @@ class MonitorResults:
     last_evaluated_at: datetime | None
     performance_by_version: dict[str, dict]
     retraining: list[dict]
+    # The latest window with an estimate (every evaluated window) and the latest with labels ("ok").
+    latest_estimated: dict | None = None
+    latest_realized: dict | None = None
 
 
 def _check_component(value: str, what: str) -> str:
@@ -251,14 +254,17 @@ class ResultsStore:
     def monitor_results(self, monitor: str, on_error: ErrorHandler | None = None) -> MonitorResults:
         """All of the above for one monitor, reading each file once."""
         drift = self._records(monitor, DRIFT, on_error)
+        performance = self._records(monitor, PERFORMANCE, on_error)
         latest = _latest(drift)
         return MonitorResults(
             monitor=monitor,
             latest_drift=latest.doc if latest else None,
             window_seconds=(latest.window_end - latest.window_start).total_seconds() if latest else None,
             last_evaluated_at=max((r.evaluated_at for r in drift), default=None),
-            performance_by_version=_performance_by_version(self._records(monitor, PERFORMANCE, on_error)),
+            performance_by_version=_performance_by_version(performance),
             retraining=_sorted_retraining(self._records(monitor, RETRAINING, on_error)),
+            latest_estimated=_latest_performance(performance, lambda doc: bool(doc.get("estimated"))),
+            latest_realized=_latest_performance(performance, lambda doc: doc.get("status") == "ok"),
         )
 
 
@@ -303,6 +309,13 @@ def _performance_by_version(records: list[_Record]) -> dict[str, dict]:
         if version not in best or key > best[version][0]:
             best[version] = (key, record.doc)
     return {version: best[version][1] for version in sorted(best)}
+
+
+def _latest_performance(records: list[_Record], wanted: Callable[[dict], bool]) -> dict | None:
+    """The performance document of the latest window (greatest partition key) that ``wanted`` accepts."""
+    chosen = [r for r in records if wanted(r.doc)]
+    latest = max(chosen, key=lambda r: (str(r.doc.get("partition", "")), r.evaluated_at, r.path), default=None)
+    return latest.doc if latest else None
 
 
 def _sorted_retraining(records: list[_Record]) -> list[dict]:

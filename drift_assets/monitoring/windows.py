@@ -78,7 +78,7 @@ def expected_log_types(monitor) -> dict[str, pa.DataType]:
     types: dict[str, pa.DataType] = {c: pa.float64() for c in monitor.numerical}
     types.update({c: pa.string() for c in monitor.categorical})
     if monitor.prediction:
-        types[monitor.prediction] = pa.float64() if monitor.prediction_kind == "numerical" else pa.string()
+        types[monitor.prediction] = pa.float64() if monitor.prediction_kind != "categorical" else pa.string()
     for d in monitor.derived:
         types.pop(d.name, None)
         types[d.source] = pa.string()

@@ -23,6 +23,16 @@ from dagster import (
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.stats import CheckOutcome
 from drift_assets.stats.checks import CheckRule
+from drift_assets.stats.rules import AUC_VS_CHAMPION, ESTIMATED_AUC_VS_CHAMPION
+
+__all__ = [
+    "AUC_VS_CHAMPION",
+    "ESTIMATED_AUC_VS_CHAMPION",
+    "SEVERITY",
+    "check_specs",
+    "drift_check_names",
+    "fold_outcomes",
+]
 
 SEVERITY = {"WARN": AssetCheckSeverity.WARN, "ERROR": AssetCheckSeverity.ERROR}
 

@@ -67,6 +67,8 @@ def reference_job(monitor: MonitorConfig):
     selection = AssetSelection.assets(keys.reference_data, keys.reference_profile)
     if monitor.model_registry:
         selection = selection | AssetSelection.assets(keys.champion_model)
+    if monitor.estimates_performance:
+        selection = selection | AssetSelection.assets(keys.performance_estimator)
     return define_asset_job(
         f"{monitor.name}_reference_job",
         selection=selection,

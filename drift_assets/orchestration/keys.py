@@ -53,6 +53,10 @@ class MonitorKeys:
         return self.key("model_performance")
 
     @property
+    def performance_estimator(self) -> AssetKey:
+        return self.key("performance_estimator")
+
+    @property
     def champion_model(self) -> AssetKey:
         return self.key("champion_model")
 

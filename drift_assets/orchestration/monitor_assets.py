@@ -38,7 +38,13 @@ from drift_assets.monitoring.evaluation import (
     store_counts,
     stream_reference,
 )
-from drift_assets.monitoring.performance import model_versions_in, realized_performance
+from drift_assets.monitoring.performance import (
+    estimate_window,
+    fit_estimator_record,
+    model_versions_in,
+    realized_performance,
+    reconcile,
+)
 from drift_assets.monitoring.registry import (
     RegistryError,
     reference_location,
@@ -59,6 +65,8 @@ from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
 from drift_assets.orchestration.resources import ComputeResource, StorageResource
 from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, fit_profile
+from drift_assets.stats.checks import estimated_auc_check
+from drift_assets.stats.performance_estimation import PerformanceEstimate
 from drift_assets.storage.root import sha256_of_files
 
 WINDOW_PROBLEMS_KEY = "drift_assets.window_problems"
@@ -82,6 +90,8 @@ def build_monitor_assets(monitor: MonitorConfig) -> list[AssetsDefinition]:
     ]
     if monitor.model_registry:
         assets.append(champion_model_asset(monitor))
+    if monitor.estimates_performance:
+        assets.append(performance_estimator_asset(monitor))
     if monitor.labels and monitor.model_registry and monitor.prediction:
         assets.append(model_performance_asset(monitor))
     return assets
@@ -431,67 +441,177 @@ def champion_model_asset(monitor: MonitorConfig) -> AssetsDefinition:
     return champion_model
 
 
+def performance_estimator_asset(monitor: MonitorConfig) -> AssetsDefinition:
+    keys = MonitorKeys(monitor.name)
+    assert monitor.labels is not None and monitor.prediction is not None
+
+    @asset(
+        key=keys.performance_estimator,
+        ins={"reference_data": _in(keys.reference_data)},
+        group_name=monitor.name,
+        io_manager_key="json_io_manager",
+        description="Calibration of the champion's scores on the labelled reference (centred isotonic), fitted "
+        "once: model_performance estimates every window's AUC, precision, recall, F1 and accuracy from it before "
+        "labels arrive.",
+        kinds={"json"},
+    )
+    def performance_estimator(context: AssetExecutionContext, reference_data: StoredTable) -> Output:
+        table = reference_data.read([monitor.prediction, monitor.labels.column])
+        record = fit_estimator_record(monitor, table)
+        if "error" in record:
+            context.log.warning(f"performance estimation unavailable for {monitor.name}: {record['error']}")
+            return Output(record, metadata={"error": MetadataValue.text(record["error"])})
+        quality = record["quality"]
+        return Output(
+            record,
+            metadata={
+                "reference_rows": quality["reference_rows"],
+                "reference_positives": quality["reference_positives"],
+                "reference_roc_auc": MetadataValue.float(quality["reference_roc_auc"]),
+                "brier_score_raw": MetadataValue.float(quality["brier_score_raw"]),
+                "brier_score_calibrated": MetadataValue.float(quality["brier_score_calibrated"]),
+                "score_bins": len(record["edges"]) - 1,
+                "threshold": MetadataValue.float(record["threshold"]),
+                "reliability_by_decile": MetadataValue.json(quality["reliability_by_decile"]),
+            },
+        )
+
+    return performance_estimator
+
+
+def _performance_metadata(record: dict) -> dict:
+    """Realized and estimated side by side, the estimate with its band (what the UI shows)."""
+    metadata: dict = {k: v for k, v in record.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
+    estimated = record.get("estimated")
+    if estimated:
+        for name in ("roc_auc", "precision", "recall", "f1", "accuracy"):
+            band = estimated["bands"][name]
+            if band["value"] is not None:
+                metadata[f"estimated_{name}"] = MetadataValue.float(float(band["value"]))
+        if estimated["lower"] is not None and estimated["upper"] is not None:
+            metadata["estimated_auc_lower"] = MetadataValue.float(float(estimated["lower"]))
+            metadata["estimated_auc_upper"] = MetadataValue.float(float(estimated["upper"]))
+            metadata["estimated_auc"] = MetadataValue.text(
+                f"{estimated['roc_auc']:.3f} [{estimated['lower']:.3f}, {estimated['upper']:.3f}]"
+            )
+    realized = record.get("realized") or {}
+    for name, value in realized.items():
+        if value is not None:
+            metadata[f"realized_{name}"] = MetadataValue.float(float(value))
+    error = record.get("estimate_error") or {}
+    if error.get("roc_auc") is not None:
+        metadata["estimate_error_auc"] = MetadataValue.float(float(error["roc_auc"]))
+        metadata["realized_auc_within_band"] = MetadataValue.bool(bool(error["roc_auc_within_band"]))
+    if record.get("estimate_problem"):
+        metadata["estimate_problem"] = MetadataValue.text(record["estimate_problem"])
+    return metadata
+
+
+def _performance_outcomes(
+    monitor: MonitorConfig, perf: dict, estimate: PerformanceEstimate | None, champion_auc: float | None
+) -> list:
+    outcomes = []
+    if perf["status"] == "ok" and champion_auc is not None:
+        outcomes.append(auc_check(perf["auc"], champion_auc, monitor.rules, monitor.checks))
+    if estimate is not None and champion_auc is not None:
+        outcomes.append(estimated_auc_check(estimate, champion_auc, monitor.rules, monitor.checks))
+    return outcomes
+
+
+def _evaluate_performance(
+    monitor: MonitorConfig,
+    context: AssetExecutionContext,
+    storage: StorageResource,
+    production_window: StoredTable,
+    champion_model: dict,
+    performance_estimator: dict | None,
+) -> MaterializeResult:
+    keys = MonitorKeys(monitor.name)
+    window = parse_partition_key(context.partition_key, monitor.cadence)
+    st = storage.storage()
+    perf = realized_performance(st.data, monitor, window, production_window)
+    estimate, problem = (None, None)
+    if performance_estimator is not None:
+        estimate, problem = estimate_window(monitor, performance_estimator, production_window)
+    champion_auc = champion_model["metadata"].get("auc_reference")
+    champion_auc = float(champion_auc) if champion_auc is not None else None
+    outcomes = _performance_outcomes(monitor, perf, estimate, champion_auc)
+    perf["champion_auc_reference"] = champion_auc
+    record = record_performance(st.reports, monitor, window, reconcile(perf, estimate, problem))
+    reasons = {chk.ESTIMATED_AUC_VS_CHAMPION: problem or "no champion AUC to compare with"}
+    if perf["status"] != "ok":
+        reasons[chk.AUC_VS_CHAMPION] = f"labels pending: {perf['labelled_rows']} of {perf['rows']} rows labelled"
+    metadata = _performance_metadata(record)
+    evaluated = {o.name for o in outcomes}
+    for rule in monitor.check_rules("model_performance"):
+        if rule.name not in evaluated:
+            reason = reasons.get(rule.name, "no champion AUC to compare with")
+            metadata[f"check {rule.name}"] = f"not evaluated ({reason})"
+    return MaterializeResult(
+        asset_key=keys.model_performance,
+        value=record,
+        metadata=metadata,
+        check_results=[
+            chk.fold_outcomes(monitor.checks[name], outcomes, keys.model_performance)
+            for name in [rule.name for rule in monitor.check_rules("model_performance")]
+            if name in evaluated
+        ],
+    )
+
+
 def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
     """A multi-asset of one asset only for ``can_subset=True``: its check results are optional, so a
-    label-pending window yields none and Dagster shows the AUC check as not evaluated for it
-    (status SKIPPED: the run succeeded without evaluating the check), never as passed."""
+    window where a check cannot be evaluated (labels pending, no estimator) yields none for it and
+    Dagster shows it as not evaluated (status SKIPPED), never as passed."""
     keys = MonitorKeys(monitor.name)
     partitions_def = partitions_for(monitor)
     performance_checks = [rule.name for rule in monitor.check_rules("model_performance")]
-
-    @multi_asset(
+    ins = {"production_window": _in(keys.production_window), "champion_model": _in(keys.champion_model)}
+    if monitor.estimates_performance:
+        ins["performance_estimator"] = _in(keys.performance_estimator)
+    decorate = multi_asset(
         name=f"{monitor.name}__model_performance",
         outs={
             "model_performance": AssetOut(
                 key=keys.model_performance,
                 io_manager_key="json_io_manager",
-                description="AUC of the window's predictions once labels arrived (label delay "
-                f"~{monitor.labels.delay_days:g} days).",
+                description="Performance of the window's predictions: estimated from the calibrated scores (with a "
+                "band) from the moment the window is evaluated, realized once labels arrived (label delay "
+                f"~{monitor.labels.delay_days:g} days), and the estimate's error.",
                 kinds={"scikitlearn"},
             )
         },
         partitions_def=partitions_def,
-        ins={"production_window": _in(keys.production_window), "champion_model": _in(keys.champion_model)},
+        ins=ins,
         group_name=monitor.name,
         check_specs=chk.check_specs(monitor, keys.model_performance, performance_checks, partitions_def),
         can_subset=True,
     )
-    def model_performance(
-        context: AssetExecutionContext, storage: StorageResource, production_window: StoredTable, champion_model: dict
-    ):  # MaterializeResult with a value
-        window = parse_partition_key(context.partition_key, monitor.cadence)
-        st = storage.storage()
-        perf = realized_performance(st.data, monitor, window, production_window)
-        champion_auc = champion_model["metadata"].get("auc_reference")
-        outcomes = []
-        if perf["status"] == "ok" and champion_auc is not None:
-            outcomes.append(auc_check(perf["auc"], float(champion_auc), monitor.rules, monitor.checks))
-        perf["champion_auc_reference"] = champion_auc
-        record = record_performance(st.reports, monitor, window, perf)
-        metadata = {k: v for k, v in perf.items() if isinstance(v, int | float | str) and v is not None}
-        evaluated = {o.name for o in outcomes}
-        for name in performance_checks:
-            if name not in evaluated:
-                reason = (
-                    f"labels pending: {perf['labelled_rows']} of {perf['rows']} rows labelled"
-                    if perf["status"] != "ok"
-                    else "no champion AUC to compare with"
-                )
-                metadata[f"check {name}"] = f"not evaluated ({reason})"
-        # Yielded: with optional check outputs the op has several outputs, and a returned
-        # MaterializeResult (a tuple) would be read as one value per output.
-        yield MaterializeResult(
-            asset_key=keys.model_performance,
-            value=record,
-            metadata=metadata,
-            check_results=[
-                chk.fold_outcomes(monitor.checks[name], outcomes, keys.model_performance)
-                for name in performance_checks
-                if name in evaluated
-            ],
-        )
+    # Results are yielded: with optional check outputs the op has several outputs, and a returned
+    # MaterializeResult (a tuple) would be read as one value per output.
+    if monitor.estimates_performance:
 
-    return model_performance
+        @decorate
+        def model_performance(
+            context: AssetExecutionContext,
+            storage: StorageResource,
+            production_window: StoredTable,
+            champion_model: dict,
+            performance_estimator: dict,
+        ):
+            yield _evaluate_performance(
+                monitor, context, storage, production_window, champion_model, performance_estimator
+            )
+
+        return model_performance
+
+    @decorate
+    def model_performance_realized_only(
+        context: AssetExecutionContext, storage: StorageResource, production_window: StoredTable, champion_model: dict
+    ):
+        yield _evaluate_performance(monitor, context, storage, production_window, champion_model, None)
+
+    return model_performance_realized_only
 
 
 def _psi_markdown(result) -> str:

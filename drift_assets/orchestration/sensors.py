@@ -16,6 +16,11 @@ Retraining trigger semantics (``evaluate_retraining``), per monitor, per tick:
   check and window: the later result is the window's state. It is stale (consumed without
   retraining) when its run started before the current champion was promoted: it measured a model
   that no longer serves;
+* with ``retraining.require_performance_impact: true`` a trigger made only of drift checks retrains
+  only when the same window's ``auc_not_below_champion`` or ``estimated_auc_not_below_champion``
+  (latest evaluation) failed too; otherwise it is consumed as "drift without performance impact"
+  (left for the next tick while that window's model_performance is still running). Default: off,
+  the design document's matrix (a drift ERROR alone retrains);
 * at most one retraining per monitor at a time: while a run tagged ``drift_assets/retraining=<monitor>``
   is queued or running, and during ``retraining.cooldown_hours`` after the last one started, the tick
   is skipped and the cursor is left as it was, so nothing is lost. One retraining is requested per
@@ -48,6 +53,7 @@ from dagster import (
     SensorResult,
     sensor,
 )
+from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecord,
     AssetCheckExecutionRecordStatus,
@@ -162,6 +168,8 @@ def evaluate_retraining(
             trigger = triggers.setdefault((rec.partition, rec.run_id), _Trigger(rec.partition, rec.run_id, []))
             trigger.records.append((key, rec))
 
+    if monitor.retraining.require_performance_impact:
+        _require_impact(instance, monitor, feed, triggers, runs, dropped, notes)
     pending = sorted(triggers.values(), key=lambda t: t.first_id)
     skip = None
     if pending:
@@ -177,6 +185,60 @@ def evaluate_retraining(
     elif not requests:
         skip = f"no new failed ERROR evaluation of {', '.join(monitor.retraining.on_checks)} for {monitor.name}"
     return TriggerEvaluation(requests, feed.cursor(), skip, notes, dropped)
+
+
+def performance_check_keys(monitor: MonitorConfig) -> list[AssetCheckKey]:
+    """The checks that say performance dropped: realized AUC and estimated AUC vs the champion."""
+    asset_key = MonitorKeys(monitor.name).model_performance
+    return [AssetCheckKey(asset_key, rule.name) for rule in monitor.check_rules("model_performance")]
+
+
+def performance_impact(instance, monitor: MonitorConfig, partition: str, runs: _RunCache) -> str:
+    """'dropped' when the latest evaluation of a performance check for this window failed (ERROR),
+    'wait' while one is still running, else 'flat' (no evidence that performance suffered)."""
+    verdict = "flat"
+    for key in performance_check_keys(monitor):
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=20, partition_filter=PartitionKeyFilter(key=partition)
+        )
+        for rec in sorted(history, key=lambda r: -r.id):
+            if rec.status == AssetCheckExecutionRecordStatus.PLANNED:
+                if runs.in_progress(rec.run_id):
+                    return "wait"
+                continue
+            if rec.status == AssetCheckExecutionRecordStatus.FAILED:
+                verdict = "dropped"
+            break
+    return verdict
+
+
+def _require_impact(
+    instance,
+    monitor: MonitorConfig,
+    feed: CheckExecutionFeed,
+    triggers: dict[tuple[str, str], _Trigger],
+    runs: _RunCache,
+    dropped: list[tuple[str, str, str, str]],
+    notes: list[str],
+) -> None:
+    """``retraining.require_performance_impact``: a drift-only trigger retrains only when the same
+    window's estimated or realized AUC check failed too; otherwise it is consumed (drift without
+    damage) or, while model_performance is still being evaluated, left for the next tick."""
+    performance = {key.name for key in performance_check_keys(monitor)}
+    for ident, trigger in list(triggers.items()):
+        if performance & set(trigger.checks):
+            continue
+        impact = performance_impact(instance, monitor, trigger.partition, runs)
+        if impact == "dropped":
+            continue
+        del triggers[ident]
+        if impact == "wait":
+            continue
+        why = "drift without performance impact (estimated and realized AUC checks passed or not evaluated)"
+        for key, rec in trigger.records:
+            feed.consume(key, rec.id)
+            dropped.append((key.name, rec.partition, rec.run_id, why))
+        notes.append(f"{monitor.name} {trigger.partition}: {', '.join(trigger.checks)} failed, {why}: no retraining")
 
 
 def _busy_reason(instance, monitor: MonitorConfig, now: float) -> str | None:
@@ -296,9 +358,16 @@ def _reference_refresh(instance, monitor: MonitorConfig, pointer: dict | None, n
     )
     return RunRequest(
         run_key=f"reference:{monitor.name}:{champion}:{pointer.get('promoted_at') or ''}",
-        asset_selection=[keys.reference_data, keys.reference_profile, keys.champion_model],
+        asset_selection=_reference_keys(monitor),
         tags={REFERENCE_REFRESH_TAG: monitor.name},
     )
+
+
+def _reference_keys(monitor: MonitorConfig) -> list:
+    """The assets measured against the champion's reference (refreshed after a promotion)."""
+    keys = MonitorKeys(monitor.name)
+    out = [keys.reference_data, keys.reference_profile, keys.champion_model]
+    return out + ([keys.performance_estimator] if monitor.estimates_performance else [])
 
 
 def _timestamp(value) -> float | None:
@@ -329,9 +398,7 @@ def _retraining_sensor(monitor: MonitorConfig):
 
     @sensor(
         name=retraining_sensor_name(monitor),
-        target=AssetSelection.assets(
-            keys.retrained_model, keys.reference_data, keys.reference_profile, keys.champion_model
-        ),
+        target=AssetSelection.assets(keys.retrained_model, *_reference_keys(monitor)),
         minimum_interval_seconds=60,
         description=(
             f"Retrains '{monitor.name}' once per failed ERROR evaluation of {', '.join(monitor.retraining.on_checks)} "

@@ -119,6 +119,7 @@ class FraudSimulation:
     label_column: str = LABEL_COLUMN
     prediction_column: str = PREDICTION_COLUMN
     description: str = field(default="", repr=False)
+    story: str = "card_testing"
 
 
 # --------------------------------------------------------------------------- traffic
@@ -286,20 +287,77 @@ def _wave_fraud_logit(f: dict[str, np.ndarray]) -> np.ndarray:
     )
 
 
+# ------------------------------------------------------------------- drift stories
+# What happens from ``drift_week`` on. ``card_testing`` (the default) is the original wave: new features
+# AND a new fraud pattern. The other three isolate what performance estimation can and cannot see.
+CARD_TESTING = "card_testing"
+COVARIATE_HARMFUL = "covariate_harmful"
+COVARIATE_BENIGN = "covariate_benign"
+CONCEPT = "concept"
+STORIES: tuple[str, ...] = (CARD_TESTING, COVARIATE_HARMFUL, COVARIATE_BENIGN, CONCEPT)
+STORY_DESCRIPTIONS = {
+    COVARIATE_HARMFUL: (
+        "covariate shift that lowers AUC: a platform migration routes 95% of transactions through one "
+        "payment gateway, so the features that separated fraud best stop varying for them: txn_count_1h = 1 "
+        "(txn_count_24h = 1 + the segment's Poisson), merchant_risk_score ~ Beta(20, 80) (about 0.2 for every "
+        "merchant) and distance_from_home_km ~ LogNormal(2, 0.2) (about 7 km), all values the reference has "
+        "plenty of. P(fraud | features) is unchanged, so the champion's scores stay calibrated, but they "
+        "separate fraud less: the AUC falls, and the scores show it (the estimated AUC drops before any label "
+        "arrives)."
+    ),
+    COVARIATE_BENIGN: (
+        "covariate shift the model is robust to: prices rise 60% (txn_amount and avg_txn_amount_7d x 1.6, so "
+        "amount_to_avg_ratio is unchanged) and customers visit more merchants (distinct_merchants_7d + 4). "
+        "Top-feature PSI is far above 0.25 (drift ERROR), but P(fraud | features) depends on the ratio, not "
+        "the level: the estimated and the realized AUC stay flat (drift without performance impact)."
+    ),
+    CONCEPT: (
+        "concept shift: a fraud ring using stolen credentials on ordinary-looking transactions adds ~2% fraud "
+        "independent of every feature. The features and hence the scores keep their distribution, so the "
+        "estimate (from the scores alone) cannot see it; the realized AUC falls when the labels arrive."
+    ),
+}
+# The concept story's extra fraud probability, independent of the features.
+CONCEPT_EXTRA_FRAUD = 0.02
+
+
+def _apply_story(story: str, rng: np.random.Generator, f: dict[str, np.ndarray], p: np.ndarray) -> np.ndarray:
+    """Change the drifted days' features (and, for the concept story, P(fraud | features)); returns p."""
+    n = p.size
+    if story == CARD_TESTING:
+        wave = _apply_card_testing_wave(rng, f)
+        return np.where(wave, _sigmoid(_wave_fraud_logit(f)), p)
+    if story == COVARIATE_HARMFUL:
+        gateway = rng.random(n) < 0.95
+        k = int(gateway.sum())
+        f["txn_count_1h"][gateway] = 1
+        f["txn_count_24h"][gateway] = 1 + rng.poisson(SEGMENT_COUNT_24H[f["segment"][gateway]])
+        f["merchant_risk_score"][gateway] = rng.beta(20.0, 80.0, size=k)
+        f["distance_from_home_km"][gateway] = np.round(np.exp(rng.normal(2.0, 0.2, size=k)), 2)
+        return _sigmoid(_base_fraud_logit(f))
+    if story == COVARIATE_BENIGN:
+        f["txn_amount"] = np.round(f["txn_amount"] * 1.6, 2)
+        f["avg_txn_amount_7d"] = np.round(f["avg_txn_amount_7d"] * 1.6, 2)
+        f["distinct_merchants_7d"] = f["distinct_merchants_7d"] + 4
+        return _sigmoid(_base_fraud_logit(f))
+    if story == CONCEPT:
+        return 1.0 - (1.0 - p) * (1.0 - CONCEPT_EXTRA_FRAUD)
+    raise ValueError(f"unknown drift story {story!r}; known: {', '.join(STORIES)}")
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     """Numerically safe logistic function."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def _draw_transactions(
-    ts_us: np.ndarray, rng: np.random.Generator, wave_rng: np.random.Generator | None
+    ts_us: np.ndarray, rng: np.random.Generator, wave_rng: np.random.Generator | None, story: str = CARD_TESTING
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Features and latent fraud labels for a batch; ``wave_rng`` switches the drift on."""
+    """Features and latent fraud labels for a batch; ``wave_rng`` switches the drift ``story`` on."""
     f = _base_population(rng, ts_us)
     p = _sigmoid(_base_fraud_logit(f))
     if wave_rng is not None:
-        wave = _apply_card_testing_wave(wave_rng, f)
-        p = np.where(wave, _sigmoid(_wave_fraud_logit(f)), p)
+        p = _apply_story(story, wave_rng, f, p)
     f["amount_to_avg_ratio"] = f["txn_amount"] / f["avg_txn_amount_7d"]
     is_fraud = (f["fraud_uniform"] < p).astype(np.int8)
     return f, is_fraud
@@ -485,8 +543,10 @@ def _write_champion(
     _io.write_json_atomic(fs, paths["champion_pointer"], {"version": 1, "name": CHAMPION_NAME})
 
 
-def _drift_description(drift_start: date) -> str:
+def _drift_description(drift_start: date, story: str = CARD_TESTING) -> str:
     """Plain-English statement of the injected drift, for humans reading the manifest."""
+    if story != CARD_TESTING:
+        return f"From {drift_start.isoformat()} (UTC) to the end of the log, a {STORY_DESCRIPTIONS[story]}"
     return (
         f"From {drift_start.isoformat()} (UTC) to the end of the log, a card-testing fraud wave: "
         f"about {WAVE_SHARE:.0%} of transactions become high-velocity micro-payments "
@@ -517,15 +577,20 @@ def simulate_fraud(
     seed: int = 7,
     filesystem: pafs.FileSystem | None = None,
     clean: bool = True,
+    story: str = CARD_TESTING,
 ) -> FraudSimulation:
     """Write reference data, a champion model, a daily prediction log and a delayed label feed.
 
-    ``drift_week`` is 1-based; a value > ``weeks`` gives a log with no drift.
+    ``drift_week`` is 1-based; a value > ``weeks`` gives a log with no drift. ``story`` is what happens
+    from then on (``STORIES``): the card-testing wave (default), a covariate shift that lowers AUC, one
+    the model is robust to, or a concept shift (see ``STORY_DESCRIPTIONS``).
     ``clean`` removes outputs of a previous run under ``base`` first.
     """
     _check_monday(start)
     if weeks < 1 or rows_per_week < 7 or drift_week < 1:
         raise ValueError("weeks >= 1, rows_per_week >= 7 and drift_week >= 1 are required")
+    if story not in STORIES:
+        raise ValueError(f"unknown drift story {story!r}; known: {', '.join(STORIES)}")
     fs = _io.resolve_filesystem(filesystem)
     paths = _paths(base)
     if clean:
@@ -539,7 +604,7 @@ def simulate_fraud(
     model, auc_reference = _write_reference_and_champion(
         fs, paths, seed, training_rows, reference_rows, training_start, pre_weeks, start
     )
-    _write_log_and_labels(fs, base, model, seed, start, end, drift_start, rows_per_week, label_delay_days)
+    _write_log_and_labels(fs, base, model, seed, start, end, drift_start, rows_per_week, label_delay_days, story)
 
     sim = FraudSimulation(
         base=base,
@@ -558,7 +623,8 @@ def simulate_fraud(
         label_delay_days=label_delay_days,
         training_start=training_start,
         auc_reference=auc_reference,
-        description=_drift_description(drift_start),
+        description=_drift_description(drift_start, story),
+        story=story,
     )
     _io.write_json_atomic(fs, paths["manifest"], _manifest(sim, training_rows, reference_rows))
     return sim
@@ -605,6 +671,7 @@ def _write_log_and_labels(
     drift_start: date,
     rows_per_week: int,
     label_delay_days: int,
+    story: str = CARD_TESTING,
 ) -> None:
     """Generate, score and write one day at a time so memory stays bounded for millions of rows."""
     counts = daily_counts(rows_per_week)
@@ -616,7 +683,7 @@ def _write_log_and_labels(
         rng = np.random.default_rng([seed, STREAM_LOG, ordinal])
         wave_rng = np.random.default_rng([seed, STREAM_WAVE, ordinal]) if day >= drift_start else None
         ts_us = _timestamps_in_day(rng, day, int(counts[day.weekday()]))
-        f, is_fraud = _draw_transactions(ts_us, rng, wave_rng)
+        f, is_fraud = _draw_transactions(ts_us, rng, wave_rng, story)
         cols = feature_columns(f)
         ids = _io.padded_ids(f"tx-{day.strftime('%Y%m%d')}-", 1, ts_us.size, 7)
         tail = {
@@ -648,6 +715,7 @@ def _manifest(sim: FraudSimulation, training_rows: int, reference_rows: int) -> 
         "drift_week": sim.drift_week,
         "drift_start": sim.drift_start.isoformat(),
         "drift_description": sim.description,
+        "drift_story": sim.story,
         "label_delay_days": sim.label_delay_days,
         "label_extra_delay_days": [0, 3],
         "training_period": {"start": sim.training_start.isoformat(), "end": sim.start.isoformat()},

@@ -13,14 +13,17 @@ the exporter and the notifier all read the table; nothing else lists checks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
+from drift_assets.stats.performance_estimation import PerformanceEstimate
 from drift_assets.stats.result import ColumnDrift
 from drift_assets.stats.rules import (
     AUC_VS_CHAMPION,
     DRIFTED_SHARE,
+    ESTIMATED_AUC_VS_CHAMPION,
     FEATURE_NO_DRIFT,
     FEATURE_PSI_ERROR,
     FEATURE_PSI_WARN,
@@ -37,7 +40,9 @@ from drift_assets.stats.rules import (
 
 Asset = Literal["drift_report", "model_performance"]
 # What a monitor must have for a check to apply (see ``MonitorConfig.capabilities``).
-Capability = Literal["prediction", "labels", "sudden_columns", "sudden_rates"]
+# "probability_prediction": the prediction is a score in [0, 1] (``prediction_kind: probability``), so its
+# performance can be estimated from the scores before labels arrive.
+Capability = Literal["prediction", "labels", "probability_prediction", "sudden_columns", "sudden_rates"]
 
 
 @dataclass(frozen=True)
@@ -341,6 +346,17 @@ DEFAULT_CHECKS = CheckTable(
             asset="model_performance",
             requires=("prediction", "labels"),
         ),
+        # From the window's scores alone (every window, labels or not), evaluated by ``estimated_auc_check``.
+        CheckRule(
+            ESTIMATED_AUC_VS_CHAMPION,
+            "ERROR",
+            "auc",
+            "lower",
+            "The upper bound of the AUC estimated from calibrated scores (before labels arrive) is no more than"
+            " {auc_drop_error:g} below the champion's reference AUC",
+            asset="model_performance",
+            requires=("prediction", "labels", "probability_prediction"),
+        ),
     ]
 )
 
@@ -363,4 +379,40 @@ def auc_check(
     )
 
 
-__all__ = ["DEFAULT_CHECKS", "CheckRule", "CheckTable", "WindowFacts", "auc_check"]
+def estimated_auc_check(
+    estimate: PerformanceEstimate,
+    champion_auc: float,
+    rules: DecisionRules | None = None,
+    table: CheckTable = DEFAULT_CHECKS,
+) -> CheckOutcome:
+    """ERROR when even the band's upper bound is more than ``auc_drop_error`` below the champion.
+
+    Using the upper bound makes the check fail only when the drop is beyond the window's noise; an
+    AUC that cannot be estimated (no expected positive) passes, with ``estimable: False``.
+    """
+    rules = rules or DecisionRules()
+    rule = table[ESTIMATED_AUC_VS_CHAMPION]
+    auc = estimate.roc_auc
+    threshold = champion_auc - rules.auc_drop_error
+    estimable = math.isfinite(auc.upper)
+    return CheckOutcome(
+        rule.name,
+        None,
+        passed=(auc.upper >= threshold) if estimable else True,
+        severity=rule.severity,
+        value=auc.upper,
+        threshold=threshold,
+        description=rule.describe(rules),
+        details={
+            "estimated_auc": auc.value,
+            "lower": auc.lower,
+            "upper": auc.upper,
+            "champion_auc": champion_auc,
+            "auc_drop_error": rules.auc_drop_error,
+            "rows": estimate.rows,
+            "estimable": estimable,
+        },
+    )
+
+
+__all__ = ["DEFAULT_CHECKS", "CheckRule", "CheckTable", "WindowFacts", "auc_check", "estimated_auc_check"]
