@@ -43,6 +43,12 @@ def check(instance, name, week):
     return {r.partition: r for r in history}[week].evaluation
 
 
+def check_failed(instance, name, week) -> bool:
+    """Evaluated and failed (a check that could not be evaluated has no result: never a failure)."""
+    evaluation = check(instance, name, week)
+    return hasattr(evaluation, "passed") and not evaluation.passed
+
+
 def sorted_expected_auc(scores: np.ndarray, p: np.ndarray) -> float:
     """Exact expected AUC from per-row calibrated probabilities (no binning): the independent value."""
     order = np.argsort(scores, kind="stable")
@@ -69,11 +75,12 @@ def test_every_window_has_an_estimate_and_labelled_ones_are_reconciled(project):
         ).asset_materialization.metadata
         assert estimator["reference_rows"].value == 10_000
         assert estimator["brier_score_calibrated"].value <= estimator["brier_score_raw"].value + 1e-12
-        results = {}
+        results, metadata_of = {}, {}
         for week in (PENDING, LABELLED):
             results[week] = run_job(defs, instance, "fraud_window_job", week)
             metadata = instance.get_latest_materialization_event(PERFORMANCE).asset_materialization.metadata
             assert {"estimated_roc_auc", "estimated_auc_lower", "estimated_auc_upper"} <= set(metadata)
+            metadata_of[week] = metadata
 
         pending, labelled = record(project, PENDING), record(project, LABELLED)
         # Before labels: the estimate with its band, no realized value, and the check evaluated on it.
@@ -83,7 +90,11 @@ def test_every_window_has_an_estimate_and_labelled_ones_are_reconciled(project):
         assert est["threshold"] == 0.5 and "CBPE" in est["method"]
         evaluation = check(instance, ESTIMATED, PENDING)
         assert evaluation.passed and evaluation.metadata["value"].value == pytest.approx(est["upper"])
-        assert "labels pending" in check(instance, "auc_not_below_champion", PENDING).description
+        # The realized-AUC check is not evaluated before labels (no result: the UI shows it skipped).
+        assert check(instance, "auc_not_below_champion", PENDING) is None or not hasattr(
+            check(instance, "auc_not_below_champion", PENDING), "passed"
+        )
+        assert "labels pending" in metadata_of[PENDING]["check auc_not_below_champion"].value
 
         # Independent value: calibrate the week's scores with the stored map, exact pairwise expectation.
         stored = json.loads((project / "assets" / "fraud" / "performance_estimator" / "__all__.json").read_text())
@@ -161,7 +172,7 @@ def test_require_performance_impact_retrains_only_where_performance_dropped(proj
         dropped = [
             w
             for w in WEEKS
-            if not check(instance, "auc_not_below_champion", w).passed or not check(instance, ESTIMATED, w).passed
+            if check_failed(instance, "auc_not_below_champion", w) or check_failed(instance, ESTIMATED, w)
         ]
         assert drifted == WEEKS[2:]  # the wave from week 3
         # The design document's matrix: every drift ERROR retrains.
@@ -197,6 +208,8 @@ def test_a_reference_that_cannot_calibrate_leaves_drift_and_realized_auc_running
         rec = record(project, LABELLED)
         assert rec["estimated"] is None and rec["status"] == "ok" and rec["auc"] > 0.5
         assert "'fraud_score'" in rec["estimate_problem"] and "outside [0, 1]" in rec["estimate_problem"]
-        evaluation = check(instance, ESTIMATED, LABELLED)
-        assert evaluation.passed and "outside [0, 1]" in evaluation.description
+        # Not evaluated (no result, the UI shows it skipped), and the reason is in the metadata.
+        assert not hasattr(check(instance, ESTIMATED, LABELLED), "passed")
+        metadata = instance.get_latest_materialization_event(PERFORMANCE).asset_materialization.metadata
+        assert "outside [0, 1]" in metadata["check estimated_auc_not_below_champion"].value
         assert (project / "reports" / "fraud" / "drift" / f"{LABELLED}.json").exists()
