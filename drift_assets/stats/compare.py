@@ -126,6 +126,7 @@ def measure_column(column: ColumnProfile, current: NumericalCounts | Categorical
             max_category_share_change=None,
             current_mean=float(current.sketch_sums.sum() / current.valid),
             reference_mean=binning.reference_mean,
+            reference_std=binning.reference_std,
             psi_bins_detail=top_psi_bins(ref_psi_counts, cur_psi_counts, binning.bin_labels(), epsilon),
         )
     assert isinstance(ref, CategoricalCounts) and isinstance(current, CategoricalCounts)

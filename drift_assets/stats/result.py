@@ -29,6 +29,7 @@ class ColumnDrift:
     current_valid: int
     current_mean: float | None = None
     reference_mean: float | None = None
+    reference_std: float | None = None
     unseen_values: dict[str, int] = field(default_factory=dict)
     current_missing: int = 0
     # One-sided Fisher p-value that the missing rate rose over the reference's.
@@ -116,6 +117,11 @@ class DriftResult:
             "out_of_range_share",
             "max_category_share_change",
             "adjusted_pvalue",
+            # What a sequential detector reads from stored results (stats.sequential): no rescan.
+            "current_valid",
+            "current_mean",
+            "reference_mean",
+            "reference_std",
             "drifted",
             "problem",
         ]
