@@ -181,7 +181,8 @@ def plot_power(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(mode: str, here: Path, docs: Path) -> Path:
+def write_report(mode: str, here: Path, docs: Path, name: str = "detection.md") -> Path:
+    """Render the results of ``mode`` into ``docs/name``; the hand-written notes go into detection.md only."""
     results = load(mode, here)
     if not results["counts"]:
         raise SystemExit(f"no results-{mode}-*.json in {here}")
@@ -191,8 +192,8 @@ def write_report(mode: str, here: Path, docs: Path) -> Path:
     plot_power(results, images / f"power-{mode}.png")
     from text import render
 
-    path = docs / "detection.md"
-    path.write_text(render(results, mode, sys.modules[__name__]))
+    path = docs / name
+    path.write_text(render(results, mode, sys.modules[__name__], with_notes=name == "detection.md"))
     print(f"wrote {path}")
     return path
 
@@ -200,4 +201,6 @@ def write_report(mode: str, here: Path, docs: Path) -> Path:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", default="full", choices=("full", "quick"))
-    write_report(parser.parse_args().mode, HERE, HERE.parent.parent / "docs")
+    parser.add_argument("--name", default="detection.md", help="file name under docs/")
+    args = parser.parse_args()
+    write_report(args.mode, HERE, HERE.parent.parent / "docs", args.name)

@@ -28,7 +28,7 @@ def _windows_line(results: dict) -> str:
     return f"Windows per cell (rows: windows): drift_assets and KS/chi-square {ours}; Evidently {ev}."
 
 
-def render(results: dict, mode: str, r) -> str:
+def render(results: dict, mode: str, r, with_notes: bool = True) -> str:
     misses = _misses(results, r)
     seconds = ", ".join(f"{k}: {v:,.0f} s" for k, v in results["seconds"].items())
     lines = [
@@ -97,4 +97,5 @@ def render(results: dict, mode: str, r) -> str:
         *r.mde_table(results),
         "",
     ]
-    return "\n".join(lines) + "\n" + (NOTES.read_text() if NOTES.exists() else "")
+    notes = NOTES.read_text() if with_notes and NOTES.exists() else ""
+    return "\n".join(lines) + "\n" + notes
