@@ -49,7 +49,7 @@ def fmt(cell: tuple[int, int] | None, *, flag_above: float | None = None) -> str
     if not cell or not cell[1]:
         return "–"
     k, total = cell
-    text = f"{k / total:.0%}" if k else "0"
+    text = (f"{k / total:.1%}" if k / total < 0.1 else f"{k / total:.0%}") if k else "0"
     if flag_above is not None and k / total > flag_above:
         text = f"**{text}**"
     return f"{text} ({k}/{total})"
