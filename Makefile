@@ -12,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test test-fast lint format system-deps dev alerting metrics bench clean setup cluster
+.PHONY: demo test test-fast lint format system-deps dev alerting metrics bench bench-detection bench-detection-full clean setup cluster
 
 setup: $(VENV)/.installed $(DVC_VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
@@ -93,6 +93,17 @@ alerting:
 
 bench: setup
 	$(PY) benchmarks/bench_compare.py
+
+# Detection benchmark (false alarms, power, MDE vs Evidently and KS/chi-square) -> docs/detection.md.
+# The default run (~7 CPU-minutes) is the published one; -full has 10x the windows per cell
+# (~1.5 CPU-hours, two processes): for a quiet machine.
+bench-detection: setup
+	$(PY) benchmarks/detection/run.py
+
+bench-detection-full: setup
+	$(PY) benchmarks/detection/run.py --full --detectors ours,naive & pid=$$!; \
+	$(PY) benchmarks/detection/run.py --full --detectors evidently; wait $$pid
+	$(PY) benchmarks/detection/report.py --mode full
 
 clean:
 	rm -rf $(DAGSTER_HOME) data/fraud data/llm data/assets reports .retraining

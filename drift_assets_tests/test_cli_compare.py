@@ -156,3 +156,16 @@ def test_monitor_option_takes_columns_from_monitors_file(fraud_data):
     assert doc["columns"]["fraud_score"]["role"] == "prediction"
     assert "is_fraud" not in doc["columns"] and "transaction_id" not in doc["columns"]
     assert doc["columns"]["txn_count_1h"]["drifted"] is True
+
+
+def test_a_feature_entirely_missing_exits_1_naming_the_column(files):
+    window = table(2_000, 4)
+    window = window.set_column(1, "amount", pa.array([None] * 2_000, pa.float64()))
+    pq.write_table(window, files / "null_amount.parquet")
+    out = run(files / "ref.parquet", files / "null_amount.parquet", *ROLE_ARGS, "--json", "-")
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    [error] = [c for c in doc["checks"] if not c["passed"] and c["severity"] == "ERROR"]
+    assert error["name"] == "columns_not_entirely_missing" and error["column"] == "amount"
+    assert error["value_kind"] == "share" and error["value"] == 1.0
+    assert "'amount'" in doc["columns"]["amount"]["problem"]

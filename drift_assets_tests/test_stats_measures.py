@@ -139,27 +139,35 @@ def test_zero_inflated_reference_keeps_its_zeros():
     assert proportions[0] >= 0.4
     assert binning.psi_edges[0] > 0.0
     assert ref_counts[0] == np.count_nonzero(reference < binning.psi_edges[0])
-    # Deciles 1-3 are zero and merge into the lowest bin; decile 4 interpolates towards the first
-    # positive value. Independently: distinct deciles above the minimum, plus one.
-    deciles = np.quantile(reference, np.arange(1, 10) / 10)
-    assert binning.effective_bins == len(ref_counts) == len(np.unique(deciles[deciles > 0])) + 1 == 7
+    # 40% zeros are a point mass (>= 5% of the reference): one bin of their own, then
+    # psi_bins - 1 = 9 quantile bins over the positive values. Independently: numpy's quantiles.
+    assert binning.point_masses == (0.0,)
+    positives = np.sort(reference[reference > 0])
+    np.testing.assert_allclose(binning.psi_edges[1:], np.quantile(positives, np.arange(1, 9) / 9), rtol=1e-12)
+    assert binning.effective_bins == len(ref_counts) == 10
     assert col.psi_bins == binning.effective_bins
     assert ref_counts[0] == int(0.4 * n)  # the lowest bin is exactly the zeros
+    np.testing.assert_allclose(ref_counts[1:] / positives.size, 1 / 9, atol=2e-4)
     assert col.psi < 0.01  # same distribution
 
 
 @pytest.mark.parametrize("lam", [0.5, 2.0, 5.0])
-def test_effective_psi_bins_with_heavy_ties_equal_the_distinct_deciles(lam):
+def test_with_heavy_ties_each_common_value_has_its_own_psi_bin(lam):
     rng = np.random.default_rng(int(lam * 10))
     reference = rng.poisson(lam, 30_000).astype(np.float64)
     profile, _, col = measure(reference, rng.poisson(lam, 3_000).astype(np.float64))
     binning = profile.columns["x"].binning
-    deciles = np.quantile(reference, np.arange(1, 10) / 10)
-    independent = len(np.unique(deciles[deciles > reference.min()])) + 1
-    assert binning.effective_bins == independent == col.psi_bins
-    assert col.psi_bins < 10
+    values, freq = np.unique(reference, return_counts=True)
+    common = values[freq >= 0.05 * reference.size]
+    assert binning.point_masses == tuple(common)
+    # Each common value is alone in its bin (independently: the bin of v holds exactly the v's).
+    bin_of = np.searchsorted(binning.psi_edges, reference, side="right")
+    for v in common:
+        assert set(reference[bin_of == bin_of[reference == v][0]]) == {v}
+    # The count stays near the configured 10: one bin per common value plus the rare tail.
+    assert len(common) <= binning.effective_bins == col.psi_bins <= 11
     # Every effective bin holds reference mass: the count is of distinct, non-empty bins.
-    occupied = np.unique(np.searchsorted(binning.psi_edges, reference, side="right"))
+    occupied = np.unique(bin_of)
     assert len(occupied) == binning.effective_bins
     ref_counts = profile.columns["x"].reference.psi_counts(binning)
     assert ref_counts.sum() == len(reference)

@@ -78,6 +78,8 @@ def _skipped(rule: CheckRule, asset_key: AssetKey, reason: str | None) -> AssetC
 def _detail_metadata(worst: CheckOutcome) -> dict:
     metadata: dict = {}
     for key, value in worst.details.items():
+        if key == "value_kind":
+            continue  # stated once, as "value_kind"
         if isinstance(value, int | float) and not isinstance(value, bool):
             metadata[f"worst_{key}"] = MetadataValue.float(float(value))
         elif isinstance(value, str):
@@ -100,6 +102,8 @@ def fold_outcomes(
     metadata: dict = {
         "value": MetadataValue.float(float(worst.value)),
         "threshold": MetadataValue.float(float(worst.threshold)),
+        # The unit value and threshold are both in: "psi", "effect", "share", "p_value", ...
+        "value_kind": MetadataValue.text(rule.measure),
         "severity": MetadataValue.text(rule.severity),
         "failing_columns": MetadataValue.text(", ".join(columns) if columns else "(none)"),
         "values": MetadataValue.json({o.column or "(window)": round(o.value, 6) for o in mine}),

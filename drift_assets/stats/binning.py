@@ -2,6 +2,15 @@
 
 Bins are left-closed, ``[edge_i, edge_i+1)``, and the outer bins are open (-inf / +inf): a current
 value beyond the reference range is counted, never dropped.
+
+Point masses. A value holding at least ``POINT_MASS_SHARE`` (5 %) of the reference's non-missing
+values (the zeros of a zero-inflated amount, the 2015 of a constant column, each common count of a
+Poisson column) gets a PSI bin of its own, ``[v, nextafter(v))``; the other values are cut into
+``psi_bins - (number of point masses)`` quantile bins of their own (at least one), and any bin left
+empty in the reference is merged into its left neighbour. The effective bin count therefore stays
+near the configured one, and a change in a point mass's share (95 % zeros falling to 50 %) moves
+PSI instead of vanishing inside one merged decile. A zero-variance reference keeps three bins: below,
+at and above its single value, so a window off that value has PSI ~9 and out-of-range share 1.
 """
 
 from __future__ import annotations
@@ -15,6 +24,9 @@ import pyarrow.compute as pc
 
 from drift_assets.stats.errors import ProfileError
 from drift_assets.stats.validation import category_strings, missing_mask
+
+# A value holding at least this share of the reference's non-missing values is a point mass.
+POINT_MASS_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,7 @@ class NumericalBinning:
     requested_bins: int
     reference_mean: float
     reference_std: float
+    point_masses: tuple[float, ...] = ()
 
     @property
     def effective_bins(self) -> int:
@@ -63,6 +76,7 @@ class NumericalBinning:
             "requested_bins": self.requested_bins,
             "reference_mean": self.reference_mean,
             "reference_std": self.reference_std,
+            "point_masses": list(self.point_masses),
         }
 
     @classmethod
@@ -73,7 +87,22 @@ class NumericalBinning:
             requested_bins=int(data["requested_bins"]),
             reference_mean=float(data["reference_mean"]),
             reference_std=float(data["reference_std"]),
+            point_masses=tuple(float(v) for v in data.get("point_masses", ())),
         )
+
+    def bin_labels(self) -> list[str]:
+        """One label per PSI bin, for operators: ``= 0`` for a point mass's bin, else ``[a, b)``."""
+        lower = np.concatenate(([-np.inf], self.psi_edges))
+        upper = np.concatenate((self.psi_edges, [np.inf]))
+        closes = {float(np.nextafter(m, np.inf)): m for m in self.point_masses}
+        labels = []
+        for lo, hi in zip(lower, upper, strict=True):
+            mass = closes.get(float(hi))
+            if mass is None:
+                labels.append(f"[{lo:.4g}, {hi:.4g})")
+            else:  # the lowest point mass's bin also holds values below the reference minimum
+                labels.append(f"= {mass:g}" if lo == mass else f"<= {mass:g}")
+        return labels
 
 
 @dataclass(frozen=True)
@@ -107,7 +136,12 @@ def _quantiles_of_sorted(sorted_values: np.ndarray, probs: np.ndarray) -> np.nda
 
 
 def fit_numerical_binning(
-    values: np.ndarray, *, psi_bins: int, sketch_resolution: int, column: str
+    values: np.ndarray,
+    *,
+    psi_bins: int,
+    sketch_resolution: int,
+    column: str,
+    point_mass_share: float = POINT_MASS_SHARE,
 ) -> NumericalBinning:
     finite = values[~missing_mask(values)]
     if finite.size == 0:
@@ -116,18 +150,53 @@ def fit_numerical_binning(
     probs = np.arange(sketch_resolution + 1) / sketch_resolution
     quantiles = _quantiles_of_sorted(finite, probs)
     minimum, maximum = float(finite[0]), float(finite[-1])
-    # PSI edges are picked out of the sketch quantiles so that they are exactly sketch edges.
-    step = sketch_resolution // psi_bins
-    interior = quantiles[step:sketch_resolution:step]
-    psi_edges = np.unique(interior[interior > minimum])
-    sketch_edges = np.append(np.unique(quantiles), np.nextafter(maximum, np.inf))
+    distinct, frequency = np.unique(finite, return_counts=True)
+    masses = distinct[frequency >= point_mass_share * finite.size]
+    if masses.size == 0:
+        # PSI edges are picked out of the sketch quantiles so that they are exactly sketch edges.
+        step = sketch_resolution // psi_bins
+        interior = quantiles[step:sketch_resolution:step]
+        psi_edges = np.unique(interior[interior > minimum])
+        sketch_edges = np.append(np.unique(quantiles), np.nextafter(maximum, np.inf))
+    else:
+        psi_edges = _point_mass_edges(finite, masses, psi_bins, single_value=distinct.size == 1)
+        # Every PSI edge is a sketch edge, so a window is still binned once (PSI counts are sums).
+        sketch_edges = np.unique(np.concatenate((quantiles, psi_edges, [np.nextafter(maximum, np.inf)])))
     return NumericalBinning(
         psi_edges=psi_edges,
         sketch_edges=sketch_edges,
         requested_bins=psi_bins,
         reference_mean=float(finite.mean()),
         reference_std=float(finite.std()),
+        point_masses=tuple(float(v) for v in masses),
     )
+
+
+def _point_mass_edges(
+    sorted_finite: np.ndarray, masses: np.ndarray, psi_bins: int, *, single_value: bool
+) -> np.ndarray:
+    """Edges isolating each point mass, plus quantile edges over the values that are not one."""
+    parts = [masses, np.nextafter(masses, np.inf)]
+    rest = sorted_finite[~np.isin(sorted_finite, masses)]
+    rest_bins = max(1, psi_bins - masses.size)
+    if rest.size and rest_bins > 1:
+        parts.append(_quantiles_of_sorted(rest, np.arange(1, rest_bins) / rest_bins))
+    candidates = np.unique(np.concatenate(parts))
+    if single_value:
+        return candidates  # below / at / above the reference's one value
+    return _drop_empty_bins(sorted_finite, candidates)
+
+
+def _drop_empty_bins(sorted_finite: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Keep an edge only if the reference has values both in the bin it closes and at or above it."""
+    left_of = np.searchsorted(sorted_finite, edges, side="left")  # values below each edge
+    kept: list[float] = []
+    last = 0
+    for edge, below in zip(edges, left_of, strict=True):
+        if below > last and below < sorted_finite.size:
+            kept.append(float(edge))
+            last = int(below)
+    return np.asarray(kept, dtype=np.float64)
 
 
 def fit_categorical_binning(column: pa.Array, *, max_categories: int, name: str) -> CategoricalBinning:

@@ -22,16 +22,20 @@ from drift_assets.stats.performance_estimation import PerformanceEstimate
 from drift_assets.stats.result import ColumnDrift
 from drift_assets.stats.rules import (
     AUC_VS_CHAMPION,
+    COLUMN_NOT_ALL_MISSING,
     DRIFTED_SHARE,
     ESTIMATED_AUC_VS_CHAMPION,
     FEATURE_NO_DRIFT,
     FEATURE_PSI_ERROR,
     FEATURE_PSI_WARN,
     MISSING_RATE,
+    MISSING_RATE_INCREASE,
     PREDICTION_NO_DRIFT,
     SCHEMA_MATCHES,
     SUDDEN_RATE_CHANGE,
     SUDDEN_SHIFT,
+    TARGET_PREVALENCE,
+    UNSEEN_SHARE,
     CheckOutcome,
     ColumnThresholds,
     DecisionRules,
@@ -42,7 +46,12 @@ Asset = Literal["drift_report", "model_performance"]
 # What a monitor must have for a check to apply (see ``MonitorConfig.capabilities``).
 # "probability_prediction": the prediction is a score in [0, 1] (``prediction_kind: probability``), so its
 # performance can be estimated from the scores before labels arrive.
-Capability = Literal["prediction", "labels", "probability_prediction", "sudden_columns", "sudden_rates"]
+# "target_in_window": the profile has a target-role column (``compare --target``). Monitors' drift
+# profiles do not (labels arrive days later), so no monitor has it yet and Dagster gets no spec for
+# the target check; labelled windows reach it through the CLI or a caller of ``compare``.
+Capability = Literal[
+    "prediction", "labels", "probability_prediction", "sudden_columns", "sudden_rates", "target_in_window"
+]
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,9 @@ Evaluate = Callable[["CheckRule", WindowFacts], Iterable[CheckOutcome]]
 class CheckRule:
     name: str
     severity: Severity
-    measure: str  # the unit of value and threshold: "psi", "effect", "share", "p_value", "missing_rate", ...
+    # The unit of value and threshold, stated as ``value_kind`` in every outcome's details and in the
+    # Dagster check metadata: "psi", "effect", "share" (a share of rows), "p_value", ...
+    measure: str
     worse: Literal["higher", "lower"]
     description: str  # a template over the DecisionRules / ColumnThresholds field names
     asset: Asset = "drift_report"
@@ -93,7 +104,7 @@ class CheckRule:
             self.severity,
             float(value),
             float(threshold),
-            details={k: v for k, v in details.items() if v is not None},
+            details={"value_kind": self.measure, **{k: v for k, v in details.items() if v is not None}},
         )
 
     def worst(self, outcomes: Iterable[CheckOutcome]) -> CheckOutcome:
@@ -153,9 +164,27 @@ def _top_feature_psi(
         # A PSI above threshold that sampling noise explains (small windows) is not a failure.
         passed = col.psi <= threshold or not col.significant
         out.append(
-            rule.outcome(col.name, passed, col.psi, threshold, psi_bins=col.psi_bins, significant=col.significant)
+            rule.outcome(
+                col.name,
+                passed,
+                col.psi,
+                threshold,
+                psi_bins=col.psi_bins,
+                significant=col.significant,
+                top_bins=format_top_bins(col),
+            )
         )
     return out
+
+
+def format_top_bins(col: ColumnDrift) -> str | None:
+    """The bins carrying the PSI, e.g. ``"x: 7.5% -> 0.0% (+0.496); b: 42.5% -> 45.0% (+0.001)"``."""
+    if not col.psi_bins_detail:
+        return None
+    return "; ".join(
+        f"{b['bin']}: {b['reference_share']:.1%} -> {b['current_share']:.1%} (+{b['contribution']:.3f})"
+        for b in col.psi_bins_detail
+    )
 
 
 def evaluate_psi_warn(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
@@ -170,6 +199,9 @@ def effect_of(col: ColumnDrift, t: ColumnThresholds) -> tuple[float, float, dict
     """The effect the drift decision looked at, for the check's value/threshold fields."""
     if col.kind == "numerical" and col.wasserstein_normed is not None:
         value, threshold, name = col.wasserstein_normed, t.min_wasserstein_normed, "wasserstein_normed"
+    elif col.kind == "numerical" and col.out_of_range_share is not None:
+        # Zero-variance reference: the share of values off its single value.
+        value, threshold, name = col.out_of_range_share, t.min_out_of_range_share, "out_of_range_share"
     elif col.kind == "categorical":
         value, threshold, name = (
             col.max_category_share_change or 0.0,
@@ -248,6 +280,81 @@ def evaluate_missing_rate(rule: CheckRule, facts: WindowFacts) -> list[CheckOutc
     return out
 
 
+def evaluate_missing_rate_increase(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    out = []
+    for col in facts.columns.values():
+        if col.role in ("feature", "prediction") and col.missing_rate_pvalue is not None:
+            t = facts.rules.for_column(col.name)
+            change = col.missing_rate - col.reference_missing_rate
+            alpha = facts.rules.missing_rate_alpha
+            failed = col.missing_rate_pvalue < alpha and change >= t.missing_rate_min_increase
+            out.append(
+                rule.outcome(
+                    col.name,
+                    not failed,
+                    change,
+                    t.missing_rate_min_increase,
+                    missing_rate=col.missing_rate,
+                    reference_missing_rate=col.reference_missing_rate,
+                    p_value=col.missing_rate_pvalue,
+                    alpha=alpha,
+                )
+            )
+    return out
+
+
+def evaluate_not_all_missing(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    return [
+        rule.outcome(col.name, col.current_valid > 0, col.missing_rate, 1.0, problem=col.problem)
+        for col in facts.columns.values()
+        if col.role in ("feature", "prediction")
+    ]
+
+
+def evaluate_unseen_share(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    out = []
+    for col in facts.columns.values():
+        if col.unseen_share is not None and col.role in ("feature", "prediction"):
+            limit = facts.rules.for_column(col.name).unseen_share_warn
+            listed = sorted(col.unseen_values, key=lambda v: (-col.unseen_values[v], v))[:5]
+            out.append(
+                rule.outcome(
+                    col.name,
+                    col.unseen_share <= limit,
+                    col.unseen_share,
+                    limit,
+                    unseen_count=col.unseen_count,
+                    unseen_values=", ".join(listed) or None,
+                )
+            )
+    return out
+
+
+def evaluate_target_prevalence(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
+    """Label drift: a class share moved (KS distance of a 0/1 label = the prevalence change)."""
+    out = []
+    for col in facts.columns.values():
+        if col.role != "target" or col.psi is None:
+            continue
+        t = facts.rules.for_column(col.name)
+        change = col.ks_statistic if col.kind == "numerical" else col.max_category_share_change
+        pvalue = col.test_pvalue if col.test_pvalue is not None else 1.0
+        failed = pvalue < facts.rules.target_alpha and (change or 0.0) >= t.min_prevalence_change
+        out.append(
+            rule.outcome(
+                col.name,
+                not failed,
+                change or 0.0,
+                t.min_prevalence_change,
+                p_value=pvalue,
+                alpha=facts.rules.target_alpha,
+                current_mean=col.current_mean,
+                reference_mean=col.reference_mean,
+            )
+        )
+    return out
+
+
 def evaluate_schema(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
     return [rule.outcome(column, False, 1.0, 0.0, reason=reason) for column, reason in facts.problems.items()]
 
@@ -307,8 +414,45 @@ DEFAULT_CHECKS = CheckTable(
             "WARN",
             "missing_rate",
             "higher",
-            "Missing rate of every monitored column is at most {missing_rate_warn_pct} (alert data engineering)",
+            "Missing rate of every monitored column is at most {missing_rate_warn_pct}, whatever the reference's"
+            " (an absolute ceiling; set missing_rate_warn to 1 for a column that is often missing)",
             evaluate=evaluate_missing_rate,
+        ),
+        CheckRule(
+            MISSING_RATE_INCREASE,
+            "WARN",
+            "share",
+            "higher",
+            "No monitored column's missing rate rose over the reference's by {missing_rate_min_increase:g} or more"
+            " (absolute) with one-sided Fisher p < {missing_rate_alpha:g}",
+            evaluate=evaluate_missing_rate_increase,
+        ),
+        CheckRule(
+            COLUMN_NOT_ALL_MISSING,
+            "ERROR",
+            "share",
+            "higher",
+            "Every feature and the prediction has non-missing values in the window (100% missing = a broken"
+            " upstream pipeline)",
+            evaluate=evaluate_not_all_missing,
+        ),
+        CheckRule(
+            UNSEEN_SHARE,
+            "WARN",
+            "share",
+            "higher",
+            "At most {unseen_share_warn:g} of a categorical column's values are categories unseen in the reference",
+            evaluate=evaluate_unseen_share,
+        ),
+        CheckRule(
+            TARGET_PREVALENCE,
+            "ERROR",
+            "share",
+            "higher",
+            "When labels are in the window: no class share of the target moved by {min_prevalence_change:g} or"
+            " more with p < {target_alpha:g} (label drift)",
+            requires=("target_in_window",),
+            evaluate=evaluate_target_prevalence,
         ),
         CheckRule(
             SCHEMA_MATCHES,

@@ -16,6 +16,7 @@ from drift_assets.stats import (
     kolmogorov_smirnov,
     multiple_testing,
     psi,
+    rates,
     wasserstein,
 )
 from drift_assets.stats import (
@@ -36,6 +37,39 @@ class _CommonMeasures(TypedDict):
     missing_rate: float
     reference_missing_rate: float
     current_valid: int
+    current_missing: int
+    missing_rate_pvalue: float | None
+
+
+# The result lists this many of the largest per-bin PSI terms.
+TOP_PSI_BINS = 3
+
+
+def top_psi_bins(
+    reference_counts: np.ndarray, current_counts: np.ndarray, labels: list[str], epsilon: float
+) -> list[dict]:
+    """The bins carrying most of the PSI, largest first, with both shares: "x: 7.5% -> 0.0%"."""
+    terms = psi.psi_contributions(reference_counts, current_counts, epsilon)
+    ref_share = reference_counts / reference_counts.sum()
+    cur_share = current_counts / current_counts.sum()
+    order = np.argsort(-terms, kind="stable")[:TOP_PSI_BINS]
+    return [
+        {
+            "bin": labels[i],
+            "reference_share": float(ref_share[i]),
+            "current_share": float(cur_share[i]),
+            "contribution": float(terms[i]),
+        }
+        for i in order
+    ]
+
+
+def _missing_increase_pvalue(
+    current: NumericalCounts | CategoricalCounts, ref: NumericalCounts | CategoricalCounts
+) -> float | None:
+    if not current.rows or not ref.rows:
+        return None
+    return rates.increase_pvalue(current.missing, current.rows, ref.missing, ref.rows)
 
 
 def measure_column(column: ColumnProfile, current: NumericalCounts | CategoricalCounts, epsilon: float) -> ColumnDrift:
@@ -50,6 +84,8 @@ def measure_column(column: ColumnProfile, current: NumericalCounts | Categorical
         missing_rate=missing_rate,
         reference_missing_rate=ref_missing_rate,
         current_valid=current.valid,
+        current_missing=current.missing,
+        missing_rate_pvalue=_missing_increase_pvalue(current, ref),
     )
     if current.valid == 0:
         # Nothing to compare: every value is missing. The missing-rate check reports it; a
@@ -66,7 +102,7 @@ def measure_column(column: ColumnProfile, current: NumericalCounts | Categorical
             unseen_share=None,
             out_of_range_share=None,
             max_category_share_change=None,
-            problem=f"column {spec.name!r} has no non-missing values in this window",
+            problem=f"column {spec.name!r} has no non-missing values in this window (all {current.rows} missing)",
         )
     if isinstance(column.binning, NumericalBinning):
         assert isinstance(ref, NumericalCounts) and isinstance(current, NumericalCounts)
@@ -90,6 +126,8 @@ def measure_column(column: ColumnProfile, current: NumericalCounts | Categorical
             max_category_share_change=None,
             current_mean=float(current.sketch_sums.sum() / current.valid),
             reference_mean=binning.reference_mean,
+            reference_std=binning.reference_std,
+            psi_bins_detail=top_psi_bins(ref_psi_counts, cur_psi_counts, binning.bin_labels(), epsilon),
         )
     assert isinstance(ref, CategoricalCounts) and isinstance(current, CategoricalCounts)
     ref_p = ref.counts / ref.valid
@@ -107,6 +145,8 @@ def measure_column(column: ColumnProfile, current: NumericalCounts | Categorical
         out_of_range_share=None,
         max_category_share_change=float(np.max(np.abs(cur_p - ref_p))),
         unseen_values=dict(current.unseen_values),
+        unseen_count=current.unseen,
+        psi_bins_detail=top_psi_bins(ref.counts, current.counts, [*column.binning.vocabulary, "(unseen)"], epsilon),
     )
 
 
@@ -116,7 +156,10 @@ def _large_effect(col: ColumnDrift, t: r.ColumnThresholds) -> bool:
     if col.psi >= t.min_psi_effect:
         return True
     if col.kind == "numerical":
-        return col.wasserstein_normed is not None and col.wasserstein_normed >= t.min_wasserstein_normed
+        if col.wasserstein_normed is None:
+            # A zero-variance reference: any value off its single value is out of range.
+            return (col.out_of_range_share or 0.0) >= t.min_out_of_range_share
+        return col.wasserstein_normed >= t.min_wasserstein_normed
     return (col.max_category_share_change or 0.0) >= t.min_category_share_change
 
 

@@ -37,7 +37,8 @@ from drift_assets.stats.errors import ProfileError, SchemaError
 from drift_assets.stats.validation import category_strings, numeric_values
 
 PROFILE_FORMAT = "drift_assets.reference_profile"
-PROFILE_VERSION = 1
+# 2: point masses get their own PSI bin (issue 11). A version-1 profile is refused: refit it.
+PROFILE_VERSION = 2
 
 DEFAULT_PSI_BINS = 10
 # KS and Wasserstein are computed on this many reference-quantile bins: fine enough that the

@@ -34,3 +34,11 @@ def rate_change(current_hits: int, current_total: int, baseline_hits: int, basel
     _, pvalue = fisher_exact(table, alternative="two-sided")
     current, baseline = current_hits / current_total, baseline_hits / baseline_total
     return RateChange(current, baseline, current - baseline, float(pvalue))
+
+
+def increase_pvalue(current_hits: int, current_total: int, reference_hits: int, reference_total: int) -> float:
+    """One-sided Fisher exact p-value that the current rate is above the reference rate."""
+    if current_total <= 0 or reference_total <= 0:
+        raise ValueError("increase_pvalue needs rows on both sides")
+    table = [[current_hits, current_total - current_hits], [reference_hits, reference_total - reference_hits]]
+    return float(fisher_exact(table, alternative="greater").pvalue)

@@ -29,7 +29,14 @@ class ColumnDrift:
     current_valid: int
     current_mean: float | None = None
     reference_mean: float | None = None
+    reference_std: float | None = None
     unseen_values: dict[str, int] = field(default_factory=dict)
+    current_missing: int = 0
+    # One-sided Fisher p-value that the missing rate rose over the reference's.
+    missing_rate_pvalue: float | None = None
+    unseen_count: int | None = None
+    # The largest per-bin PSI terms: {"bin", "reference_share", "current_share", "contribution"}.
+    psi_bins_detail: list[dict] = field(default_factory=list)
     # Filled by the decision step:
     pvalue: float | None = None
     adjusted_pvalue: float | None = None
@@ -105,10 +112,16 @@ class DriftResult:
             "wasserstein_normed",
             "missing_rate",
             "reference_missing_rate",
+            "missing_rate_pvalue",
             "unseen_share",
             "out_of_range_share",
             "max_category_share_change",
             "adjusted_pvalue",
+            # What a sequential detector reads from stored results (stats.sequential): no rescan.
+            "current_valid",
+            "current_mean",
+            "reference_mean",
+            "reference_std",
             "drifted",
             "problem",
         ]
@@ -118,6 +131,8 @@ class DriftResult:
             entry = {k: data[k] for k in keys}
             if col.unseen_values:
                 entry["unseen_values"] = col.unseen_values
+            if col.psi_bins_detail:
+                entry["psi_top_bins"] = col.psi_bins_detail
             columns[name] = entry
         return {
             "reference_rows": self.reference_rows,

@@ -7,7 +7,11 @@
 | any feature drifted      | significant (Holm, family alpha 0.05) AND large  | WARN     |
 | share of drifted features| >= 0.3                                           | ERROR    |
 | prediction drift         | p < 0.05 AND large                               | ERROR    |
-| missing rate             | > 0.05                                           | WARN     |
+| missing rate (ceiling)   | > 0.05 (absolute; set 1.0 per column to disable) | WARN     |
+| missing rate increase    | Fisher p < 0.001 AND >= +0.05 vs the reference   | WARN     |
+| column entirely missing  | no non-missing value (feature or prediction)     | ERROR    |
+| unseen categories        | share of values unseen in the reference > 0.01   | WARN     |
+| target prevalence        | p < 0.001 AND some class share moved >= 0.05     | ERROR    |
 | AUC vs champion          | < -0.02                                          | ERROR    |
 
 PSI has a small-sample bias (E[PSI] ~ (bins - 1) / n for identical distributions, 0.3 at n = 30), so
@@ -34,6 +38,11 @@ DEFAULT_MIN_PSI_EFFECT = 0.1
 DEFAULT_MIN_CATEGORY_SHARE_CHANGE = 0.05
 DEFAULT_DRIFTED_SHARE_ERROR = 0.3
 DEFAULT_AUC_DROP_ERROR = 0.02
+DEFAULT_MISSING_RATE_MIN_INCREASE = 0.05
+DEFAULT_UNSEEN_SHARE_WARN = 0.01
+DEFAULT_MIN_OUT_OF_RANGE_SHARE = 0.05
+DEFAULT_MIN_PREVALENCE_CHANGE = 0.05
+DEFAULT_RATE_ALPHA = 0.001
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,12 @@ class ColumnThresholds:
     min_wasserstein_normed: float = wasserstein.DEFAULT_MIN_EFFECT
     min_psi_effect: float = DEFAULT_MIN_PSI_EFFECT
     min_category_share_change: float = DEFAULT_MIN_CATEGORY_SHARE_CHANGE
+    # The missing rate must rise by at least this much (absolute) over the reference's.
+    missing_rate_min_increase: float = DEFAULT_MISSING_RATE_MIN_INCREASE
+    unseen_share_warn: float = DEFAULT_UNSEEN_SHARE_WARN
+    # The effect of a zero-variance reference column (no std to normalise Wasserstein by).
+    min_out_of_range_share: float = DEFAULT_MIN_OUT_OF_RANGE_SHARE
+    min_prevalence_change: float = DEFAULT_MIN_PREVALENCE_CHANGE
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,10 @@ class DecisionRules:
     drifted_share_error: float = DEFAULT_DRIFTED_SHARE_ERROR
     auc_drop_error: float = DEFAULT_AUC_DROP_ERROR
     psi_epsilon: float = psi.DEFAULT_EPSILON
+    # Single tests on rates (missing-rate increase, target prevalence): a false alarm in 1 of
+    # 1,000 windows per column, and a minimum absolute change keeps large n from flagging noise.
+    missing_rate_alpha: float = DEFAULT_RATE_ALPHA
+    target_alpha: float = DEFAULT_RATE_ALPHA
 
     def for_column(self, name: str) -> ColumnThresholds:
         return self.per_column.get(name, self.defaults)
@@ -198,7 +217,13 @@ FEATURE_PSI_ERROR = "feature_psi_below_retrain_threshold"
 FEATURE_NO_DRIFT = "features_have_no_significant_drift"
 DRIFTED_SHARE = "share_of_drifted_features_below_threshold"
 PREDICTION_NO_DRIFT = "prediction_has_no_drift"
+# An absolute ceiling, whatever the reference's rate (its meaning is unchanged since the seed).
 MISSING_RATE = "missing_rate_below_threshold"
+# Relative to the reference: a significant rise of at least a minimum absolute change (issue 11).
+MISSING_RATE_INCREASE = "missing_rate_not_increased"
+COLUMN_NOT_ALL_MISSING = "columns_not_entirely_missing"
+UNSEEN_SHARE = "unseen_share_below_threshold"
+TARGET_PREVALENCE = "target_prevalence_unchanged"
 SCHEMA_MATCHES = "columns_match_reference_schema"
 AUC_VS_CHAMPION = "auc_not_below_champion"
 # Before labels arrive: the band of the AUC estimated from calibrated scores (stats.performance_estimation).
