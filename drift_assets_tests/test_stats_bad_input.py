@@ -275,3 +275,14 @@ def test_rules_from_mapping_reject_overrides_of_unmonitored_columns():
     with pytest.raises(ValueError, match=r"thresholds\.columns\.amout: not a monitored column"):
         DecisionRules.from_mapping({"columns": {"amout": {"psi_error": 0.4}}}, columns=["amount", "age"])
     assert DecisionRules.from_mapping({"columns": {"amount": {"psi_error": 0.4}}}, columns=["amount"])
+
+
+def test_every_threshold_has_a_validated_range():
+    """A new threshold field without a range would fail every monitors file at load."""
+    from dataclasses import fields
+
+    from drift_assets.stats.rules import RANGES, ColumnThresholds, DecisionRules
+
+    names = {f.name for f in fields(ColumnThresholds)}
+    names |= {f.name for f in fields(DecisionRules)} - {"defaults", "per_column"}
+    assert names == set(RANGES)

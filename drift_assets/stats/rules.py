@@ -149,6 +149,12 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "drifted_share_error": (0.0, 1.0, False, False),
     "auc_drop_error": (0.0, 1.0, False, False),
     "psi_epsilon": (0.0, 1.0, True, True),
+    "missing_rate_min_increase": (0.0, 1.0, False, False),
+    "unseen_share_warn": (0.0, 1.0, False, False),
+    "min_out_of_range_share": (0.0, 1.0, False, False),
+    "min_prevalence_change": (0.0, 1.0, False, False),
+    "missing_rate_alpha": (0.0, 1.0, True, True),
+    "target_alpha": (0.0, 1.0, True, True),
 }
 
 
