@@ -9,10 +9,9 @@ import uuid
 import pytest
 from cluster_servers import start_postgres
 from dagster import instance_for_test
-from test_retraining_sensor import DRIFTED, QUIET, SENSOR, WEEKS, drain, monitors_file, run_week
+from test_retraining_sensor import DRIFTED, QUIET, SENSOR, WEEKS, definitions, drain, monitors_file, run_week
 
 from drift_assets.cli.demo import evaluate_sensor
-from drift_assets.definitions import build_definitions
 
 pytest.importorskip("dagster_postgres")
 
@@ -29,7 +28,7 @@ def test_the_retraining_cursor_works_on_postgres_storage(project, postgres):
     database = f"dagster_{uuid.uuid4().hex[:8]}"
     postgres.psql(f"CREATE DATABASE {database}")
     overrides = {"storage": {"postgres": {"postgres_url": postgres.url(database)}}}
-    defs = build_definitions(monitors_file=monitors_file(project))
+    defs = definitions(monitors_file(project))
     with instance_for_test(overrides=overrides) as instance:
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         reference = defs.resolve_job_def("fraud_reference_job")

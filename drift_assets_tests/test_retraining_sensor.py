@@ -2,16 +2,16 @@
 exactly once, and when it waits. No DVC here: requests are inspected, not run (test_retraining.py
 runs them).
 
-Setting: the shared 6-week simulation (drift from week 3, 2026-08-17). The missing-rate threshold is
-set below zero, so every week fails the WARN check ``missing_rate_below_threshold`` -- which is also
-listed in ``on_checks`` -- while the ERROR checks fail only from week 3: WARN failures must never
-trigger.
+Setting: the shared 6-week simulation (drift from week 3, 2026-08-17), plus a test-only WARN check
+that fails every week -- which is also listed in ``on_checks`` -- while the ERROR checks fail only
+from week 3: WARN failures must never trigger.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import replace
 
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterRunStatus, instance_for_test
@@ -32,6 +32,7 @@ from drift_assets.orchestration.sensors import (
     evaluate_retraining,
     retraining_sensor_name,
 )
+from drift_assets.stats.checks import DEFAULT_CHECKS, CheckRule
 from drift_assets.storage.root import Root
 
 pytestmark = pytest.mark.slow  # servers, Dagster runs or long simulations
@@ -41,16 +42,32 @@ WEEKS = ["2026-08-03", "2026-08-10", "2026-08-17", "2026-08-24", "2026-08-31", "
 DRIFTED = WEEKS[2:]
 SENSOR = "fraud_retraining_sensor"
 DRIFT_REPORT = AssetKey(["fraud", "drift_report"])
-ON_CHECKS = ["missing_rate_below_threshold", "feature_psi_below_retrain_threshold", "prediction_has_no_drift"]
+ALWAYS_WARNS = "test_only_check_that_warns_every_window"
+ON_CHECKS = [ALWAYS_WARNS, "feature_psi_below_retrain_threshold", "prediction_has_no_drift"]
+
+
+def _warns_every_window(rule, facts):
+    return [rule.outcome(None, False, 1.0, 0.0)]
+
+
+# A WARN check that fails every week (through the check registry), listed in on_checks: WARN
+# failures must never retrain.
+CHECKS = DEFAULT_CHECKS.extended(
+    CheckRule(ALWAYS_WARNS, "WARN", "share", "higher", "fails every window (test only)", evaluate=_warns_every_window)
+)
 
 
 def monitors_file(tmp_path, **retraining):
     settings = {"enabled": True, "on_checks": ON_CHECKS, "cooldown_hours": 0, "min_auc_gain": 0.0, "holdout_weeks": 1}
-    return write_monitors_file(
-        tmp_path / "monitors-retraining.yaml",
-        thresholds={"missing_rate_warn": -1.0},
-        retraining={**settings, **retraining},
-    )
+    return write_monitors_file(tmp_path / "monitors-retraining.yaml", retraining={**settings, **retraining})
+
+
+def definitions(path):
+    return build_definitions(monitors_file=path, check_table=CHECKS)
+
+
+def monitor_of(path):
+    return replace(load_monitors(path).get("fraud"), checks=CHECKS)
 
 
 def run_week(defs, instance, key):
@@ -65,13 +82,13 @@ def run_week(defs, instance, key):
 def evaluated(project):
     """Definitions and an on-disk instance where the reference and all six weeks were evaluated."""
     path = monitors_file(project)
-    defs = build_definitions(monitors_file=path)
+    defs = definitions(path)
     with instance_for_test() as instance:
         assert (
             defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET).success
         )
         runs = {key: run_week(defs, instance, key).run_id for key in WEEKS}
-        yield defs, instance, runs, load_monitors(path).get("fraud")
+        yield defs, instance, runs, monitor_of(path)
 
 
 def drain(defs, instance, cursor, limit=20):
@@ -104,7 +121,7 @@ def test_one_request_per_failed_error_evaluation_and_none_for_warn_or_passed(eva
     warn = {
         r.partition: r
         for r in instance.event_log_storage.get_asset_check_execution_history(
-            AssetCheckKey(DRIFT_REPORT, "missing_rate_below_threshold"), limit=10
+            AssetCheckKey(DRIFT_REPORT, ALWAYS_WARNS), limit=10
         )
     }
     assert all(not warn[k].evaluation.passed and warn[k].evaluation.severity.value == "WARN" for k in WEEKS)
