@@ -34,6 +34,7 @@ from drift_assets.stats import rules as r
 from drift_assets.stats.binning import CategoricalBinning
 from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts
+from drift_assets.stats.validation import require_reference_rows
 from drift_assets.storage.root import Root
 from drift_assets.storage.tables import TableSource
 
@@ -101,6 +102,7 @@ def read_reference(monitor: MonitorConfig, source: TableSource) -> pa.Table:
     missing = [c for c in wanted if c not in table.schema.names]
     if missing:
         raise SchemaError(f"{source.display}: reference is missing column(s) {', '.join(map(repr, missing))}")
+    require_reference_rows(table.num_rows, monitor.min_reference_rows, source.display)
     return table
 
 
