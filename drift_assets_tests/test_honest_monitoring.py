@@ -173,3 +173,25 @@ def test_an_empty_label_file_counts_as_no_labels(tmp_path, fraud):
     assert labels_since(root, "labels", window.start, monitor.labels, pa.chunked_array([ids])).num_rows == n
     done = realized_performance(root, monitor, window, production)
     assert done["status"] == "ok" and done["labelled_rows"] == n and done["positives"] == sum(y)
+
+
+# --------------------------------------------------------------------------- backfills after a promotion
+# (who served the window, whose reference it was measured against, whether the document warns)
+LINEAGE = {
+    "backfill of an old week": ("v0001", "v0002", True),
+    "served by the champion": ("v0002", "v0002", False),
+    "mixed week, champion among them": ("v0001,v0002", "v0002", False),
+    "configured reference": ("v0001", "configured", False),
+    "no model_version column": (None, "v0002", False),
+}
+
+
+@pytest.mark.parametrize(("served", "reference", "warns"), LINEAGE.values(), ids=LINEAGE.keys())
+def test_a_drift_document_says_which_reference_a_window_was_measured_against(served, reference, warns):
+    from drift_assets.monitoring.results import reference_lineage
+
+    lineage = reference_lineage(served, reference)
+    assert lineage["reference_version"] == reference
+    assert ("note" in lineage) == warns
+    if warns:
+        assert f"served by {served}" in lineage["note"] and f"reference of {reference}" in lineage["note"]

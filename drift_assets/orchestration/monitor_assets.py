@@ -96,7 +96,8 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
     )
     def reference_data(context: AssetExecutionContext, storage: StorageResource) -> Output:
         data = storage.storage().data
-        source = data.table(reference_location(monitor, data))
+        location = reference_location(monitor, data)
+        source = data.table(location)
         try:
             table = read_reference(monitor, source)
         except DriftInputError as exc:
@@ -106,12 +107,24 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
             metadata={
                 "rows": table.num_rows,
                 "source": MetadataValue.path(source.display),
+                # Whose reference this is: a champion's own (after a promotion) or the configured one.
+                "reference_version": _reference_owner(monitor, data, location),
                 "content_sha256": sha256_of_files(source.filesystem, source.files()),
                 "dagster/column_schema": _table_schema(table.schema),
             },
         )
 
     return reference_data
+
+
+def _reference_owner(monitor: MonitorConfig, data, location: str) -> str:
+    registry = registry_of(monitor, data)
+    if registry is None or location == monitor.reference:
+        return "configured"
+    try:
+        return registry.champion().name
+    except RegistryError:
+        return "configured"
 
 
 def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
@@ -293,21 +306,41 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             html_report=html_uri,
             extra={**evaluation.extra, **by_model_version(monitor, production_window)},
             extra_checks=sudden.outcomes if sudden else (),
+            reference_version=_reference_version(context, keys),
         )
         store_counts(st.assets, monitor, window.key, evaluation)
         push_metrics_if_configured(context, st)
         results_uri = st.reports.uri_of(ResultsStore.drift_path(monitor.name, window.key))
         skipped = sudden.skipped if sudden else None
+        lineage = {"served_by": record.get("model_version") or "", **record.get("reference_lineage", {})}
+        if lineage.get("note"):
+            context.log.warning(lineage["note"])
         return MaterializeResult(
             value=record,
             metadata=_drift_metadata(evaluation.result, record, results_uri, html_uri),
             check_results=[
-                chk.fold_outcomes(monitor.checks[name], evaluation.outcomes, keys.drift_report, skipped_reason=skipped)
+                chk.fold_outcomes(
+                    monitor.checks[name],
+                    evaluation.outcomes,
+                    keys.drift_report,
+                    skipped_reason=skipped,
+                    lineage=lineage,
+                )
                 for name in drift_checks
             ],
         )
 
     return drift_report
+
+
+def _reference_version(context: AssetExecutionContext, keys: MonitorKeys) -> str | None:
+    """Whose reference the profile was fitted on: the ``reference_version`` recorded by the latest
+    ``reference_data`` materialisation (the one this run reads)."""
+    event = context.instance.get_latest_materialization_event(keys.reference_data)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("reference_version")
+    return getattr(value, "value", value)
 
 
 def champion_model_asset(monitor: MonitorConfig) -> AssetsDefinition:
@@ -381,7 +414,13 @@ def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
             value=record,
             metadata=metadata,
             check_results=[
-                chk.fold_outcomes(monitor.checks[name], outcomes, keys.model_performance, skipped_reason=pending)
+                chk.fold_outcomes(
+                    monitor.checks[name],
+                    outcomes,
+                    keys.model_performance,
+                    skipped_reason=pending,
+                    lineage={"served_by": perf.get("model_version") or ""},
+                )
                 for name in performance_checks
             ],
         )

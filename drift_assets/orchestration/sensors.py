@@ -15,7 +15,10 @@ Retraining trigger semantics (``evaluate_retraining``), per monitor, per tick:
 * a failure is superseded (consumed without retraining) by a later completed evaluation of the same
   check and window: the later result is the window's state. It is stale (consumed without
   retraining) when its run started before the current champion was promoted: it measured a model
-  that no longer serves;
+  that no longer serves; and when the window was served by other model versions than the current
+  champion (``served_by`` in the check's metadata: a backfill of a week older than the champion,
+  evaluated after its promotion), since retraining for it would answer traffic the champion never
+  served;
 * at most one retraining per monitor at a time: while a run tagged ``drift_assets/retraining=<monitor>``
   is queued or running, and during ``retraining.cooldown_hours`` after the last one started, the tick
   is skipped and the cursor is left as it was, so nothing is lost. One retraining is requested per
@@ -172,12 +175,13 @@ def evaluate_retraining(
         return TriggerEvaluation([*requests, retry], cursor or _empty_cursor(), None, notes)
 
     feed = CheckExecutionFeed(instance, retraining_check_keys(monitor), cursor)
+    champion = (pointer.get("name") or version_name(int(pointer["version"]))) if pointer else None
     dropped: list[tuple[str, str, str, str]] = []
     triggers: dict[tuple[str, str], _Trigger] = {}
     for key in feed.keys:
         records = feed.records(key)
         for rec in feed.unconsumed(key):
-            verdict = _classify(rec, records, runs, promoted_at)
+            verdict = _classify(rec, records, runs, promoted_at, champion)
             if verdict == "wait":
                 continue
             if verdict != "trigger":
@@ -322,6 +326,7 @@ def _classify(
     records: list[AssetCheckExecutionRecord],
     runs: _RunCache,
     promoted_at: float | None,
+    champion: str | None = None,
 ) -> str:
     """'trigger', 'wait' (undecided: leave unconsumed), or why the record is consumed."""
     if rec.status == AssetCheckExecutionRecordStatus.PLANNED:
@@ -341,7 +346,16 @@ def _classify(
     started = runs.started(rec.run_id) or rec.create_timestamp
     if promoted_at is not None and started < promoted_at:
         return "stale (evaluated before the current champion was promoted)"
+    served = _served_by(evaluation)
+    if champion and served and champion not in served:
+        return f"stale (window served by {', '.join(sorted(served))}, older than the current champion {champion})"
     return "trigger"
+
+
+def _served_by(evaluation) -> set[str]:
+    value = (evaluation.metadata or {}).get("served_by") if evaluation is not None else None
+    text = getattr(value, "value", value)
+    return {v for v in str(text or "").split(",") if v}
 
 
 class _RunCache:
