@@ -153,3 +153,32 @@ def test_the_simulated_champion_records_its_hash_and_the_cli_lists_a_corrupt_ver
     assert cli.main(["models", "promote", "--monitor", "fraud", "--version", str(third)]) == 2
     err = capsys.readouterr().err
     assert "v0003/model.joblib" in err and "does not match" in err
+
+
+@pytest.mark.slow  # the shared simulation
+def test_a_retraining_refuses_a_champion_whose_model_does_not_match_its_hash(project):
+    """The attempt hands DVC a verified copy of the champion; a tampered one fails before DVC runs."""
+    from drift_assets.monitoring.config import load_monitors
+    from drift_assets.retraining.attempt import DvcSettings, RetrainingAttempt, RetrainingFailed
+    from drift_assets.storage.root import Storage
+
+    class Log:
+        info = warning = error = staticmethod(lambda msg: None)
+
+    monitor = load_monitors(project / "monitors.yaml").get("fraud")
+    storage = Storage.at(str(project / "data"), str(project / "assets"), str(project / "reports"))
+    (project / "data/fraud/models/versions/v0001/model.joblib").write_bytes(_model_bytes(5))
+    pointer = (project / "data/fraud/models/champion.json").read_bytes()
+    attempt = RetrainingAttempt(
+        monitor,
+        storage,
+        DvcSettings("/nonexistent/dvc", str(project), str(project / "work")),
+        run_id="r1",
+        partition="2026-08-17",
+        trigger={"partition": "2026-08-17", "check": "manual", "run_id": None},
+        log=Log(),
+    )
+    with pytest.raises(RetrainingFailed, match=r"champion v0001 cannot be used: .*v0001/model.joblib.*does not match"):
+        attempt.run()
+    assert (project / "data/fraud/models/champion.json").read_bytes() == pointer
+    assert not list((project / "work").rglob("dvc.yaml"))  # DVC never started

@@ -66,10 +66,11 @@ def test_dagster_yaml_turns_on_run_monitoring(tmp_path):
         instance.dispose()
 
 
-def test_retraining_runs_carry_a_max_runtime_and_run_in_process(project):
+def test_retraining_runs_carry_a_max_runtime_and_run_in_process():
     defs = build_definitions()
     job = defs.resolve_job_def("fraud_retraining_job")
     assert job.tags[MAX_RUNTIME_TAG] == "7200" and job.tags[RETRAINING_TAG] == "fraud"
+    assert job.get_run_config_for_partition_key("2026-08-17") == {"execution": {"config": {"in_process": {}}}}
 
 
 def _dead_identity() -> str:
