@@ -311,26 +311,29 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         store_counts(st.assets, monitor, window.key, evaluation)
         push_metrics_if_configured(context, st)
         results_uri = st.reports.uri_of(ResultsStore.drift_path(monitor.name, window.key))
-        skipped = sudden.skipped if sudden else None
-        lineage = {"served_by": record.get("model_version") or "", **record.get("reference_lineage", {})}
-        if lineage.get("note"):
-            context.log.warning(lineage["note"])
         return MaterializeResult(
             value=record,
             metadata=_drift_metadata(evaluation.result, record, results_uri, html_uri),
-            check_results=[
-                chk.fold_outcomes(
-                    monitor.checks[name],
-                    evaluation.outcomes,
-                    keys.drift_report,
-                    skipped_reason=skipped,
-                    lineage=lineage,
-                )
-                for name in drift_checks
-            ],
+            check_results=_drift_check_results(context, monitor, keys, drift_checks, evaluation, record),
         )
 
     return drift_report
+
+
+def _drift_check_results(context, monitor: MonitorConfig, keys: MonitorKeys, names, evaluation, record: dict):
+    """One result per drift check; each carries the window's lineage (``served_by``: the
+    retraining sensor drops failures of windows the current champion did not serve)."""
+    sudden = evaluation.sudden
+    skipped = sudden.skipped if sudden else None
+    lineage = {"served_by": record.get("model_version") or "", **record.get("reference_lineage", {})}
+    if lineage.get("note"):
+        context.log.warning(lineage["note"])
+    return [
+        chk.fold_outcomes(
+            monitor.checks[name], evaluation.outcomes, keys.drift_report, skipped_reason=skipped, lineage=lineage
+        )
+        for name in names
+    ]
 
 
 def _reference_version(context: AssetExecutionContext, keys: MonitorKeys) -> str | None:
