@@ -105,7 +105,7 @@ def test_scraped_values_equal_the_json(store):
     assert sample(m, "ml_model_promotions_total", model="llm") == 0
 
     assert sample(m, "ml_results_store_up") == 1.0
-    assert sample(m, "ml_results_store_errors_total") == 0.0
+    assert sample(m, "ml_results_store_read_errors_total") == 0.0
     assert sample(m, "ml_results_store_monitors") == 2.0
     # A dedicated registry: no process/platform/GC metrics from the default one.
     assert all(name.startswith("ml_") for name, _ in m)
@@ -187,7 +187,9 @@ def test_equal_window_end_is_decided_by_evaluated_at(store):
 
 
 # --------------------------------------------------------------------------- empty / broken
-def test_empty_store_answers_200_without_drift_series(tmp_path):
+def test_empty_store_answers_200_without_drift_series(tmp_path, caplog):
+    """A missing or empty root is not health: up 0 with the reason (a mistyped root would otherwise
+    export nothing and fire nothing); a store with a monitor but no window yet is up."""
     missing_root = ResultsStore(str(tmp_path / "not-created-yet"))
     empty_root = ResultsStore(str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
@@ -196,40 +198,75 @@ def test_empty_store_answers_200_without_drift_series(tmp_path):
         only_perf.performance_path("fraud", "2026-09-28"),
         performance_doc("fraud", "2026-09-28", "v0001", None, status="labels_pending"),
     )
-    for store in (missing_root, empty_root, only_perf):
-        with running_exporter(store) as server:
+    cases = [(missing_root, 0.0, "missing"), (empty_root, 0.0, "empty"), (only_perf, 1.0, None)]
+    for store, up, reason in cases:
+        with (
+            caplog.at_level(logging.WARNING, logger="drift_assets.alerting.exporter"),
+            running_exporter(store) as server,
+        ):
             status, m = scrape(server.url)
         assert status == 200, store
         assert not series_of(m, "ml_feature_psi"), store
         assert not series_of(m, "ml_drift_detected"), store
         assert not series_of(m, "ml_model_auc"), store  # labels pending: no AUC yet
-        assert sample(m, "ml_results_store_up") == 1.0, store
+        assert sample(m, "ml_results_store_up") == up, store
+        problems = [dict(labels)["reason"] for labels in series_of(m, "ml_results_store_problem")]
+        assert problems == ([reason] if reason else []), store
+        assert sample(m, "ml_results_store_read_errors_total") == 0.0  # nothing failed to read
+        if reason:
+            assert any(store.uri in r.getMessage() and reason in r.getMessage() for r in caplog.records)
     assert sample(m, "ml_retraining_runs_total", model="fraud") == 0
+    assert sample(m, "ml_results_store_errors", model="fraud") == 0.0
 
 
 def test_corrupt_json_gives_up_0_keeps_the_readable_rest(store, caplog):
     write_drifted_store(store)
-    bad = os.path.join(store.root, "fraud", "drift", "2026-10-05.json")
+    bad = os.path.join(store.root, "fraud", "drift", "2026-09-21.json")  # older than the latest window
     with open(bad, "w") as fh:
         fh.write('{"monitor": "fraud", "partition": ')  # truncated
     with caplog.at_level(logging.WARNING, logger="drift_assets.alerting.exporter"), running_exporter(store) as server:
         status, m = scrape(server.url)
         assert status == 200
         assert sample(m, "ml_results_store_up") == 0.0
-        assert sample(m, "ml_results_store_errors_total") == 1.0
+        assert sample(m, "ml_results_store_read_errors_total") == 1.0
+        assert sample(m, "ml_results_store_errors", model="fraud") == 1.0
+        assert sample(m, "ml_results_store_errors", model="llm") == 0.0
+        assert [dict(lab)["reason"] for lab in series_of(m, "ml_results_store_problem")] == ["corrupt_files"]
         # The rest is still exported: firing alerts do not resolve because of one bad file.
         assert sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h") == 0.31
         assert sample(m, "ml_llm_refusal_rate", model="llm") == 0.09
 
         status, m = scrape(server.url)
-        assert status == 200 and sample(m, "ml_results_store_errors_total") == 2.0
-        assert server.collector.last_errors and "2026-10-05.json" in server.collector.last_errors[0]
+        assert status == 200 and sample(m, "ml_results_store_read_errors_total") == 2.0
+        assert server.collector.last_errors and "2026-09-21.json" in server.collector.last_errors[0]
 
         os.remove(bad)  # repaired: up again, the counter keeps its count
         status, m = scrape(server.url)
         assert sample(m, "ml_results_store_up") == 1.0
-        assert sample(m, "ml_results_store_errors_total") == 2.0
-    assert any("2026-10-05.json" in r.getMessage() for r in caplog.records)
+        assert sample(m, "ml_results_store_read_errors_total") == 2.0
+    assert any("2026-09-21.json" in r.getMessage() for r in caplog.records)
+
+
+def test_a_corrupt_newest_window_is_reported_not_replaced_by_the_previous_one(store, caplog):
+    write_drifted_store(store)  # fraud's latest readable window: 2026-09-28
+    bad = os.path.join(store.root, "fraud", "drift", "2026-10-05.json")
+    with open(bad, "w") as fh:
+        fh.write('{"monitor": "fraud", "partition": ')  # truncated
+    with caplog.at_level(logging.WARNING, logger="drift_assets.alerting.exporter"), running_exporter(store) as server:
+        status, m = scrape(server.url)
+    assert status == 200
+    assert sample(m, "ml_results_store_up") == 0.0
+    assert sample(m, "ml_results_store_errors", model="fraud") == 1.0
+    reasons = sorted(dict(lab)["reason"] for lab in series_of(m, "ml_results_store_problem"))
+    assert reasons == ["corrupt_files", "corrupt_latest"]
+    # 2026-09-28 is not served as fraud's latest window...
+    for name in ("ml_feature_psi", "ml_drift_detected", "ml_window_end_timestamp_seconds", "ml_window_rows"):
+        assert not [lab for lab in series_of(m, name) if dict(lab).get("model") == "fraud"], name
+    # ...while fraud's AUC and retraining counters and the other monitor are still exported.
+    assert sample(m, "ml_model_auc", model="fraud", model_version="v0002") == 0.915
+    assert sample(m, "ml_retraining_runs_total", model="fraud") == 3
+    assert sample(m, "ml_llm_refusal_rate", model="llm") == 0.09
+    assert any("2026-10-05.json" in r.getMessage() and "withheld" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(
@@ -270,7 +307,7 @@ def test_unreadable_root_gives_up_0_and_200(tmp_path):
             status, m = scrape(server.url)
         assert status == 200
         assert sample(m, "ml_results_store_up") == 0.0
-        assert sample(m, "ml_results_store_errors_total") == 1.0
+        assert sample(m, "ml_results_store_read_errors_total") == 1.0
         assert not series_of(m, "ml_feature_psi")
 
 

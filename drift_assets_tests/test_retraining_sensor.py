@@ -104,6 +104,12 @@ def drain(defs, instance, cursor, limit=20):
     raise AssertionError("sensor kept requesting")
 
 
+def defs_reports(defs):
+    from pathlib import Path
+
+    return Path(str(defs.resources["storage"].reports_root))
+
+
 def failed_error_evaluations(instance):
     out = []
     for name in ON_CHECKS:
@@ -231,9 +237,27 @@ def test_after_a_promotion_older_failures_are_stale_and_the_reference_is_refresh
     quiet = evaluate_sensor(defs, SENSOR, instance, tick.cursor)
     assert quiet.run_requests == []  # champion_model now records v0002; nothing pending
 
-    # A week evaluated after the promotion triggers normally.
+    # A backfill of a week the old champion served, evaluated after the promotion: its document
+    # says which reference it was measured against (the stand-in v0002 has no reference of its own:
+    # the configured one), and no retraining is requested for it.
+    backfill = run_week(defs, instance, "2026-08-24")
+    doc = json.loads((defs_reports(defs) / "fraud" / "drift" / "2026-08-24.json").read_text())
+    assert doc["model_version"] == "v0001" and doc["reference_lineage"] == {"reference_version": "configured"}
+    old = evaluate_retraining(instance, monitor, quiet.cursor, registry=registry)
+    assert old.run_requests == []
+    assert {(p, why.split(" (")[0]) for _, p, r, why in old.dropped if r == backfill.run_id} == {
+        ("2026-08-24", "stale")
+    }
+    assert all("served by v0001" in why for _, _, r, why in old.dropped if r == backfill.run_id)
+
+    # A week served by the new champion (its log re-scored, as a deployment would) triggers normally.
+    from datetime import date
+
+    from drift_assets.cli.demo import serve_champion_from
+
+    serve_champion_from(defs.resources["storage"].storage(), monitor, date(2026, 8, 31))
     rerun = run_week(defs, instance, "2026-08-31")
-    fresh = evaluate_sensor(defs, SENSOR, instance, quiet.cursor)
+    fresh = evaluate_sensor(defs, SENSOR, instance, old.cursor)
     assert [r.run_key for r in fresh.run_requests] == [f"retrain:fraud:2026-08-31:{rerun.run_id}"]
 
 

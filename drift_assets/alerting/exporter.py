@@ -3,9 +3,24 @@
 ``DriftResultsCollector`` is a custom collector: each scrape lists the store and reads the
 documents, so what Prometheus sees is always what the store holds (no background loop, no
 cache). A store that cannot be read never fails the scrape: the readable part is exported,
-``ml_results_store_up`` is 0 and ``ml_results_store_errors_total`` counts the errors (each is
-logged with the file it concerns). A corrupt file is skipped, so one bad document does not blank
-(and resolve the alerts of) the other models.
+``ml_results_store_up`` is 0 and ``ml_results_store_read_errors_total`` counts the errors (each
+is logged with the file it concerns). A corrupt file is skipped, so one bad document does not
+blank (and resolve the alerts of) the other models.
+
+The exporter does not pass silence off as health:
+
+* a root that does not exist (a mistyped reports root, or nothing evaluated yet) or holds no
+  monitor is ``ml_results_store_up 0`` with ``ml_results_store_problem{reason="missing"|"empty"}
+  1`` (and a log line naming the root), so ResultsStoreDown fires instead of nothing at all;
+* ``ml_results_store_errors{model}`` is the number of that monitor's files this scrape could not
+  read (0 when clean);
+* when a monitor's newest drift file (by partition key) is unreadable, that monitor's window
+  metrics are *withheld*, not taken from the previous window (which would present an old window
+  as the latest): ``ml_results_store_problem{reason="corrupt_latest"}`` and the log name the file.
+
+``ml_results_store_problem`` has one series per reason while ``ml_results_store_up`` is 0:
+``missing``, ``empty``, ``not_a_directory``, ``unreadable`` (listing failed, e.g. S3 down),
+``corrupt_files`` (some files skipped) and ``corrupt_latest``.
 
 Cost: every scrape reads every document (latest window = greatest ``window_end``, which only the
 contents tell). A year of hourly windows (8,760 files) takes ~0.7 s per scrape on a local disk;
@@ -41,7 +56,9 @@ ml_retraining_runs_total                   model                           retra
 ml_model_promotions_total                  model                           promoted retrainings (counter)
 ml_llm_<key>                               model                           each numeric ``extra`` entry (LLM monitor)
 ml_results_store_up                        (none)                          1 if the whole store was read without error
-ml_results_store_errors_total              (none)                          read errors since the exporter started
+ml_results_store_problem                   reason                          1 per reason while up is 0 (see above)
+ml_results_store_errors                    model                           files of the monitor unreadable this scrape
+ml_results_store_read_errors_total         (none)                          read errors since the exporter started
 ml_results_store_monitors                  (none)                          monitors found in the store
 ml_results_store_read_duration_seconds     (none)                          time this scrape spent reading the store
 =========================================  ==============================  ============================================
@@ -211,48 +228,104 @@ class DriftResultsCollector:
 
     @property
     def last_errors(self) -> tuple[str, ...]:
-        """Messages of the errors met by the latest scrape (empty when it read cleanly)."""
+        """Messages of the errors (and notices: empty root, withheld window) of the latest scrape."""
         return self._last_error_messages
 
     def collect(self) -> Iterable[Metric]:
         started = time.perf_counter()
-        errors: list[str] = []
+        errors: list[str] = []  # counted in ml_results_store_read_errors_total
+        notices: list[str] = []  # logged, not counted (nothing failed to read)
+        problems: set[str] = set()
+        per_monitor: dict[str, int] = {}
         families = _Families()
         monitors: list[str] = []
         try:
             monitors = self.store.monitors()
         except Exception as exc:  # noqa: BLE001 - a broken store must never fail the scrape
             errors.append(f"results store {self.store.uri}: {exc}")
+            problems.add("unreadable")
+        if not errors and not monitors:
+            problems.add(self._empty_root_reason(errors, notices))
         for monitor in monitors:
-            try:
-                results = self.store.monitor_results(monitor, on_error=lambda e: errors.append(str(e)))
-            except Exception as exc:  # noqa: BLE001
-                errors.append(f"monitor {monitor}: {exc}")
-                continue
-            self._add_monitor(families, results, errors)
+            before = len(errors)
+            self._collect_monitor(families, monitor, errors, notices, problems)
+            per_monitor[monitor] = len(errors) - before
         duration = time.perf_counter() - started
+        if any(per_monitor.values()):
+            problems.add("corrupt_files")
 
         with self._lock:
             self._errors_total += len(errors)
             errors_total = self._errors_total
-            new = [e for e in errors if e not in self._last_error_messages]
-            self._last_error_messages = tuple(errors)
+            new = [e for e in errors + notices if e not in self._last_error_messages]
+            self._last_error_messages = tuple(errors + notices)
         for message in new:
             log.warning("results store read error: %s", message)
 
         yield from families
-        up = GaugeMetricFamily(
-            "ml_results_store_up", "1 if the last scrape read the whole results store without error, else 0."
+        yield from self._health(problems, per_monitor, errors_total, len(monitors), duration)
+
+    def _empty_root_reason(self, errors: list[str], notices: list[str]) -> str:
+        try:
+            reason = self.store.root_problem() or "empty"
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"results store {self.store.uri}: {exc}")
+            return "unreadable"
+        what = {"missing": "does not exist", "not_a_directory": "is not a directory"}.get(reason, "holds no monitor")
+        notices.append(
+            f"results store {self.store.uri} {what} (ml_results_store_up 0, reason {reason}): check the "
+            "exporter's --root / DRIFT_ASSETS_REPORTS_ROOT, or evaluate a window first"
         )
-        up.add_metric([], 0.0 if errors else 1.0)
+        return reason
+
+    def _collect_monitor(
+        self, families: _Families, monitor: str, errors: list[str], notices: list[str], problems: set[str]
+    ) -> None:
+        try:
+            results = self.store.monitor_results(monitor, on_error=lambda e: errors.append(str(e)))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"monitor {monitor}: {exc}")
+            return
+        if results.newer_unreadable_drift:
+            problems.add("corrupt_latest")
+            notices.append(
+                f"monitor {monitor}: the newest drift result {results.newer_unreadable_drift} is unreadable; "
+                "its window metrics are withheld (not replaced by the previous window's)"
+            )
+        self._add_monitor(families, results, errors)
+
+    @staticmethod
+    def _health(
+        problems: set[str], per_monitor: dict[str, int], errors_total: int, monitors: int, duration: float
+    ) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "ml_results_store_up",
+            "1 if the last scrape read a non-empty results store without error, else 0.",
+        )
+        up.add_metric([], 0.0 if problems else 1.0)
         yield up
+        problem = GaugeMetricFamily(
+            "ml_results_store_problem",
+            "1 per reason the results store is not up (missing, empty, not_a_directory, unreadable, corrupt_files, "
+            "corrupt_latest).",
+            labels=["reason"],
+        )
+        for reason in sorted(problems):
+            problem.add_metric([reason], 1.0)
+        yield problem
+        per = GaugeMetricFamily(
+            "ml_results_store_errors", "Files of the monitor the last scrape could not read.", labels=["model"]
+        )
+        for model, count in sorted(per_monitor.items()):
+            per.add_metric([model], float(count))
+        yield per
         counter = CounterMetricFamily(
-            "ml_results_store_errors", "Errors met reading the results store since the exporter started."
+            "ml_results_store_read_errors", "Errors met reading the results store since the exporter started."
         )
         counter.add_metric([], float(errors_total))
         yield counter
         count = GaugeMetricFamily("ml_results_store_monitors", "Monitors found in the results store.")
-        count.add_metric([], float(len(monitors)))
+        count.add_metric([], float(monitors))
         yield count
         took = GaugeMetricFamily(
             "ml_results_store_read_duration_seconds", "Time the last scrape spent reading the results store."
@@ -269,6 +342,8 @@ class DriftResultsCollector:
             (self._add_retraining, "retraining"),
         )
         for add, name in sections:
+            if name == "drift" and results.newer_unreadable_drift:
+                continue  # withheld: the previous window is not the latest
             try:
                 add(families, model, results)
             except Exception as exc:  # noqa: BLE001 - bad content in one section keeps the others

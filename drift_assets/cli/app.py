@@ -24,6 +24,7 @@ from drift_assets.stats import (
     infer_column_specs,
     summarize,
 )
+from drift_assets.stats.validation import DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
 from drift_assets.storage.tables import TableSource
 
 EXIT_OK, EXIT_ERROR_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -159,10 +160,19 @@ def run_compare(args: argparse.Namespace) -> int:
     if missing:
         raise DriftInputError(f"{current.display}: missing column(s) {', '.join(map(repr, missing))}")
     rules = DecisionRules()
+    min_rows = args.min_reference_rows
     if args.monitor:
         from drift_assets.monitoring.config import load_monitors
 
-        rules = load_monitors(args.monitors_file).get(args.monitor).rules
+        monitor = load_monitors(args.monitors_file).get(args.monitor)
+        rules = monitor.rules
+        min_rows = monitor.min_reference_rows if min_rows is None else min_rows
+    reference_rows = reference.num_rows()
+    if reference_rows is None:  # CSV: no footer to count from
+        reference_rows = reference.read(names[:1]).num_rows
+    require_reference_rows(
+        reference_rows, DEFAULT_MIN_REFERENCE_ROWS if min_rows is None else min_rows, reference.display
+    )
     profile = fit_profile(reference, specs, psi_bins=args.bins, table_name=reference.display)
     if args.dask:
         window = summarize_on_dask(args.dask, profile, current, {n: current_schema.field(n).type for n in names})
@@ -365,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--monitors-file", default=None, help="monitors file (default: $DRIFT_ASSETS_MONITORS or ./monitors.yaml)"
     )
     p.add_argument("--bins", type=int, default=10, help="PSI bins fitted on the reference (default 10)")
+    p.add_argument(
+        "--min-reference-rows",
+        type=int,
+        default=None,
+        help="refuse a smaller reference (default: the monitor's min_reference_rows, else 100)",
+    )
     p.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout)")
     p.add_argument("--html", metavar="PATH", help="write an Evidently HTML report to PATH")
     p.add_argument(

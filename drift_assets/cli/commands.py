@@ -248,10 +248,11 @@ def run_models_list(args: argparse.Namespace) -> int:
 
     for monitor, registry in _registries(args.monitors_file, args.monitor):
         pointer = registry.champion_pointer() or {}
-        versions = registry.versions()
+        versions, corrupt = registry.scan()
         print(
             f"{monitor.name}: {registry.root.uri_of(registry.base)} ({len(versions)} committed version(s), "
             f"champion {pointer.get('name', '(none)')})"
+            + (f", {len(corrupt)} corrupt version(s) skipped" if corrupt else "")
         )
         # AUC: the version's own held-out AUC (a challenger's on the gate's holdout; the initial
         # model's on its reference). vs parent: the parent champion's AUC on the same holdout.
@@ -274,6 +275,9 @@ def run_models_list(args: argparse.Namespace) -> int:
             )
             if meta.get("reason"):
                 print(f"    {meta['reason']}")
+        for c in corrupt:  # listed, never served; the other versions work as usual
+            star = "*" if c.number == pointer.get("version") else ""
+            print(f"  {star:1} {c.name:<8} {'CORRUPT':<9} {c.reason}")
     return 0
 
 
@@ -299,7 +303,8 @@ def run_models_promote(args: argparse.Namespace) -> int:
         )
     except RegistryError as exc:
         print(
-            f"drift-assets: error: {exc} (only committed versions, with metadata.json, can be promoted)",
+            f"drift-assets: error: {exc} (only committed, complete versions whose model matches its recorded "
+            "sha256 can be promoted)",
             file=sys.stderr,
         )
         return 2

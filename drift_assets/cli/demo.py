@@ -335,7 +335,6 @@ def serve_champion_from(storage, monitor, since) -> int:
     scores itself. Returns the number of rows re-scored."""
     import io
 
-    import joblib
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -343,8 +342,9 @@ def serve_champion_from(storage, monitor, since) -> int:
     from drift_assets.monitoring.registry import ModelRegistry
 
     data = storage.data
-    champion = ModelRegistry(data, monitor.model_registry).champion()
-    model = joblib.load(io.BytesIO(data.read_bytes(champion.model_file)))
+    registry = ModelRegistry(data, monitor.model_registry)
+    champion = registry.champion()
+    model = registry.load_model(champion)  # sha256-verified
     features = list(monitor.numerical) + list(monitor.categorical)
     version_column = getattr(monitor, "model_version_column", None) or "model_version"
     rows = 0

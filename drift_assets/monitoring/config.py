@@ -21,6 +21,7 @@ from drift_assets.stats import ColumnSpec, DecisionRules
 from drift_assets.stats.checks import DEFAULT_CHECKS, CheckRule, CheckTable
 from drift_assets.stats.profile import DEFAULT_PSI_BINS, DEFAULT_SKETCH_RESOLUTION
 from drift_assets.stats.rules import FEATURE_PSI_ERROR, PREDICTION_NO_DRIFT
+from drift_assets.stats.validation import DEFAULT_MIN_REFERENCE_ROWS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CADENCES = ("hourly", "daily", "weekly")
@@ -140,6 +141,8 @@ class MonitorConfig:
     rules: DecisionRules
     retraining: RetrainingConfig
     psi_bins: int = DEFAULT_PSI_BINS
+    # A smaller reference is refused (reference_data fails naming the file).
+    min_reference_rows: int = DEFAULT_MIN_REFERENCE_ROWS
     derived: tuple[DerivedColumn, ...] = ()
     sudden_change: SuddenChangeConfig | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -473,6 +476,7 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         rules=rules,
         retraining=_parse_retraining(r),
         psi_bins=psi_bins,
+        min_reference_rows=_positive_int(r.number("min_reference_rows", DEFAULT_MIN_REFERENCE_ROWS), where),
         derived=_parse_derived(r, where, numerical + categorical),
         sudden_change=_parse_sudden_change(r, where, numerical, categorical),
         extra=dict(r._get("extra", False, {}) or {}),
@@ -480,6 +484,12 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
     )
     r.reject_unknown()
     return monitor
+
+
+def _positive_int(value: float, where: str) -> int:
+    if value != int(value) or value < 1:
+        raise ConfigError(f"{where}.min_reference_rows: expected a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 def parse_monitors(data: Any, path: Path) -> MonitorsFile:

@@ -34,6 +34,7 @@ from drift_assets.stats import rules as r
 from drift_assets.stats.binning import CategoricalBinning
 from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.summary import CategoricalCounts, NumericalCounts
+from drift_assets.stats.validation import require_reference_rows
 from drift_assets.storage.root import Root
 from drift_assets.storage.tables import TableSource
 
@@ -106,6 +107,9 @@ def stream_reference(monitor: MonitorConfig, source: TableSource) -> Iterator[pa
     missing = [c for c in read if c not in present]
     if missing:
         raise SchemaError(f"{source.display}: reference is missing column(s) {', '.join(map(repr, missing))}")
+    rows = source.num_rows()
+    if rows is not None:  # parquet: counted from the footers before anything is read
+        require_reference_rows(rows, monitor.min_reference_rows, source.display)
     for batch in source.batches(read):
         yield apply_derived(batch, monitor.derived, source.display) if monitor.derived else batch
 
@@ -115,7 +119,9 @@ def read_reference(monitor: MonitorConfig, source: TableSource) -> pa.Table:
     batches = list(stream_reference(monitor, source))
     if not batches:
         raise SchemaError(f"{source.display}: reference has no rows")
-    return pa.Table.from_batches(batches)
+    table = pa.Table.from_batches(batches)
+    require_reference_rows(table.num_rows, monitor.min_reference_rows, source.display)
+    return table
 
 
 def counts_path(monitor: MonitorConfig, key: str) -> str:

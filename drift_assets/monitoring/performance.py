@@ -89,12 +89,16 @@ def realized_performance(
 def labels_since(
     data_root: Root, location: str, since: dt.datetime, labels: LabelsConfig, ids: pa.ChunkedArray
 ) -> pa.Table:
-    """Labels that arrived on/after the window start (none can arrive before the transaction)."""
+    """Labels that arrived on/after the window start (none can arrive before the transaction).
+    A label file with no rows is a day without labels, not an error."""
     wanted = pa.chunked_array(ids).combine_chunks()
     parts = []
     for name in data_root.list_dir(location):
         if name.startswith("arrived=") and name[len("arrived=") :] >= since.date().isoformat():
-            table = data_root.table(f"{location}/{name}").read([labels.id_column, labels.column])
+            batches = list(data_root.table(f"{location}/{name}").batches([labels.id_column, labels.column]))
+            if not any(b.num_rows for b in batches):
+                continue  # 0 rows: no labels arrived that day
+            table = pa.Table.from_batches([b for b in batches if b.num_rows])
             parts.append(table.filter(pc.is_in(table.column(labels.id_column), value_set=wanted)))
     if not parts:
         return pa.table({labels.id_column: pa.array([], wanted.type), labels.column: pa.array([], pa.int8())})

@@ -45,8 +45,14 @@ def record_drift(
     html_report: str | None,
     extra: dict | None = None,
     extra_checks=(),
+    reference_version: str | None = None,
 ) -> dict:
-    """The window's document; ``extra_checks`` (e.g. sudden-change checks) join the core's checks."""
+    """The window's document; ``extra_checks`` (e.g. sudden-change checks) join the core's checks.
+
+    ``reference_lineage`` says which reference the window was measured against
+    (``reference_version``: a champion's name, or ``configured``) and, when the window was served
+    by another model than that reference's (a backfill of a week evaluated before the current
+    champion), a ``note`` saying so: its drift is then relative to a model that did not serve it."""
     result_doc = result.to_dict()
     if extra_checks:
         result_doc["checks"] += [c.to_dict() for c in extra_checks]
@@ -61,6 +67,7 @@ def record_drift(
     record = {
         **_header(monitor, window),
         "model_version": model_version,
+        "reference_lineage": reference_lineage(model_version, reference_version),
         **result_doc,
         "problems": summary.problems,
         "html_report": html_report,
@@ -68,6 +75,18 @@ def record_drift(
     }
     reports.write_json(ResultsStore.drift_path(monitor.name, window.key), record)
     return record
+
+
+def reference_lineage(served_by: str | None, reference_version: str | None) -> dict[str, str]:
+    out = {"reference_version": reference_version or "unknown"}
+    served = {v for v in (served_by or "").split(",") if v}
+    owner = reference_version if reference_version not in (None, "configured") else None
+    if owner and served and owner not in served:
+        out["note"] = (
+            f"window served by {', '.join(sorted(served))}, measured against the reference of {owner} (the champion "
+            "since): its drift is relative to a model that did not serve it; no retraining is requested for it"
+        )
+    return out
 
 
 def record_performance(reports: Root, monitor: MonitorConfig, window: Window, performance: dict) -> dict:

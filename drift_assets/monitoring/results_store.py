@@ -64,6 +64,9 @@ class MonitorResults:
     # The latest window with an estimate (every evaluated window) and the latest with labels ("ok").
     latest_estimated: dict | None = None
     latest_realized: dict | None = None
+    # The newest drift file that could not be read, when it is newer (by partition key) than
+    # ``latest_drift``: the monitor's latest window is unknown, ``latest_drift`` is an older one.
+    newer_unreadable_drift: str | None = None
 
 
 def _check_component(value: str, what: str) -> str:
@@ -158,6 +161,20 @@ class ResultsStore:
             return self.uri
         return self.uri_of(posixpath.relpath(path, self.root))
 
+    def root_problem(self) -> str | None:
+        """Why the root holds nothing to export: ``"missing"`` (no such directory: a mistyped root
+        or nothing evaluated yet), ``"not_a_directory"`` or ``"empty"`` (no monitor directory);
+        None when there is at least one monitor. Listing errors raise ``ResultsStoreError``."""
+        try:
+            info = self.filesystem.get_file_info(self.root)
+        except (OSError, ValueError) as exc:
+            raise ResultsStoreError(f"cannot read {self.uri}: {exc}") from exc
+        if info.type == pafs.FileType.NotFound:
+            return "missing"
+        if info.type != pafs.FileType.Directory:
+            return "not_a_directory"
+        return None if self.monitors() else "empty"
+
     def monitors(self) -> list[str]:
         """Monitor names (the directories under the root). A root that does not exist yet is empty."""
         return sorted(
@@ -196,7 +213,10 @@ class ResultsStore:
             raise CorruptResultError(shown, f"expected a JSON object, got {type(doc).__name__}")
         return doc
 
-    def _records(self, monitor: str, kind: str, on_error: ErrorHandler | None) -> list[_Record]:
+    def _records(
+        self, monitor: str, kind: str, on_error: ErrorHandler | None, failed: list[str] | None = None
+    ) -> list[_Record]:
+        """Readable documents; with ``on_error`` the others are reported and their paths appended to ``failed``."""
         required = _REQUIRED_TIMESTAMPS[kind]
         out = []
         for path in self._files(monitor, kind):
@@ -214,6 +234,8 @@ class ResultsStore:
                 if on_error is None:
                     raise
                 on_error(exc)
+                if failed is not None:
+                    failed.append(path)
                 continue
             out.append(_Record(doc, shown, stamps))
         return out
@@ -253,7 +275,8 @@ class ResultsStore:
 
     def monitor_results(self, monitor: str, on_error: ErrorHandler | None = None) -> MonitorResults:
         """All of the above for one monitor, reading each file once."""
-        drift = self._records(monitor, DRIFT, on_error)
+        failed: list[str] = []
+        drift = self._records(monitor, DRIFT, on_error, failed)
         performance = self._records(monitor, PERFORMANCE, on_error)
         latest = _latest(drift)
         return MonitorResults(
@@ -265,7 +288,19 @@ class ResultsStore:
             retraining=_sorted_retraining(self._records(monitor, RETRAINING, on_error)),
             latest_estimated=_latest_performance(performance, lambda doc: bool(doc.get("estimated"))),
             latest_realized=_latest_performance(performance, lambda doc: doc.get("status") == "ok"),
+            newer_unreadable_drift=self._newer_unreadable(failed, latest),
         )
+
+    def _newer_unreadable(self, failed: list[str], latest: _Record | None) -> str | None:
+        """The newest unreadable drift file if its partition key sorts after the latest readable
+        window's (keys of one monitor share one format, so they sort by time)."""
+        if not failed:
+            return None
+        newest = max(failed, key=lambda p: posixpath.basename(p))
+        key = posixpath.basename(newest)[: -len(".json")]
+        if latest is not None and key <= str(latest.doc.get("partition", posixpath.basename(latest.path)[:-5])):
+            return None
+        return self._display(newest)
 
 
 _REQUIRED_TIMESTAMPS = {

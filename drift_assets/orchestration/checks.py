@@ -90,9 +90,33 @@ def _detail_metadata(worst: CheckOutcome) -> dict:
 
 
 def fold_outcomes(
-    rule: CheckRule, outcomes: Sequence[CheckOutcome], asset_key: AssetKey, *, skipped_reason: str | None = None
+    rule: CheckRule,
+    outcomes: Sequence[CheckOutcome],
+    asset_key: AssetKey,
+    *,
+    skipped_reason: str | None = None,
+    lineage: dict[str, str] | None = None,
 ) -> AssetCheckResult:
-    """One check result from the per-column outcomes of one rule."""
+    """One check result from the per-column outcomes of one rule. ``lineage`` (``served_by``: the
+    model version(s) that scored the window; ``reference_version``: whose reference it was measured
+    against) joins the metadata as text: the retraining sensor reads ``served_by``."""
+    result = _fold(rule, outcomes, asset_key, skipped_reason)
+    if not lineage:
+        return result
+    extra = {k: MetadataValue.text(v) for k, v in lineage.items() if v}
+    return AssetCheckResult(
+        asset_key=result.asset_key,
+        check_name=result.check_name,
+        passed=result.passed,
+        severity=result.severity,
+        description=result.description,
+        metadata={**result.metadata, **extra},
+    )
+
+
+def _fold(
+    rule: CheckRule, outcomes: Sequence[CheckOutcome], asset_key: AssetKey, skipped_reason: str | None
+) -> AssetCheckResult:
     mine = [o for o in outcomes if o.name == rule.name]
     if not mine:
         return _skipped(rule, asset_key, skipped_reason)

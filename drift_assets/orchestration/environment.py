@@ -41,6 +41,7 @@ def resources_for_environment(env: str | None = None) -> dict:
         "dvc": DvcResource(
             executable=os.environ.get("DRIFT_ASSETS_DVC", dvc_defaults.executable),
             work_root=os.environ.get("DRIFT_ASSETS_RETRAINING_DIR", dvc_defaults.work_root),
+            template_dir=os.environ.get("DRIFT_ASSETS_TRAINING_TEMPLATE", dvc_defaults.template_dir),
         ),
         "notifier": NotifierResource(
             webhook_url=EnvVar("DRIFT_ASSETS_WEBHOOK_URL").get_value("") or "",

@@ -14,7 +14,13 @@ from dagster import (
 )
 
 from drift_assets.monitoring.config import MonitorConfig
-from drift_assets.orchestration.keys import RETRAINING_TAG, MonitorKeys
+from drift_assets.orchestration.keys import (
+    IN_PROCESS_RUN_CONFIG,
+    MAX_RUNTIME_TAG,
+    RETRAINING_MAX_RUNTIME_SECONDS,
+    RETRAINING_TAG,
+    MonitorKeys,
+)
 from drift_assets.orchestration.partitions import partitions_for
 
 
@@ -78,12 +84,14 @@ def reference_job(monitor: MonitorConfig):
 
 def retraining_job(monitor: MonitorConfig):
     """Retrain for one window (the sensor requests it for the failing window). The job tag makes
-    manual runs count for the one-retraining-per-monitor guard and dagster.yaml's tag limit."""
+    manual runs count for the one-retraining-per-monitor guard and dagster.yaml's tag limit; the
+    max runtime lets run monitoring end a hung run; the step runs in the run worker process."""
     return define_asset_job(
         f"{monitor.name}_retraining_job",
         selection=AssetSelection.assets(MonitorKeys(monitor.name).retrained_model),
         partitions_def=partitions_for(monitor),
-        tags={RETRAINING_TAG: monitor.name},
+        tags={RETRAINING_TAG: monitor.name, MAX_RUNTIME_TAG: str(RETRAINING_MAX_RUNTIME_SECONDS)},
+        config=IN_PROCESS_RUN_CONFIG,
         description=f"Retrain the model of monitor '{monitor.name}' with DVC for one window and gate the "
         "challenger against the champion.",
     )

@@ -17,6 +17,21 @@ TRIGGER_CHECK_TAG = "drift_assets/trigger_check"
 TRIGGER_PARTITION_TAG = "drift_assets/trigger_partition"
 TRIGGER_RUN_TAG = "drift_assets/trigger_run"
 REFERENCE_REFRESH_TAG = "drift_assets/reference_refresh"
+# Run hygiene (see orchestration/sensors.py): the retraining step records the process running it
+# ("<host>:<pid>:<start time>"); the sensor marks a run whose worker is gone with WORKER_LOST_TAG
+# (and fails it), and tags the run that re-requests its trigger with RETRY_OF_TAG = the lost run's id.
+WORKER_TAG = "drift_assets/run_worker"
+WORKER_LOST_TAG = "drift_assets/worker_lost"
+RETRY_OF_TAG = "drift_assets/retry_of"
+
+# Dagster's run monitoring (dagster.yaml) cancels a run tagged with a longer runtime than this.
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+# Retraining runs: above DvcResource.timeout_seconds (1 h by default, after which dvc repro is
+# killed and the run fails by itself), so run monitoring only ends runs that hang outside DVC.
+RETRAINING_MAX_RUNTIME_SECONDS = 7200
+# Retraining runs execute in the run worker process (one step: nothing to parallelise), so the
+# worker recorded in WORKER_TAG is the process that runs dvc.
+IN_PROCESS_RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
 
 
 @dataclass(frozen=True)

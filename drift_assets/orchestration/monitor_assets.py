@@ -110,7 +110,8 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
     )
     def reference_data(context: AssetExecutionContext, storage: StorageResource) -> Output:
         data = storage.storage().data
-        source = data.table(reference_location(monitor, data))
+        location = reference_location(monitor, data)
+        source = data.table(location)
         seen: dict[str, pa.Schema] = {}
 
         def batches():
@@ -134,11 +135,23 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
             BatchStream(itertools.chain([first], stream), describe=describe),
             metadata={
                 "source": MetadataValue.path(source.display),
+                # Whose reference this is: a champion's own (after a promotion) or the configured one.
+                "reference_version": _reference_owner(monitor, data, location),
                 "content_sha256": sha256_of_files(source.filesystem, source.files()),
             },
         )
 
     return reference_data
+
+
+def _reference_owner(monitor: MonitorConfig, data, location: str) -> str:
+    registry = registry_of(monitor, data)
+    if registry is None or location == monitor.reference:
+        return "configured"
+    try:
+        return registry.champion().name
+    except RegistryError:
+        return "configured"
 
 
 def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
@@ -330,20 +343,17 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             html_report=html_uri,
             extra={**evaluation.extra, **by_model_version(monitor, production_window)},
             extra_checks=sudden.outcomes if sudden else (),
+            reference_version=_reference_version(context, keys),
         )
         store_counts(st.assets, monitor, window.key, evaluation)
         push_metrics_if_configured(context, st)
         results_uri = st.reports.uri_of(ResultsStore.drift_path(monitor.name, window.key))
-        skipped = sudden.skipped if sudden else None
         return MaterializeResult(
             value=record,
             metadata=_drift_metadata(
                 evaluation.result, record, results_uri, html_uri, sudden.outcomes if sudden else ()
             ),
-            check_results=[
-                chk.fold_outcomes(monitor.checks[name], evaluation.outcomes, keys.drift_report, skipped_reason=skipped)
-                for name in drift_checks
-            ],
+            check_results=_drift_check_results(context, monitor, keys, drift_checks, evaluation, record),
         )
 
     return drift_report
@@ -404,6 +414,32 @@ def _window_counts(context, compute: ComputeResource, monitor, profile, window, 
         raise Failure(description=f"{monitor.name} window {window.key}: {exc}") from exc
     context.log.info(f"window counts from the Dask scheduler at {compute.dask_address}: {counts.rows:,} rows")
     return counts
+
+
+def _drift_check_results(context, monitor: MonitorConfig, keys: MonitorKeys, names, evaluation, record: dict):
+    """One result per drift check; each carries the window's lineage (``served_by``: the
+    retraining sensor drops failures of windows the current champion did not serve)."""
+    sudden = evaluation.sudden
+    skipped = sudden.skipped if sudden else None
+    lineage = {"served_by": record.get("model_version") or "", **record.get("reference_lineage", {})}
+    if lineage.get("note"):
+        context.log.warning(lineage["note"])
+    return [
+        chk.fold_outcomes(
+            monitor.checks[name], evaluation.outcomes, keys.drift_report, skipped_reason=skipped, lineage=lineage
+        )
+        for name in names
+    ]
+
+
+def _reference_version(context: AssetExecutionContext, keys: MonitorKeys) -> str | None:
+    """Whose reference the profile was fitted on: the ``reference_version`` recorded by the latest
+    ``reference_data`` materialisation (the one this run reads)."""
+    event = context.instance.get_latest_materialization_event(keys.reference_data)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("reference_version")
+    return getattr(value, "value", value)
 
 
 def champion_model_asset(monitor: MonitorConfig) -> AssetsDefinition:
@@ -552,7 +588,12 @@ def _evaluate_performance(
         value=record,
         metadata=metadata,
         check_results=[
-            chk.fold_outcomes(monitor.checks[name], outcomes, keys.model_performance)
+            chk.fold_outcomes(
+                monitor.checks[name],
+                outcomes,
+                keys.model_performance,
+                lineage={"served_by": perf.get("model_version") or ""},
+            )
             for name in [rule.name for rule in monitor.check_rules("model_performance")]
             if name in evaluated
         ],

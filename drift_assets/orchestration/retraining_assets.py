@@ -26,6 +26,7 @@ from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.orchestration.keys import (
     TRIGGER_CHECK_TAG,
     TRIGGER_RUN_TAG,
+    WORKER_TAG,
     MonitorKeys,
 )
 from drift_assets.orchestration.partitions import partitions_for
@@ -37,6 +38,7 @@ from drift_assets.retraining.attempt import (
     RetrainingFailed,
     retraining_supported,
 )
+from drift_assets.retraining.process_guard import worker_identity
 
 
 def build_retraining_assets(monitor: MonitorConfig) -> list[AssetsDefinition]:
@@ -62,6 +64,8 @@ def build_retraining_assets(monitor: MonitorConfig) -> list[AssetsDefinition]:
         kinds={"dvc", "scikitlearn"},
     )
     def retrained_model(context: AssetExecutionContext, storage: StorageResource, dvc: DvcResource) -> Output:
+        # Who runs this: the retraining sensor fails the run if that process is gone.
+        context.instance.add_run_tags(context.run.run_id, {WORKER_TAG: worker_identity()})
         tags = context.run.tags
         attempt = RetrainingAttempt(
             monitor,

@@ -15,7 +15,10 @@ Retraining trigger semantics (``evaluate_retraining``), per monitor, per tick:
 * a failure is superseded (consumed without retraining) by a later completed evaluation of the same
   check and window: the later result is the window's state. It is stale (consumed without
   retraining) when its run started before the current champion was promoted: it measured a model
-  that no longer serves;
+  that no longer serves; and when the window was served by other model versions than the current
+  champion (``served_by`` in the check's metadata: a backfill of a week older than the champion,
+  evaluated after its promotion), since retraining for it would answer traffic the champion never
+  served;
 * with ``retraining.require_performance_impact: true`` a trigger made only of drift checks retrains
   only when the same window's ``auc_not_below_champion`` or ``estimated_auc_not_below_champion``
   (latest evaluation) failed too; otherwise it is consumed as "drift without performance impact"
@@ -25,6 +28,16 @@ Retraining trigger semantics (``evaluate_retraining``), per monitor, per tick:
   is queued or running, and during ``retraining.cooldown_hours`` after the last one started, the tick
   is skipped and the cursor is left as it was, so nothing is lost. One retraining is requested per
   tick (the oldest pending trigger); the next one waits for it;
+* a retraining run the instance still counts as running (STARTED) whose run worker process is gone
+  (``kill -9``, OOM, a crashed host process: the worker recorded in ``drift_assets/run_worker`` no
+  longer runs on this host) is failed by the sensor (``drift_assets/worker_lost`` says why), which
+  frees the one-retraining slot. A retraining run that ended that way, or was failed by Dagster's
+  run monitoring for a start timeout or an unexpected termination, has its trigger requested again
+  (``drift_assets/retry_of`` = the lost run; at most ``MAX_ATTEMPTS_PER_TRIGGER`` runs per trigger,
+  and not when a champion was promoted after the trigger's evaluation). Such a lost run does not
+  start the cool-down. Run monitoring itself (``dagster.yaml``) cannot see a dead worker of the
+  default run launcher (it has no worker health check); it ends runs that never start, that hang
+  while canceling, and retraining runs older than their ``dagster/max_runtime`` tag;
 * when the registry's champion differs from the last materialised ``<monitor>/champion_model``
   (after a promotion, a rollback or a manual promotion), the monitor's reference assets
   (``reference_data``, ``reference_profile``, ``champion_model``) are requested once
@@ -47,6 +60,7 @@ from dagster import (
     AssetCheckKey,
     AssetCheckSeverity,
     AssetSelection,
+    DagsterRunStatus,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -68,15 +82,28 @@ from drift_assets.orchestration.check_feed import (
     check_key_id,
 )
 from drift_assets.orchestration.keys import (
+    IN_PROCESS_RUN_CONFIG,
+    MAX_RUNTIME_TAG,
     REFERENCE_REFRESH_TAG,
+    RETRAINING_MAX_RUNTIME_SECONDS,
     RETRAINING_TAG,
+    RETRY_OF_TAG,
     TRIGGER_CHECK_TAG,
     TRIGGER_PARTITION_TAG,
     TRIGGER_RUN_TAG,
+    WORKER_LOST_TAG,
+    WORKER_TAG,
     MonitorKeys,
 )
 from drift_assets.orchestration.resources import StorageResource
 from drift_assets.retraining.attempt import retraining_supported
+from drift_assets.retraining.process_guard import worker_alive
+
+#: Runs per trigger (the first and its retries after lost workers) before the sensor gives up.
+MAX_ATTEMPTS_PER_TRIGGER = 3
+#: Dagster failure reasons (``dagster/failure_reason``) of a run that never got to do its work.
+RETRIABLE_FAILURE_REASONS = frozenset({"START_TIMEOUT", "UNEXPECTED_TERMINATION", "RUN_WORKER_RESTART"})
+FAILURE_REASON_TAG = "dagster/failure_reason"
 
 # --------------------------------------------------------------------------------------------
 # Retraining trigger
@@ -132,7 +159,8 @@ class _Trigger:
 def evaluate_retraining(
     instance, monitor: MonitorConfig, cursor: str | None, *, registry: ModelRegistry | None, now: float | None = None
 ) -> TriggerEvaluation:
-    """One tick of the retraining sensor (see the module docstring). Pure but for reads."""
+    """One tick of the retraining sensor (see the module docstring). Reads, but for failing a
+    retraining run whose worker is gone."""
     now = time.time() if now is None else now
     notes: list[str] = []
     requests: list[RunRequest] = []
@@ -142,19 +170,24 @@ def evaluate_retraining(
     if refresh is not None:
         requests.append(refresh)
 
-    busy = _busy_reason(instance, monitor, now)
+    busy = _busy_reason(instance, monitor, now, notes)
     if busy is not None:
         return TriggerEvaluation(requests, cursor or _empty_cursor(), busy, notes)
 
-    feed = CheckExecutionFeed(instance, retraining_check_keys(monitor), cursor)
     promoted_at = _timestamp(pointer.get("promoted_at")) if pointer else None
     runs = _RunCache(instance)
+    retry = _retry_of_lost_run(instance, monitor, runs, promoted_at, notes)
+    if retry is not None:  # before new triggers; the cursor is untouched, so nothing is lost
+        return TriggerEvaluation([*requests, retry], cursor or _empty_cursor(), None, notes)
+
+    feed = CheckExecutionFeed(instance, retraining_check_keys(monitor), cursor)
+    champion = (pointer.get("name") or version_name(int(pointer["version"]))) if pointer else None
     dropped: list[tuple[str, str, str, str]] = []
     triggers: dict[tuple[str, str], _Trigger] = {}
     for key in feed.keys:
         records = feed.records(key)
         for rec in feed.unconsumed(key):
-            verdict = _classify(rec, records, runs, promoted_at)
+            verdict = _classify(rec, records, runs, promoted_at, champion)
             if verdict == "wait":
                 continue
             if verdict != "trigger":
@@ -241,18 +274,22 @@ def _require_impact(
         notes.append(f"{monitor.name} {trigger.partition}: {', '.join(trigger.checks)} failed, {why}: no retraining")
 
 
-def _busy_reason(instance, monitor: MonitorConfig, now: float) -> str | None:
-    """Why no retraining may start now: one is queued or running, or the cool-down has not passed."""
+def _busy_reason(instance, monitor: MonitorConfig, now: float, notes: list[str]) -> str | None:
+    """Why no retraining may start now: one is queued or running, or the cool-down has not passed.
+    A STARTED run whose worker is gone is failed here instead (see ``_fail_if_worker_lost``)."""
     in_flight = instance.get_run_records(
-        filters=RunsFilter(tags={RETRAINING_TAG: monitor.name}, statuses=IN_FLIGHT), limit=1
+        filters=RunsFilter(tags={RETRAINING_TAG: monitor.name}, statuses=IN_FLIGHT), limit=20
     )
-    if in_flight:
-        run = in_flight[0].dagster_run
+    for record in in_flight:
+        run = record.dagster_run
+        if _fail_if_worker_lost(instance, run, notes):
+            continue
         return f"retraining run {run.run_id} for {monitor.name} is {run.status.value.lower()}; new triggers wait for it"
     cooldown = monitor.retraining.cooldown_hours * 3600.0
     if cooldown <= 0:
         return None
-    last = instance.get_run_records(filters=RunsFilter(tags={RETRAINING_TAG: monitor.name}), limit=1)
+    recent = instance.get_run_records(filters=RunsFilter(tags={RETRAINING_TAG: monitor.name}), limit=20)
+    last = [r for r in recent if WORKER_LOST_TAG not in r.dagster_run.tags][:1]  # a lost run did nothing
     if not last:
         return None
     started = last[0].start_time or last[0].create_timestamp.timestamp()
@@ -263,14 +300,82 @@ def _busy_reason(instance, monitor: MonitorConfig, now: float) -> str | None:
     return f"{monitor.name}: cool-down of {hours:g} h after the last retraining, until {until}"
 
 
+def _fail_if_worker_lost(instance, run, notes: list[str]) -> bool:
+    """Fail a STARTED run whose recorded worker process no longer runs on this host."""
+    identity = run.tags.get(WORKER_TAG)
+    if run.status != DagsterRunStatus.STARTED or not identity or worker_alive(identity) is not False:
+        return False  # no record, another host or alive: the instance's word stands
+    host, pid = identity.rsplit(":", 2)[:2]
+    why = f"run worker pid {pid} on {host} is gone"
+    instance.add_run_tags(run.run_id, {WORKER_LOST_TAG: why})
+    instance.report_run_failed(
+        run, f"retraining sensor: {why}; the run is marked failed and its trigger requested again"
+    )
+    notes.append(f"retraining run {run.run_id[:8]} failed: {why}")
+    return True
+
+
+def _retry_of_lost_run(
+    instance, monitor: MonitorConfig, runs: _RunCache, promoted_at: float | None, notes: list[str]
+) -> RunRequest | None:
+    """The trigger of the oldest retraining run that ended without doing its work (worker lost,
+    start timeout...) and has no retry yet, requested again."""
+    ended = instance.get_run_records(
+        filters=RunsFilter(
+            tags={RETRAINING_TAG: monitor.name}, statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+        ),
+        limit=20,
+    )
+    for record in reversed(ended):  # oldest first
+        run = record.dagster_run
+        why = run.tags.get(WORKER_LOST_TAG) or (
+            run.tags.get(FAILURE_REASON_TAG) if run.tags.get(FAILURE_REASON_TAG) in RETRIABLE_FAILURE_REASONS else None
+        )
+        partition = run.tags.get(TRIGGER_PARTITION_TAG) or run.tags.get("dagster/partition")
+        if not why or not partition or instance.get_run_records(RunsFilter(tags={RETRY_OF_TAG: run.run_id}), limit=1):
+            continue
+        trigger_run = run.tags.get(TRIGGER_RUN_TAG, "")
+        same = {RETRAINING_TAG: monitor.name, TRIGGER_PARTITION_TAG: partition, TRIGGER_RUN_TAG: trigger_run}
+        attempts = len(instance.get_run_records(RunsFilter(tags=same), limit=MAX_ATTEMPTS_PER_TRIGGER + 1))
+        evaluated = runs.started(trigger_run) if trigger_run else None
+        evaluated = evaluated or record.start_time or record.create_timestamp.timestamp()
+        if attempts >= MAX_ATTEMPTS_PER_TRIGGER:
+            notes.append(f"{monitor.name} {partition}: {attempts} retraining runs lost their worker; not retrying")
+        elif promoted_at is not None and evaluated < promoted_at:
+            notes.append(
+                f"{monitor.name} {partition}: lost run {run.run_id[:8]} is stale (a champion was promoted since)"
+            )
+        else:
+            notes.append(f"retraining {monitor.name} for {partition} again: run {run.run_id[:8]} ended ({why})")
+            return RunRequest(
+                run_key=f"retrain:{monitor.name}:{partition}:{trigger_run}:retry-of:{run.run_id}",
+                asset_selection=[MonitorKeys(monitor.name).retrained_model],
+                partition_key=partition,
+                run_config=IN_PROCESS_RUN_CONFIG,
+                tags={
+                    **_retraining_tags(monitor),
+                    TRIGGER_CHECK_TAG: run.tags.get(TRIGGER_CHECK_TAG, "manual"),
+                    TRIGGER_PARTITION_TAG: partition,
+                    TRIGGER_RUN_TAG: trigger_run,
+                    RETRY_OF_TAG: run.run_id,
+                },
+            )
+    return None
+
+
+def _retraining_tags(monitor: MonitorConfig) -> dict[str, str]:
+    return {RETRAINING_TAG: monitor.name, MAX_RUNTIME_TAG: str(RETRAINING_MAX_RUNTIME_SECONDS)}
+
+
 def _retraining_request(monitor: MonitorConfig, trigger: _Trigger) -> RunRequest:
     # run_key per (window, materialisation run): the daemon drops a request it already launched.
     return RunRequest(
         run_key=f"retrain:{monitor.name}:{trigger.partition}:{trigger.run_id}",
         asset_selection=[MonitorKeys(monitor.name).retrained_model],
         partition_key=trigger.partition,
+        run_config=IN_PROCESS_RUN_CONFIG,  # the step runs in the run worker (see keys.WORKER_TAG)
         tags={
-            RETRAINING_TAG: monitor.name,
+            **_retraining_tags(monitor),
             TRIGGER_CHECK_TAG: ",".join(trigger.checks),
             TRIGGER_PARTITION_TAG: trigger.partition,
             TRIGGER_RUN_TAG: trigger.run_id,
@@ -283,6 +388,7 @@ def _classify(
     records: list[AssetCheckExecutionRecord],
     runs: _RunCache,
     promoted_at: float | None,
+    champion: str | None = None,
 ) -> str:
     """'trigger', 'wait' (undecided: leave unconsumed), or why the record is consumed."""
     if rec.status == AssetCheckExecutionRecordStatus.PLANNED:
@@ -302,7 +408,16 @@ def _classify(
     started = runs.started(rec.run_id) or rec.create_timestamp
     if promoted_at is not None and started < promoted_at:
         return "stale (evaluated before the current champion was promoted)"
+    served = _served_by(evaluation)
+    if champion and served and champion not in served:
+        return f"stale (window served by {', '.join(sorted(served))}, older than the current champion {champion})"
     return "trigger"
+
+
+def _served_by(evaluation) -> set[str]:
+    value = (evaluation.metadata or {}).get("served_by") if evaluation is not None else None
+    text = getattr(value, "value", value)
+    return {v for v in str(text or "").split(",") if v}
 
 
 class _RunCache:

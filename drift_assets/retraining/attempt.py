@@ -270,10 +270,12 @@ class RetrainingAttempt:
                 reference=local_path(data, self.monitor.reference, staging),
                 log=local_path(data, self.monitor.log, staging),
                 labels=local_path(data, labels.location, staging),
-                champion_model=local_path(data, champion.model_file, staging),
+                champion_model=self._verified_champion(champion, staging),
             )
             params = retraining_params(self.monitor, inputs, self.window.end)
             prepare_workdir(Path(self.dvc.template_dir), workdir, params)
+        except RegistryError as exc:  # the champion's model does not match its recorded sha256
+            self._fail(f"champion {champion.name} cannot be used: {exc}", parent=champion.number)
         except (OSError, KeyError) as exc:
             self._fail(
                 f"cannot prepare the DVC work dir {workdir}: {type(exc).__name__}: {exc}", parent=champion.number
@@ -309,6 +311,16 @@ class RetrainingAttempt:
             f"champion AUC {result.metrics['champion_auc']:.4f} on {result.metrics.get('holdout_rows')} holdout rows"
         )
         return result
+
+    def _verified_champion(self, champion: ModelVersion, staging: Path) -> str:
+        """A private copy of the champion's model, written from the sha256-verified bytes: the DVC
+        ``evaluate`` stage unpickles this copy, never the registry path (which could change after
+        the check)."""
+        data = self.registry.verified_model_bytes(champion)
+        dest = staging / "champion" / champion.name / "model.joblib"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        return str(dest)
 
     def _commit_version(self, result: DvcRunResult, decision: GateDecision) -> ModelVersion:
         """Write the version's files, then metadata.json (the commit)."""

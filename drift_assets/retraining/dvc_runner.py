@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -278,6 +279,25 @@ def _kill_group(proc: subprocess.Popen) -> None:
             continue
 
 
+GUARD_SCRIPT = Path(__file__).with_name("process_guard.py")
+
+
+def guarded_command(cmd: list[str]) -> list[str]:
+    """``cmd`` wrapped in ``process_guard.py`` (see its docstring): the process group it starts ends
+    when this process dies (even by ``kill -9``: Linux parent-death signal), when the run worker
+    that started this step process dies (the step runs in a multiprocessing child of it), and on
+    SIGTERM/SIGINT/SIGHUP of the guard (what ``_kill_group`` sends on timeout or exception)."""
+    import multiprocessing
+
+    from drift_assets.retraining.process_guard import process_identity
+
+    guard = [sys.executable, "-I", str(GUARD_SCRIPT), "--parent", str(os.getpid())]
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid:
+        guard += ["--watch", process_identity(parent.pid)]
+    return [*guard, "--", *cmd]
+
+
 def run_dvc_repro(
     workdir: Path,
     *,
@@ -287,8 +307,11 @@ def run_dvc_repro(
 ) -> DvcRunResult:
     """Run ``dvc repro`` in ``workdir``; never raises for pipeline failures (see ``raise_for_failure``).
 
-    ``extra_env`` is applied last; a ``None`` value unsets a variable. On timeout the whole
-    process group (dvc + the running stage) is terminated and ``timed_out`` is set.
+    ``extra_env`` is applied last; a ``None`` value unsets a variable. ``dvc repro`` runs under
+    ``process_guard.py`` in a process group of its own (guard, dvc, the running stage). The group is
+    ended on timeout (``timed_out`` is set), on any exception here (KeyboardInterrupt: a cancelled
+    Dagster run), and by the guard itself when this process or its run worker dies, so no
+    ``dvc``/``train.py`` outlives the run that started it.
     """
     dvc_path = resolve_dvc_executable(dvc_executable)
     workdir = Path(workdir).absolute()
@@ -296,11 +319,12 @@ def run_dvc_repro(
         raise FileNotFoundError(f"no dvc.yaml in work dir {workdir} (use prepare_workdir first)")
     cmd = [str(dvc_path), "repro"]
     env = _build_env(dvc_path, workdir, extra_env)
+    guarded = guarded_command(cmd)
 
     start = time.monotonic()
     timed_out = False
     proc = subprocess.Popen(
-        cmd,
+        guarded,
         cwd=workdir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -308,7 +332,7 @@ def run_dvc_repro(
         stderr=subprocess.PIPE,
         text=True,
         errors="replace",
-        start_new_session=True,  # own process group, so a timeout also kills the stage process
+        start_new_session=True,  # own process group: the guard, dvc and the running stage
     )
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)

@@ -524,6 +524,8 @@ def _write_champion(
         # Deterministic on purpose: the champion goes live at the start of production.
         "created_at": _io.midnight_utc(start).isoformat(),
         "training_data_sha256": sha256_of(fs, paths["training"]),
+        # Loading the model verifies it against this hash (ModelRegistry.load_model).
+        "model_sha256": sha256_of(fs, paths["champion_model"]),
         "training_rows": n_train,
         "auc_reference": auc_reference,
         "features": {

@@ -246,7 +246,12 @@ def evaluate_drifted_share(rule: CheckRule, facts: WindowFacts) -> list[CheckOut
 def evaluate_prediction_drift(rule: CheckRule, facts: WindowFacts) -> list[CheckOutcome]:
     out = []
     for col in facts.columns.values():
-        if col.role == "prediction" and col.psi is not None:
+        if col.role == "prediction" and col.psi is None:
+            # No prediction value at all (every row null/NaN): the model's output cannot be watched,
+            # which is an ERROR of this check rather than a check that silently disappears.
+            reason = col.problem or f"column {col.name!r} has no non-missing values in this window"
+            out.append(rule.outcome(col.name, False, 0.0, facts.rules.prediction_alpha, reason=reason))
+        elif col.role == "prediction":
             value, threshold, details = effect_of(col, facts.rules.for_column(col.name))
             pvalue = col.pvalue if col.pvalue is not None else 1.0
             out.append(

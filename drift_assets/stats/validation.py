@@ -10,7 +10,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drift_assets.stats.errors import SchemaError
+from drift_assets.stats.errors import ProfileError, SchemaError
+
+#: Fewest reference rows a profile is fitted on (``min_reference_rows`` per monitor, ``compare
+#: --min-reference-rows``): with 10 PSI bins each decile needs ~10 rows for its edges to mean
+#: anything, and PSI's sample-size bias (k-1)/n is 0.09 at n=100 already.
+DEFAULT_MIN_REFERENCE_ROWS = 100
+
+
+def require_reference_rows(rows: int, minimum: int, where: str) -> None:
+    """Refuse a reference too small to measure drift against, naming the file (``where``)."""
+    if rows < minimum:
+        raise ProfileError(
+            f"{where}: reference has {rows} row(s), fewer than min_reference_rows ({minimum}): drift measured "
+            "against it would be noise; use a bigger reference or lower min_reference_rows"
+        )
 
 
 def is_numeric_type(arrow_type: pa.DataType) -> bool:
