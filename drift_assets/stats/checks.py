@@ -30,6 +30,8 @@ from drift_assets.stats.rules import (
     FEATURE_PSI_WARN,
     MISSING_RATE,
     MISSING_RATE_INCREASE,
+    NO_MULTIVARIATE_DRIFT,
+    NO_SEGMENT_DRIFT,
     PREDICTION_NO_DRIFT,
     SCHEMA_MATCHES,
     SUDDEN_RATE_CHANGE,
@@ -50,7 +52,14 @@ Asset = Literal["drift_report", "model_performance"]
 # profiles do not (labels arrive days later), so no monitor has it yet and Dagster gets no spec for
 # the target check; labelled windows reach it through the CLI or a caller of ``compare``.
 Capability = Literal[
-    "prediction", "labels", "probability_prediction", "sudden_columns", "sudden_rates", "target_in_window"
+    "prediction",
+    "labels",
+    "probability_prediction",
+    "sudden_columns",
+    "sudden_rates",
+    "target_in_window",
+    "multivariate",
+    "segments",
 ]
 
 
@@ -505,6 +514,26 @@ DEFAULT_CHECKS = CheckTable(
             " {auc_drop_error:g} below the champion's reference AUC",
             asset="model_performance",
             requires=("prediction", "labels", "probability_prediction"),
+        ),
+        # Evaluated by stats.multivariate / stats.domain_classifier and stats.segments. No monitor has
+        # these capabilities yet (the pipeline does not run them), so Dagster carries no spec for them.
+        CheckRule(
+            NO_MULTIVARIATE_DRIFT,
+            "ERROR",
+            "effect",
+            "higher",
+            "The window's rows cannot be told from the reference's jointly (PCA reconstruction error; the"
+            " domain classifier's cross-validated AUC when enabled)",
+            requires=("multivariate",),
+        ),
+        # WARN, like features_have_no_significant_drift: a minority of traffic, one of many tests.
+        CheckRule(
+            NO_SEGMENT_DRIFT,
+            "WARN",
+            "count",
+            "higher",
+            "No feature drifted within a segment (Holm across segments and features, and a large effect)",
+            requires=("segments",),
         ),
     ]
 )

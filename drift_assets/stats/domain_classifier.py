@@ -31,13 +31,14 @@ import pyarrow.compute as pc
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from drift_assets.stats.checks import DEFAULT_CHECKS
 from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.multivariate import skip_reason
 from drift_assets.stats.profile import ColumnSpec
-from drift_assets.stats.rules import CheckOutcome
+from drift_assets.stats.rules import NO_MULTIVARIATE_DRIFT, CheckOutcome
 from drift_assets.stats.validation import category_strings, numeric_values
 
-CHECK_NAME = "no_multivariate_drift"
+CHECK_NAME = NO_MULTIVARIATE_DRIFT
 
 DEFAULT_MAX_ROWS = 50_000
 DEFAULT_FOLDS = 3
@@ -298,7 +299,7 @@ def domain_classifier_check(result: DomainClassifierDrift) -> CheckOutcome | Non
         CHECK_NAME,
         None,
         passed=not result.drifted,
-        severity="ERROR",
+        severity=DEFAULT_CHECKS[CHECK_NAME].severity,
         value=result.auc,
         threshold=result.min_auc,
         description="A classifier cannot tell window rows from reference rows (cross-validated AUC)",

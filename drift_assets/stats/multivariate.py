@@ -48,14 +48,15 @@ import pyarrow.compute as pc
 from scipy import special, stats
 from threadpoolctl import threadpool_limits
 
+from drift_assets.stats.checks import DEFAULT_CHECKS
 from drift_assets.stats.errors import ProfileError, SchemaError
 from drift_assets.stats.profile import ColumnSpec
-from drift_assets.stats.rules import CheckOutcome
+from drift_assets.stats.rules import NO_MULTIVARIATE_DRIFT, CheckOutcome
 from drift_assets.stats.validation import category_strings, missing_mask, numeric_values
 
 MODEL_FORMAT = "drift_assets.reconstruction_model"
 MODEL_VERSION = 1
-CHECK_NAME = "no_multivariate_drift"
+CHECK_NAME = NO_MULTIVARIATE_DRIFT
 
 DEFAULT_VARIANCE_SHARE = 0.90
 DEFAULT_ALPHA = 0.001
@@ -655,7 +656,7 @@ def reconstruction_check(result: ReconstructionDrift) -> CheckOutcome | None:
         CHECK_NAME,
         None,
         passed=not result.drifted,
-        severity="ERROR",
+        severity=DEFAULT_CHECKS[CHECK_NAME].severity,
         value=result.mean_error,
         threshold=result.threshold,
         description="The window's mean PCA reconstruction error is within the reference's own chunk-error range",

@@ -234,6 +234,9 @@ SCHEMA_MATCHES = "columns_match_reference_schema"
 AUC_VS_CHAMPION = "auc_not_below_champion"
 # Before labels arrive: the band of the AUC estimated from calibrated scores (stats.performance_estimation).
 ESTIMATED_AUC_VS_CHAMPION = "estimated_auc_not_below_champion"
+# Joint drift (stats.multivariate, stats.domain_classifier) and drift within segments (stats.segments).
+NO_MULTIVARIATE_DRIFT = "no_multivariate_drift"
+NO_SEGMENT_DRIFT = "no_segment_drift"
 # Against the trailing baseline (the previous N windows): sudden changes, not slow trends.
 SUDDEN_SHIFT = "no_sudden_shift_vs_recent_windows"
 SUDDEN_RATE_CHANGE = "no_sudden_rate_change_vs_recent_windows"

@@ -30,14 +30,14 @@ import pyarrow.compute as pc
 
 from drift_assets.stats import multiple_testing
 from drift_assets.stats import rules as r
+from drift_assets.stats.checks import DEFAULT_CHECKS
 from drift_assets.stats.compare import ColumnDrift, compare
 from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.profile import ColumnProfile, ReferenceProfile
 from drift_assets.stats.summary import WindowSummary, summarize_batch
 from drift_assets.stats.validation import category_strings
 
-CHECK_NAME = "no_segment_drift"
-CHECK_SEVERITY: r.Severity = "WARN"  # like features_have_no_significant_drift
+CHECK_NAME = r.NO_SEGMENT_DRIFT
 DEFAULT_MIN_SEGMENT_ROWS = 500
 DEFAULT_MAX_SEGMENTS = 20
 OTHER = "<other>"
@@ -248,10 +248,10 @@ def segment_check(result: SegmentDrift) -> r.CheckOutcome | None:
         CHECK_NAME,
         first.column if first else None,
         passed=first is None,
-        severity=CHECK_SEVERITY,
+        severity=DEFAULT_CHECKS[CHECK_NAME].severity,
         value=float(len(result.findings)),
         threshold=0.0,
-        description="No feature drifted within a segment (Holm across segments and features, and a large effect)",
+        description=DEFAULT_CHECKS[CHECK_NAME].description,
         details={
             "segment": first.segment if first else None,
             "findings": [f.to_dict() for f in result.findings[:10]],
