@@ -7,6 +7,12 @@ cache). A store that cannot be read never fails the scrape: the readable part is
 logged with the file it concerns). A corrupt file is skipped, so one bad document does not blank
 (and resolve the alerts of) the other models.
 
+Segment label cardinality: only segments evaluated in the latest window are exported (at least
+``min_segment_rows`` rows), and at most 20 values per segment column are ever kept
+(``stats.segments.DEFAULT_MAX_SEGMENTS``, the most frequent in the reference), so a monitor with
+``s`` segment columns and ``f`` features exports at most ``20 s`` segment values and ``20 s f``
+``ml_segment_feature_psi`` series.
+
 Cost: every scrape reads every document (latest window = greatest ``window_end``, which only the
 contents tell). A year of hourly windows (8,760 files) takes ~0.7 s per scrape on a local disk;
 on S3 that is two requests per file, so archive old windows or raise ``scrape_timeout``.
@@ -32,6 +38,11 @@ ml_model_auc                               model, model_version            lates
 ml_retraining_runs_total                   model                           retraining attempts (counter)
 ml_model_promotions_total                  model                           promoted retrainings (counter)
 ml_llm_<key>                               model                           each numeric ``extra`` entry (LLM monitor)
+ml_multivariate_reconstruction_error       model                           mean PCA reconstruction error, latest window
+ml_multivariate_reconstruction_threshold   model                           its threshold from the reference
+ml_multivariate_domain_auc                 model                           domain classifier's cross-validated AUC
+ml_segment_feature_psi                     model, segment, feature_name    PSI of each feature within each segment
+ml_segment_rows                            model, segment                  rows of each evaluated segment
 ml_results_store_up                        (none)                          1 if the whole store was read without error
 ml_results_store_errors_total              (none)                          read errors since the exporter started
 ml_results_store_monitors                  (none)                          monitors found in the store
@@ -104,6 +115,23 @@ _GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
         "When the monitor last evaluated a window (latest drift evaluated_at), Unix seconds.",
         ("model",),
     ),
+    "ml_multivariate_reconstruction_error": (
+        "Mean PCA reconstruction error of the latest window (no_multivariate_drift).",
+        ("model",),
+    ),
+    "ml_multivariate_reconstruction_threshold": (
+        "Reconstruction error above which the latest window is multivariate drift (from the reference).",
+        ("model",),
+    ),
+    "ml_multivariate_domain_auc": (
+        "Cross-validated AUC of the domain classifier (reference vs latest window; 0.5 = indistinguishable).",
+        ("model",),
+    ),
+    "ml_segment_feature_psi": (
+        "PSI of each feature within each evaluated segment of the latest window (segment = column=value).",
+        ("model", "segment", "feature_name"),
+    ),
+    "ml_segment_rows": ("Rows of each evaluated segment in the latest window.", ("model", "segment")),
     "ml_model_auc": (
         "AUC on labelled production rows of the latest window with labels, per model version.",
         ("model", "model_version"),
@@ -256,6 +284,7 @@ class DriftResultsCollector:
             raise ValueError(f"{where}: 'columns' should be an object")
         gauges = _column_gauges(model, where, columns) + _check_gauges(model, where, doc)
         gauges += _window_gauges(model, where, doc, columns, results)
+        gauges += _joint_gauges(model, where, doc)
         llm = _extra_gauges(where, doc)
         for name, labels, value in gauges:
             families.gauge(name, labels, value)
@@ -450,3 +479,28 @@ def _extra_gauges(where: str, doc: Mapping) -> list[tuple[str, float]]:
             if number is not None:
                 llm.append((llm_metric_name(key), number))
     return llm
+
+
+def _joint_gauges(model: str, where: str, doc: Mapping) -> Gauges:
+    """Multivariate scores and per-segment PSI (``multivariate`` / ``segments`` sections, issue 14)."""
+    gauges: Gauges = []
+    mv = doc.get("multivariate") or {}
+    if not isinstance(mv, Mapping):
+        raise ValueError(f"{where}: 'multivariate' should be an object")
+    for key, metric in (
+        ("reconstruction_error", "ml_multivariate_reconstruction_error"),
+        ("threshold", "ml_multivariate_reconstruction_threshold"),
+        ("domain_classifier_auc", "ml_multivariate_domain_auc"),
+    ):
+        gauges.append((metric, [model], _number(mv.get(key), f"{where}: multivariate.{key}")))
+    segments = (doc.get("segments") or {}).get("segments") or {}
+    if not isinstance(segments, Mapping):
+        raise ValueError(f"{where}: 'segments.segments' should be an object")
+    for segment, body in sorted(segments.items()):
+        if not isinstance(body, Mapping):
+            raise ValueError(f"{where}: segments.segments.{segment} should be an object")
+        gauges.append(("ml_segment_rows", [model, segment], _number(body.get("rows"), f"{where}: segments.{segment}")))
+        for feature, col in sorted((body.get("columns") or {}).items()):
+            psi = _number((col or {}).get("psi"), f"{where}: segments.{segment}.columns.{feature}.psi")
+            gauges.append(("ml_segment_feature_psi", [model, segment, feature], psi))
+    return gauges

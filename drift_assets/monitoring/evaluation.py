@@ -4,7 +4,7 @@ calls ``evaluate_window`` and so can a test that sweeps hundreds of hours in sec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.monitoring.derived import apply_derived
+from drift_assets.monitoring.joint import JointObserver, JointResult, JointState
 from drift_assets.monitoring.trailing_baseline import (
     SuddenChangeResult,
     evaluate_sudden_change,
@@ -46,10 +47,22 @@ class WindowEvaluation:
     sudden: SuddenChangeResult | None
     fingerprint: str
     extra: dict = field(default_factory=dict)
+    joint: JointResult = field(default_factory=JointResult)
+
+    @property
+    def extra_outcomes(self) -> list[r.CheckOutcome]:
+        """Checks evaluated beside the core's: trailing baseline, multivariate, segments."""
+        return (self.sudden.outcomes if self.sudden else []) + self.joint.outcomes
 
     @property
     def outcomes(self) -> list[r.CheckOutcome]:
-        return list(self.result.checks) + (self.sudden.outcomes if self.sudden else [])
+        return list(self.result.checks) + self.extra_outcomes
+
+    def skipped_reason(self, check: str) -> str | None:
+        """Why ``check`` has no outcome in this window (None: nothing to say)."""
+        if check in self.joint.skipped:
+            return self.joint.skipped[check]
+        return self.sudden.skipped if self.sudden else None
 
     def failed(self, severity: str | None = None) -> list[r.CheckOutcome]:
         return [o for o in self.outcomes if not o.passed and (severity is None or o.severity == severity)]
@@ -64,9 +77,15 @@ def evaluate_window(
     data: Root,
     counts_store: Root | None = None,
     problems: dict[str, str] | None = None,
+    fitted: Mapping | None = None,
+    window_rows: int | None = None,
+    reference_batches: Callable[[], Iterable[pa.RecordBatch]] | None = None,
 ) -> WindowEvaluation:
+    """``fitted``: the reference_profile document (its multivariate model and segment profiles);
+    ``window_rows`` sizes the multivariate sample; ``reference_batches`` feeds the domain classifier."""
     name = f"{monitor.name} window {window.key}"
-    summary = summarize(profile, batches, table_name=name)
+    observer = JointObserver(monitor, profile, JointState.from_profile_doc(fitted or {}), window_rows)
+    summary = summarize(profile, observer.observe(batches, name), table_name=name)
     for column, reason in (problems or {}).items():
         summary.problems.setdefault(column, reason)
     result = compare(
@@ -85,7 +104,8 @@ def evaluate_window(
             profile, summary, baseline, monitor.sudden_change, monitor.rules, monitor.checks
         )
     extra = {**derived_measures(monitor, profile, summary, result), **(sudden.measures if sudden else {})}
-    return WindowEvaluation(window, summary, result, sudden, fingerprint, extra)
+    joint = observer.finish(reference_batches)
+    return WindowEvaluation(window, summary, result, sudden, fingerprint, extra, joint)
 
 
 def read_reference(monitor: MonitorConfig, source: TableSource) -> pa.Table:
@@ -93,6 +113,7 @@ def read_reference(monitor: MonitorConfig, source: TableSource) -> pa.Table:
     retraining). Raises ``DriftInputError`` naming the file and the missing column."""
     specs = monitor.column_specs()
     wanted = [s.name for s in specs] + ([monitor.labels.column] if monitor.labels else [])
+    wanted += [c for c in monitor.segments if c not in wanted]
     derived = {d.name for d in monitor.derived}
     read = [c for c in wanted if c not in derived] + [d.source for d in monitor.derived]
     table = source.read(list(dict.fromkeys(read)))

@@ -45,8 +45,10 @@ def record_drift(
     html_report: str | None,
     extra: dict | None = None,
     extra_checks=(),
+    sections: dict | None = None,
 ) -> dict:
-    """The window's document; ``extra_checks`` (e.g. sudden-change checks) join the core's checks."""
+    """The window's document; ``extra_checks`` (sudden-change, multivariate, segment checks) join the
+    core's checks; ``sections`` (``multivariate``, ``segments``) are top-level objects of their own."""
     result_doc = result.to_dict()
     if extra_checks:
         result_doc["checks"] += [c.to_dict() for c in extra_checks]
@@ -65,6 +67,7 @@ def record_drift(
         "problems": summary.problems,
         "html_report": html_report,
         "extra": extra or {},
+        **(sections or {}),
     }
     reports.write_json(ResultsStore.drift_path(monitor.name, window.key), record)
     return record

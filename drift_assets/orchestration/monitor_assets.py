@@ -34,6 +34,7 @@ from drift_assets.monitoring.evaluation import (
     read_reference,
     store_counts,
 )
+from drift_assets.monitoring.joint import fit_joint, joint_columns
 from drift_assets.monitoring.performance import model_versions_in, realized_performance
 from drift_assets.monitoring.registry import (
     RegistryError,
@@ -126,20 +127,31 @@ def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
         kinds={"json"},
     )
     def reference_profile(context: AssetExecutionContext, reference_data: StoredTable) -> Output:
-        table = reference_data.read([s.name for s in specs])
+        table = reference_data.read([s.name for s in specs] + joint_columns(monitor))
         profile = fit_profile(table, specs, psi_bins=monitor.psi_bins, metadata={"monitor": monitor.name})
+        try:
+            # The multivariate model and the segment profiles are stored with the profile.
+            joint = fit_joint(monitor, table, profile)
+        except DriftInputError as exc:
+            raise Failure(description=f"{reference_data.display}: {exc}") from exc
         bins = {
             n: (c.binning.effective_bins if c.spec.kind == "numerical" else len(c.binning.vocabulary) + 1)
             for n, c in profile.columns.items()
         }
-        return Output(
-            profile.to_dict(),
-            metadata={
-                "fingerprint": profile.fingerprint(),
-                "reference_rows": profile.reference_rows,
-                "effective_bins": MetadataValue.json(bins),
-            },
-        )
+        metadata = {
+            "fingerprint": profile.fingerprint(),
+            "reference_rows": profile.reference_rows,
+            "effective_bins": MetadataValue.json(bins),
+        }
+        fitted = joint.get("multivariate") or {}
+        if fitted:
+            metadata["multivariate"] = MetadataValue.text(
+                fitted.get("skipped")
+                or f"PCA keeps {fitted['kept_components']} of {len(fitted['centre'])} encoded dimensions"
+            )
+        if "segments" in joint:
+            metadata["segments"] = MetadataValue.json(joint["segments"]["values_by_column"])
+        return Output({**profile.to_dict(), **joint}, metadata=metadata)
 
     return reference_profile
 
@@ -205,8 +217,7 @@ def _wants_html(monitor: MonitorConfig, evaluation) -> bool:
     if os.environ.get("DRIFT_ASSETS_HTML_REPORTS", "1") == "0" or setting is False:
         return False
     if setting == "on_failure":
-        sudden = evaluation.sudden.outcomes if evaluation.sudden else []
-        return bool(evaluation.result.failed_checks("ERROR") or any(not o.passed for o in sudden))
+        return bool(evaluation.result.failed_checks("ERROR") or any(not o.passed for o in evaluation.extra_outcomes))
     return setting is True
 
 
@@ -273,15 +284,17 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             monitor,
             profile,
             window,
-            production_window.batches(profile.column_names()),
+            production_window.batches(profile.column_names() + joint_columns(monitor)),
             data=st.data,
             counts_store=st.assets,
             problems=problems,
+            fitted=reference_profile,
+            window_rows=production_window.num_rows(),
+            reference_batches=lambda: reference_data.batches(profile.column_names()),
         )
         html_uri = None
         if _wants_html(monitor, evaluation):
             html_uri = _write_html(storage, monitor, window.key, reference_data, production_window, specs)
-        sudden = evaluation.sudden
         record = record_drift(
             st.reports,
             monitor,
@@ -291,17 +304,22 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             model_version=model_versions_in(production_window, monitor.model_version_column),
             html_report=html_uri,
             extra={**evaluation.extra, **by_model_version(monitor, production_window)},
-            extra_checks=sudden.outcomes if sudden else (),
+            extra_checks=evaluation.extra_outcomes,
+            sections=evaluation.joint.sections,
         )
         store_counts(st.assets, monitor, window.key, evaluation)
         push_metrics_if_configured(context, st)
         results_uri = st.reports.uri_of(ResultsStore.drift_path(monitor.name, window.key))
-        skipped = sudden.skipped if sudden else None
         return MaterializeResult(
             value=record,
             metadata=_drift_metadata(evaluation.result, record, results_uri, html_uri),
             check_results=[
-                chk.fold_outcomes(monitor.checks[name], evaluation.outcomes, keys.drift_report, skipped_reason=skipped)
+                chk.fold_outcomes(
+                    monitor.checks[name],
+                    evaluation.outcomes,
+                    keys.drift_report,
+                    skipped_reason=evaluation.skipped_reason(name),
+                )
                 for name in drift_checks
             ],
         )

@@ -25,8 +25,10 @@ from drift_assets.stats.rules import (
     FEATURE_PSI_ERROR,
     FEATURE_PSI_WARN,
     MISSING_RATE,
+    MULTIVARIATE_NO_DRIFT,
     PREDICTION_NO_DRIFT,
     SCHEMA_MATCHES,
+    SEGMENT_NO_DRIFT,
     SUDDEN_RATE_CHANGE,
     SUDDEN_SHIFT,
     CheckOutcome,
@@ -37,7 +39,7 @@ from drift_assets.stats.rules import (
 
 Asset = Literal["drift_report", "model_performance"]
 # What a monitor must have for a check to apply (see ``MonitorConfig.capabilities``).
-Capability = Literal["prediction", "labels", "sudden_columns", "sudden_rates"]
+Capability = Literal["prediction", "labels", "sudden_columns", "sudden_rates", "multivariate", "segments"]
 
 
 @dataclass(frozen=True)
@@ -330,6 +332,31 @@ DEFAULT_CHECKS = CheckTable(
             "No monitored rate (e.g. refusals) changed against the trailing baseline (Fisher exact p and a minimum"
             " absolute change)",
             requires=("sudden_rates",),
+        ),
+        # Joint distribution and segments, evaluated by monitoring.evaluation in the same streaming pass
+        # (stats.multivariate, stats.domain_classifier, stats.segments). ERROR: a changed joint
+        # distribution is a change of the model's input as real as a marginal one.
+        CheckRule(
+            MULTIVARIATE_NO_DRIFT,
+            "ERROR",
+            "reconstruction_error",
+            "higher",
+            "The joint distribution of the features did not change: mean PCA reconstruction error within the"
+            " reference's own range (and, when enabled, a domain classifier cannot tell window from reference)",
+            requires=("multivariate",),
+        ),
+        # WARN, like features_have_no_significant_drift: a change confined to one segment is a
+        # minority of traffic and one of up to 20 x segment columns x features tests; it names the
+        # segment for an operator to investigate but neither pages nor triggers retraining by itself
+        # (add it to retraining.on_checks or raise it in a CheckTable of your own to change that).
+        CheckRule(
+            SEGMENT_NO_DRIFT,
+            "WARN",
+            "drifted_pairs",
+            "higher",
+            "No feature drifted within a segment (Holm across segments and features, alpha {feature_alpha:g},"
+            " and a large effect)",
+            requires=("segments",),
         ),
         # On labelled production rows, evaluated by ``auc_check`` once labels arrive.
         CheckRule(

@@ -50,12 +50,12 @@ from threadpoolctl import threadpool_limits
 
 from drift_assets.stats.errors import ProfileError, SchemaError
 from drift_assets.stats.profile import ColumnSpec
-from drift_assets.stats.rules import CheckOutcome
+from drift_assets.stats.rules import MULTIVARIATE_NO_DRIFT, CheckOutcome
 from drift_assets.stats.validation import category_strings, missing_mask, numeric_values
 
 MODEL_FORMAT = "drift_assets.reconstruction_model"
 MODEL_VERSION = 1
-CHECK_NAME = "no_multivariate_drift"
+CHECK_NAME = MULTIVARIATE_NO_DRIFT
 
 DEFAULT_VARIANCE_SHARE = 0.90
 DEFAULT_ALPHA = 0.001

@@ -148,6 +148,8 @@ PREDICTION_NO_DRIFT = "prediction_has_no_drift"
 MISSING_RATE = "missing_rate_below_threshold"
 SCHEMA_MATCHES = "columns_match_reference_schema"
 AUC_VS_CHAMPION = "auc_not_below_champion"
+MULTIVARIATE_NO_DRIFT = "no_multivariate_drift"
+SEGMENT_NO_DRIFT = "no_segment_drift"
 # Against the trailing baseline (the previous N windows): sudden changes, not slow trends.
 SUDDEN_SHIFT = "no_sudden_shift_vs_recent_windows"
 SUDDEN_RATE_CHANGE = "no_sudden_rate_change_vs_recent_windows"

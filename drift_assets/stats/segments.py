@@ -36,7 +36,7 @@ from drift_assets.stats.profile import ColumnProfile, ReferenceProfile
 from drift_assets.stats.summary import WindowSummary, summarize_batch
 from drift_assets.stats.validation import category_strings
 
-CHECK_NAME = "no_segment_drift"
+CHECK_NAME = r.SEGMENT_NO_DRIFT
 CHECK_SEVERITY: r.Severity = "WARN"  # like features_have_no_significant_drift
 DEFAULT_MIN_SEGMENT_ROWS = 500
 DEFAULT_MAX_SEGMENTS = 20
