@@ -18,7 +18,10 @@ from dagster import instance_for_test
 from support import write_monitors_file
 from test_dagster_fraud import check_records, run_reference, run_week
 
+from drift_assets.alerting.exporter import make_registry
 from drift_assets.definitions import build_definitions
+from drift_assets.monitoring.results_store import ResultsStore
+from drift_assets.orchestration.notifications import _message
 
 pytestmark = pytest.mark.slow  # Dagster runs
 
@@ -93,5 +96,43 @@ def test_joint_change_fails_its_check_and_the_stationary_week_passes(project, ki
             assert meta["worst_segment"] == "channel=web" and meta["worst_column"] == "merchant_risk_score"
             assert record["segments"]["segments"]["channel=web"]["rows"] >= 300
             assert record["segments"]["findings"][0]["segment"] == "channel=web"
+        check = "no_multivariate_drift" if kind == "correlation_flip" else "no_segment_drift"
         names = {c["name"] for c in record["checks"] if not c["passed"]}
-        assert ("no_multivariate_drift" if kind == "correlation_flip" else "no_segment_drift") in names
+        assert check in names
+        assert_explained(project, instance, record, check, failed, meta)
+
+
+def assert_explained(project, instance, record, check, failed, meta) -> None:
+    """The same "what changed" in the check metadata, the results store, the webhook message and
+    the exporter's info metric (the alert annotation's source)."""
+    if check == "no_multivariate_drift":
+        expected = ["joint distribution changed", "avg_txn_amount_7d"]
+    else:
+        expected = ["in segment channel=web: merchant_risk_score", "expected"]
+    text = meta["what_changed"]
+    for fragment in expected:
+        assert fragment in text, (fragment, text)
+    assert "What changed: " + text in failed.description
+    assert record["explanation"]["by_check"][check] == text
+    assert any(fragment in record["explanation"]["text"] for fragment in expected)
+    # The stationary week passed everything: no explanation stored for it.
+    stationary = json.loads((project / "reports" / "fraud" / "drift" / f"{STATIONARY}.json").read_text())
+    if stationary["summary"]["all_passed"]:
+        assert stationary["explanation"] == {}
+    execution = check_records(instance, check)[CHANGED]
+    message = _message(execution, "http://127.0.0.1:3000")
+    sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section" and "text" in b]
+    what = next(s for s in sections if s.startswith("*What changed*"))
+    assert expected[0].split(":")[0] in what and expected[1] in what
+    assert "What changed: " in message["text"]
+    registry = make_registry(ResultsStore(str(project / "reports")))
+    info = [
+        s
+        for m in registry.collect()
+        if m.name == "ml_check_explanation_info"
+        for s in m.samples
+        if s.labels["check"] == check
+    ]
+    assert len(info) == 1 and info[0].value == 1.0
+    assert info[0].labels["what_changed"] == " ".join(text.split())[:300]
+    assert info[0].labels["severity"] == failed.severity.value

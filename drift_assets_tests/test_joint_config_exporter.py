@@ -126,3 +126,22 @@ def test_bad_multivariate_section_marks_the_store_down_and_keeps_the_rest(tmp_pa
     assert status == 200 and sample(m, "ml_results_store_up") == 0.0
     assert sample(m, "ml_multivariate_reconstruction_error", model="fraud") is None
     assert sample(m, "ml_retraining_runs_total", model="fraud") == 0
+
+
+def test_webhook_message_carries_what_changed_escaped_one_bullet_per_line():
+    from drift_assets.alerting.notify import slack_message_for_check_failure
+
+    what = "txn_amount: 31% of rows above the reference's 90th percentile (812), expected 10%; mean 95 | in segment <b>"
+    message = slack_message_for_check_failure(
+        "fraud", "2026-08-10", "no_multivariate_drift", "ERROR", 1.7, 1.1, None, what_changed=what
+    )
+    section = next(
+        b["text"]["text"] for b in message["blocks"] if b.get("text", {}).get("text", "").startswith("*What")
+    )
+    assert section.split("\n")[1:] == [
+        "• txn_amount: 31% of rows above the reference's 90th percentile (812), expected 10%; mean 95",
+        "• in segment &lt;b&gt;",
+    ]
+    assert message["text"].endswith("What changed: " + what.replace("<", "&lt;").replace(">", "&gt;"))
+    plain = slack_message_for_check_failure("fraud", "2026-08-10", "x", "ERROR", 1.0, 0.5, None)
+    assert "What changed" not in plain["text"] and len(plain["blocks"]) == len(message["blocks"]) - 1

@@ -43,6 +43,8 @@ ml_multivariate_reconstruction_threshold   model                           its t
 ml_multivariate_domain_auc                 model                           domain classifier's cross-validated AUC
 ml_segment_feature_psi                     model, segment, feature_name    PSI of each feature within each segment
 ml_segment_rows                            model, segment                  rows of each evaluated segment
+ml_check_explanation_info                  model, check, severity,         1 per failed check with a "what changed"
+                                           what_changed                    text (<= 300 chars; alert annotations)
 ml_results_store_up                        (none)                          1 if the whole store was read without error
 ml_results_store_errors_total              (none)                          read errors since the exporter started
 ml_results_store_monitors                  (none)                          monitors found in the store
@@ -132,6 +134,10 @@ _GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("model", "segment", "feature_name"),
     ),
     "ml_segment_rows": ("Rows of each evaluated segment in the latest window.", ("model", "segment")),
+    "ml_check_explanation_info": (
+        "What changed, for each failed check of the latest window (label what_changed; value always 1).",
+        ("model", "check", "severity", "what_changed"),
+    ),
     "ml_model_auc": (
         "AUC on labelled production rows of the latest window with labels, per model version.",
         ("model", "model_version"),
@@ -284,7 +290,7 @@ class DriftResultsCollector:
             raise ValueError(f"{where}: 'columns' should be an object")
         gauges = _column_gauges(model, where, columns) + _check_gauges(model, where, doc)
         gauges += _window_gauges(model, where, doc, columns, results)
-        gauges += _joint_gauges(model, where, doc)
+        gauges += _joint_gauges(model, where, doc) + _explanation_gauges(model, where, doc)
         llm = _extra_gauges(where, doc)
         for name, labels, value in gauges:
             families.gauge(name, labels, value)
@@ -503,4 +509,27 @@ def _joint_gauges(model: str, where: str, doc: Mapping) -> Gauges:
         for feature, col in sorted((body.get("columns") or {}).items()):
             psi = _number((col or {}).get("psi"), f"{where}: segments.{segment}.columns.{feature}.psi")
             gauges.append(("ml_segment_feature_psi", [model, segment, feature], psi))
+    return gauges
+
+
+EXPLANATION_LABEL_MAX = 300
+
+
+def _explanation_gauges(model: str, where: str, doc: Mapping) -> Gauges:
+    """One info series per failed check that has an explanation: at most one per check (cardinality
+    = the monitor's checks), replaced when the next window is evaluated."""
+    by_check = (doc.get("explanation") or {}).get("by_check") or {}
+    if not isinstance(by_check, Mapping):
+        raise ValueError(f"{where}: 'explanation.by_check' should be an object")
+    severity = {
+        str(c.get("name")): str(c.get("severity", "WARN")) for c in doc.get("checks") or [] if not c.get("passed", True)
+    }
+    gauges: Gauges = []
+    for check, text in sorted(by_check.items()):
+        if check not in severity:
+            continue
+        label = " ".join(str(text).split())
+        if len(label) > EXPLANATION_LABEL_MAX:
+            label = label[: EXPLANATION_LABEL_MAX - 1] + "…"
+        gauges.append(("ml_check_explanation_info", [model, check, severity[check], label], 1.0))
     return gauges

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.monitoring.derived import apply_derived
+from drift_assets.monitoring.explanations import explain_evaluation
 from drift_assets.monitoring.joint import JointObserver, JointResult, JointState
 from drift_assets.monitoring.trailing_baseline import (
     SuddenChangeResult,
@@ -48,6 +49,11 @@ class WindowEvaluation:
     fingerprint: str
     extra: dict = field(default_factory=dict)
     joint: JointResult = field(default_factory=JointResult)
+    # "What changed" (``monitoring.explanations``): window text and one text per failed check.
+    explanation: dict = field(default_factory=dict)
+
+    def what_changed(self, check: str) -> str | None:
+        return self.explanation.get("by_check", {}).get(check)
 
     @property
     def extra_outcomes(self) -> list[r.CheckOutcome]:
@@ -105,7 +111,9 @@ def evaluate_window(
         )
     extra = {**derived_measures(monitor, profile, summary, result), **(sudden.measures if sudden else {})}
     joint = observer.finish(reference_batches)
-    return WindowEvaluation(window, summary, result, sudden, fingerprint, extra, joint)
+    evaluation = WindowEvaluation(window, summary, result, sudden, fingerprint, extra, joint)
+    evaluation.explanation = explain_evaluation(profile, summary, result, evaluation.outcomes, joint)
+    return evaluation
 
 
 def read_reference(monitor: MonitorConfig, source: TableSource) -> pa.Table:

@@ -97,6 +97,8 @@ class JointResult:
     reconstruction: mv.ReconstructionDrift | None = None
     classifier: dc.DomainClassifierDrift | None = None
     segments: sg.SegmentDrift | None = None
+    segmented: sg.SegmentedSummary | None = None  # the window's per-segment counts (explanations)
+    segment_profiles: sg.SegmentProfiles | None = None
 
 
 class JointObserver:
@@ -179,7 +181,7 @@ class JointObserver:
         result = sg.evaluate_segments(
             self.state.segments, self.segmented, self.monitor.rules, min_segment_rows=self.monitor.min_segment_rows
         )
-        out.segments = result
+        out.segments, out.segmented, out.segment_profiles = result, self.segmented, self.state.segments
         outcome = sg.segment_check(result)
         if outcome is None:
             reasons = "; ".join(result.skipped.values()) or "no segment values in the window"

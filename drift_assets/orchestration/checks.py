@@ -78,9 +78,15 @@ def _detail_metadata(worst: CheckOutcome) -> dict:
 
 
 def fold_outcomes(
-    rule: CheckRule, outcomes: Sequence[CheckOutcome], asset_key: AssetKey, *, skipped_reason: str | None = None
+    rule: CheckRule,
+    outcomes: Sequence[CheckOutcome],
+    asset_key: AssetKey,
+    *,
+    skipped_reason: str | None = None,
+    what_changed: str | None = None,
 ) -> AssetCheckResult:
-    """One check result from the per-column outcomes of one rule."""
+    """One check result from the per-column outcomes of one rule; a failed one carries
+    ``what_changed`` (the ranked explanation) in its metadata and description."""
     mine = [o for o in outcomes if o.name == rule.name]
     if not mine:
         return _skipped(rule, asset_key, skipped_reason)
@@ -100,6 +106,9 @@ def fold_outcomes(
     where = ", ".join(columns) if columns else "the window"
     if failing:
         description = f"FAILED on {where}: value {worst.value:.4g} vs threshold {worst.threshold:.4g}"
+        if what_changed:
+            metadata["what_changed"] = MetadataValue.text(what_changed)
+            description += f". What changed: {what_changed}"
     else:
         description = f"passed: worst value {worst.value:.4g} vs threshold {worst.threshold:.4g}"
     return AssetCheckResult(

@@ -240,6 +240,8 @@ def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None
         metadata["prediction_ks_pvalue"] = MetadataValue.float(float(s["prediction_ks_pvalue"] or 1.0))
     if html_uri:
         metadata["evidently_report"] = MetadataValue.path(html_uri)
+    if record.get("explanation"):
+        metadata["what_changed"] = MetadataValue.md(record["explanation"]["text"])
     for name, value in (record.get("extra") or {}).items():
         if isinstance(value, int | float):
             metadata[name] = MetadataValue.float(float(value))
@@ -305,7 +307,7 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             html_report=html_uri,
             extra={**evaluation.extra, **by_model_version(monitor, production_window)},
             extra_checks=evaluation.extra_outcomes,
-            sections=evaluation.joint.sections,
+            sections={**evaluation.joint.sections, "explanation": evaluation.explanation},
         )
         store_counts(st.assets, monitor, window.key, evaluation)
         push_metrics_if_configured(context, st)
@@ -319,6 +321,7 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
                     evaluation.outcomes,
                     keys.drift_report,
                     skipped_reason=evaluation.skipped_reason(name),
+                    what_changed=evaluation.what_changed(name),
                 )
                 for name in drift_checks
             ],
