@@ -46,6 +46,36 @@ class ColumnDrift:
         return asdict(self)
 
 
+# The per-column keys of a result document (``DriftResult.to_dict``, and each segment's columns).
+COLUMN_KEYS = (
+    "kind",
+    "role",
+    "psi",
+    "psi_bins",
+    "ks_statistic",
+    "ks_pvalue",
+    "chi2_pvalue",
+    "jensen_shannon",
+    "wasserstein_normed",
+    "missing_rate",
+    "reference_missing_rate",
+    "unseen_share",
+    "out_of_range_share",
+    "max_category_share_change",
+    "adjusted_pvalue",
+    "drifted",
+    "problem",
+)
+
+
+def column_entry(col: ColumnDrift) -> dict:
+    data = col.to_dict()
+    entry = {k: data[k] for k in COLUMN_KEYS}
+    if col.unseen_values:
+        entry["unseen_values"] = col.unseen_values
+    return entry
+
+
 @dataclass
 class DriftResult:
     reference_rows: int
@@ -93,32 +123,7 @@ class DriftResult:
         }
 
     def to_dict(self) -> dict:
-        keys = [
-            "kind",
-            "role",
-            "psi",
-            "psi_bins",
-            "ks_statistic",
-            "ks_pvalue",
-            "chi2_pvalue",
-            "jensen_shannon",
-            "wasserstein_normed",
-            "missing_rate",
-            "reference_missing_rate",
-            "unseen_share",
-            "out_of_range_share",
-            "max_category_share_change",
-            "adjusted_pvalue",
-            "drifted",
-            "problem",
-        ]
-        columns = {}
-        for name, col in self.columns.items():
-            data = col.to_dict()
-            entry = {k: data[k] for k in keys}
-            if col.unseen_values:
-                entry["unseen_values"] = col.unseen_values
-            columns[name] = entry
+        columns = {name: column_entry(col) for name, col in self.columns.items()}
         return {
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,

@@ -33,6 +33,7 @@ from drift_assets.stats import rules as r
 from drift_assets.stats.compare import ColumnDrift, compare
 from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.profile import ColumnProfile, ReferenceProfile
+from drift_assets.stats.result import column_entry
 from drift_assets.stats.summary import WindowSummary, summarize_batch
 from drift_assets.stats.validation import category_strings
 
@@ -191,7 +192,7 @@ class SegmentDrift:
     def to_dict(self) -> dict:
         return {
             "segments": {
-                k: {"rows": self.rows[k], "columns": {c: d.to_dict() for c, d in cols.items()}}
+                k: {"rows": self.rows[k], "columns": {c: column_entry(d) for c, d in cols.items()}}
                 for k, cols in self.columns.items()
             },
             "findings": [f.to_dict() for f in self.findings],
