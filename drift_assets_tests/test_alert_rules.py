@@ -105,12 +105,12 @@ def test_design_doc_alerts_are_exact():
     assert trigger["for"] == "2h"
     assert trigger["labels"]["severity"] == "critical"
 
-    assert _alert("FeatureMissingRateHigh")["expr"].strip() == "ml_feature_missing_rate > 0.05"
+    assert _alert("FeatureMissingRateHigh")["expr"].strip() == "ml_column_missing_ratio > 0.05"
     assert _alert("FeatureMissingRateHigh")["labels"]["team"] == "data-engineering"
     stale = _alert("MonitorStale")["expr"]
     assert "ml_last_evaluation_timestamp_seconds" in stale and "ml_monitor_window_seconds" in stale
-    assert "ml_llm_refusal_rate" in _alert("LlmRefusalRateHigh")["expr"]
-    assert "ml_llm_output_length_psi" in _alert("LlmOutputLengthDrift")["expr"]
+    assert 'ml_derived_ratio{column="refusal"}' in _alert("LlmRefusalRateHigh")["expr"]
+    assert 'ml_derived_psi{column="output_length"}' in _alert("LlmOutputLengthDrift")["expr"]
     assert "ml_results_store_up" in _alert("ResultsStoreDown")["expr"]
 
 
@@ -127,8 +127,10 @@ def test_every_alert_has_severity_model_and_value():
         assert {"summary", "description", "model", "value"} <= set(annotations), name
         # Per-model alerts name the model; store/exporter-wide ones say they concern all models.
         assert "$labels.model" in annotations["model"] or annotations["model"] == "all models", name
-        if "feature_name" in rule["expr"] or name in ("FeatureDriftHigh", "FeatureMissingRateHigh"):
+        if "feature_name" in rule["expr"] or name == "FeatureDriftHigh":
             assert "$labels.feature_name" in annotations["feature"], name
+        if name == "FeatureMissingRateHigh":  # features and the prediction: label column, with its role
+            assert "$labels.column" in annotations["feature"] and "$labels.role" in annotations["description"]
 
 
 def test_every_alert_is_unit_tested_firing_and_not_firing():

@@ -61,7 +61,9 @@ def test_scraped_values_equal_the_json(store):
     assert sample(m, "ml_feature_psi", model="fraud", feature_name="txn_count_1h") == 0.31
     for name, col in doc["columns"].items():
         psi = sample(m, "ml_feature_psi", model="fraud", feature_name=name)
-        missing = sample(m, "ml_feature_missing_rate", model="fraud", feature_name=name)
+        missing = sample(m, "ml_column_missing_ratio", model="fraud", column=name, role=col["role"])
+        # The deprecated alias carries the same value under the old name and label.
+        assert sample(m, "ml_feature_missing_rate", model="fraud", feature_name=name) == missing, name
         drifted = sample(m, "ml_feature_drifted", model="fraud", feature_name=name)
         if col["role"] == "feature":
             assert psi == col["psi"], name
@@ -78,7 +80,8 @@ def test_scraped_values_equal_the_json(store):
     assert sample(m, "ml_drift_detected", model="fraud") == 1.0
     assert sample(m, "ml_prediction_drift_psi", model="fraud") == doc["summary"]["prediction_psi"] == 0.27
     assert sample(m, "ml_prediction_drift_ks_pvalue", model="fraud") == doc["summary"]["prediction_ks_pvalue"]
-    assert sample(m, "ml_share_drifted_features", model="fraud") == doc["summary"]["share_drifted"] == 0.25
+    assert sample(m, "ml_drifted_features_ratio", model="fraud") == doc["summary"]["share_drifted"] == 0.25
+    assert sample(m, "ml_share_drifted_features", model="fraud") == 0.25  # deprecated alias
     assert sample(m, "ml_window_rows", model="fraud") == doc["current_rows"] == 48_211
     assert sample(m, "ml_window_end_timestamp_seconds", model="fraud") == ts(doc["window_end"])
     assert sample(m, "ml_last_evaluation_timestamp_seconds", model="fraud") == ts(doc["evaluated_at"])
@@ -111,18 +114,66 @@ def test_scraped_values_equal_the_json(store):
     assert all(name.startswith("ml_") for name, _ in m)
 
 
-def test_llm_extra_numbers_become_ml_llm_metrics(store):
+def test_extras_are_exported_under_documented_families_with_units(store):
     write_drifted_store(store)
     with running_exporter(store) as server:
         status, m = scrape(server.url)
     assert status == 200
+    # Yes/no derived columns: a 0-1 ratio with the column as a label (key <column>_rate).
+    assert sample(m, "ml_derived_ratio", model="llm", column="refusal") == 0.09
+    assert sample(m, "ml_derived_ratio", model="llm", column="empty_response") == 0.004
+    assert sample(m, "ml_derived_ratio_baseline", model="llm", column="refusal") == 0.02
+    assert sample(m, "ml_derived_psi", model="llm", column="output_length") == 0.34
+    assert sample(m, "ml_column_psi_vs_recent", model="llm", column="output_length") == 0.12
+    # The unit of a mean comes from extra.units (the derived function): it is in the name.
+    assert sample(m, "ml_derived_mean_tokens", model="llm", column="output_length") == 48.5
+    assert sample(m, "ml_derived_mean_chars", model="llm", column="output_chars") == 231.0
+    assert not series_of(m, "ml_derived_mean")
+    # Any other numeric key keeps its name as a label under one family.
+    assert sample(m, "ml_monitor_extra", model="llm", key="mean_output_tokens") == 212.5
+    # Non-numeric entries (text, booleans, the units map) are not metrics; fraud has no extra block.
+    assert not series_of(m, "ml_llm_judge_model") and not series_of(m, "ml_llm_flagged")
+    assert not series_of(m, "ml_llm_units")
+    assert all(dict(labels)["model"] == "llm" for (name, labels) in m if name.startswith(("ml_derived", "ml_llm_")))
+    # Deprecated aliases (one release): same values under the old per-key names.
     assert sample(m, "ml_llm_refusal_rate", model="llm") == 0.09
     assert sample(m, "ml_llm_output_length_psi", model="llm") == 0.34
+    assert sample(m, "ml_llm_output_length_mean", model="llm") == 48.5
     assert sample(m, "ml_llm_mean_output_tokens", model="llm") == 212.5
-    assert sample(m, "ml_llm_empty_response_rate", model="llm") == 0.004
-    # Non-numeric entries (text, booleans) are not metrics; fraud has no extra block.
-    assert not series_of(m, "ml_llm_judge_model") and not series_of(m, "ml_llm_flagged")
-    assert all(dict(labels)["model"] == "llm" for (name, labels) in m if name.startswith("ml_llm_"))
+
+
+def test_help_text_documents_new_names_and_marks_aliases_deprecated(store):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    write_drifted_store(store)
+    with running_exporter(store) as server:
+        text = requests.get(server.url, timeout=10).text
+    helps = {f.name: f.documentation for f in text_string_to_metric_families(text)}
+    assert helps["ml_feature_missing_rate"].startswith("deprecated: use ml_column_missing_ratio")
+    assert helps["ml_share_drifted_features"].startswith("deprecated: use ml_drifted_features_ratio")
+    assert helps["ml_llm_refusal_rate"].startswith('deprecated: use ml_derived_ratio{column="refusal"}')
+    assert helps["ml_llm_output_length_mean"].startswith(
+        'deprecated: use ml_derived_mean_tokens{column="output_length"}'
+    )
+    assert helps["ml_llm_mean_output_tokens"].startswith('deprecated: use ml_monitor_extra{key="mean_output_tokens"}')
+    for name in ("ml_column_missing_ratio", "ml_derived_ratio", "ml_derived_mean_tokens", "ml_monitor_extra"):
+        assert "deprecated" not in helps[name] and len(helps[name]) > 40, name
+    assert "tokens" in helps["ml_derived_mean_tokens"] and "characters" in helps["ml_derived_mean_chars"]
+    # Every 0-1 share exported under a non-deprecated name ends in _ratio (Prometheus convention).
+    for name, doc in helps.items():
+        if "Share (0-1)" in doc:
+            assert name.endswith(("_ratio", "_ratio_baseline")), name
+    # The prediction is labelled as such, not as a feature.
+    m = parse_metrics(text)
+    roles = {dict(labels)["column"]: dict(labels)["role"] for (name, labels) in m if name == "ml_column_missing_ratio"}
+    assert roles["fraud_score"] == "prediction" and roles["amount"] == "feature"
+
+
+def test_llm_window_metrics(store):
+    write_drifted_store(store)
+    with running_exporter(store) as server:
+        status, m = scrape(server.url)
+    assert status == 200
     # The hourly window: its own drift flag, no prediction metrics (no prediction column).
     assert sample(m, "ml_drift_detected", model="llm") == 1.0
     assert sample(m, "ml_feature_psi", model="llm", feature_name="output_length") == 0.34

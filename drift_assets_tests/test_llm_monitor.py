@@ -217,13 +217,17 @@ def test_dagster_hourly_partitions_checks_and_metrics(llm_data, tmp_path, monkey
     record = json.loads((tmp_path / "reports" / "llm" / "drift" / f"{spike}.json").read_text())
     assert record["extra"]["refusal_rate"] > 0.25
     assert set(record["extra"]["by_model_version"]) == {"chat-v3"}
-    # The exporter turns the extras into ml_llm_* gauges.
+    # The exporter turns the extras into ml_derived_* gauges (units from the derived function).
     from drift_assets.alerting.exporter import DriftResultsCollector
     from drift_assets.monitoring.results_store import ResultsStore
 
     families = {f.name: f for f in DriftResultsCollector(ResultsStore(str(tmp_path / "reports"))).collect()}
-    refusal = families["ml_llm_refusal_rate"].samples[0]
+    refusal = next(x for x in families["ml_derived_ratio"].samples if x.labels["column"] == "refusal")
     assert refusal.labels["model"] == "llm" and refusal.value == pytest.approx(record["extra"]["refusal_rate"])
+    assert record["extra"]["units"] == {"output_length": "tokens", "output_chars": "chars"}
+    tokens = families["ml_derived_mean_tokens"].samples[0]
+    assert tokens.labels["column"] == "output_length"
+    assert tokens.value == pytest.approx(record["extra"]["output_length_mean"])
 
 
 def test_bad_llm_input_is_named_and_an_empty_hour_fails_clearly(llm_data, tmp_path, monkeypatch):

@@ -28,6 +28,19 @@ Segment label cardinality: only segments evaluated in the latest window are expo
 ``s`` segment columns and ``f`` features exports at most ``20 s`` segment values and ``20 s f``
 ``ml_segment_feature_psi`` series.
 
+Per-monitor extras: the numeric entries of a drift document's ``extra`` section (derived columns
+such as the LLM monitor's refusals and output length, the sudden-change baselines) are exported
+under the ``ml_derived_*`` / ``ml_column_psi_vs_recent`` / ``ml_monitor_extra`` families above,
+whatever the monitor, with the column as a label; the unit of a mean comes from the document's
+``extra.units`` (written by the evaluation from the derived function). The same names serve every
+monitor, so there is no per-monitor prefix.
+
+Deprecated names (exported as well for one release, their HELP saying "deprecated: use X"; remove
+them from dashboards and rules): ``ml_feature_missing_rate{feature_name}`` (features and the
+prediction) -> ``ml_column_missing_ratio{column, role}``; ``ml_share_drifted_features`` ->
+``ml_drifted_features_ratio``; ``ml_llm_<key>`` (every numeric ``extra`` entry, every monitor) ->
+the family the key maps to (``DEPRECATED_ALIASES`` and ``extra_metric``).
+
 Cost: every scrape reads every document (latest window = greatest ``window_end``, which only the
 contents tell). A year of hourly windows (8,760 files) takes ~0.7 s per scrape on a local disk;
 on S3 that is two requests per file, so archive old windows or raise ``scrape_timeout``.
@@ -39,11 +52,12 @@ metric                                     labels                          value
 =========================================  ==============================  ============================================
 ml_feature_psi                             model, feature_name             PSI of each feature, latest window
 ml_feature_drifted                         model, feature_name             1 if the feature was flagged drifted
-ml_feature_missing_rate                    model, feature_name             missing rate (features and the prediction)
+ml_column_missing_ratio                    model, column, role             share (0-1) of missing values; role is
+                                                                           "feature" or "prediction"
 ml_drift_detected                          model                           1 if an ERROR-severity check failed
 ml_prediction_drift_psi                    model                           PSI of the prediction column
 ml_prediction_drift_ks_pvalue              model                           KS p-value of the prediction column
-ml_share_drifted_features                  model                           share of features flagged drifted
+ml_drifted_features_ratio                  model                           share (0-1) of features flagged drifted
 ml_check_failed                            model, check, severity          1 if the check failed for any column
 ml_window_rows                             model                           rows in the latest window
 ml_monitor_window_seconds                  model                           window_end - window_start (latest window)
@@ -60,7 +74,17 @@ ml_model_performance_window_end_timestamp_seconds  model, kind             end o
 ml_model_champion_auc                      model                           the champion's reference AUC
 ml_retraining_runs_total                   model                           retraining attempts (counter)
 ml_model_promotions_total                  model                           promoted retrainings (counter)
-ml_llm_<key>                               model                           each numeric ``extra`` entry (LLM monitor)
+ml_derived_ratio                           model, column                   share (0-1) of "yes" of a yes/no derived
+                                                                           column (``extra`` key ``<column>_rate``)
+ml_derived_ratio_baseline                  model, column                   the same share over the trailing baseline
+                                                                           (``<column>_rate_baseline``)
+ml_derived_mean_tokens                     model, column                   mean of a ``token_count`` derived column
+ml_derived_mean_chars                      model, column                   mean of a ``char_length`` derived column
+ml_derived_mean                            model, column                   mean of a derived column of unknown unit
+ml_derived_psi                             model, column                   PSI of a derived column (``<column>_psi``)
+ml_column_psi_vs_recent                    model, column                   PSI against the trailing baseline
+                                                                           (``<column>_psi_recent``)
+ml_monitor_extra                           model, key                      any other numeric ``extra`` entry
 ml_multivariate_reconstruction_error       model                           mean PCA reconstruction error, latest window
 ml_multivariate_reconstruction_threshold   model                           its threshold from the reference
 ml_multivariate_domain_auc                 model                           domain classifier's cross-validated AUC
@@ -102,9 +126,21 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-LLM_PREFIX = "ml_llm_"
+LLM_PREFIX = "ml_llm_"  # deprecated per-key extras (one release), see DEPRECATED_ALIASES
 
-# (name, help, labels) of every fixed family; ml_llm_* families are added per extra key.
+# Old name -> new name; both are exported for one release.
+DEPRECATED_ALIASES = {
+    "ml_feature_missing_rate": "ml_column_missing_ratio",
+    "ml_share_drifted_features": "ml_drifted_features_ratio",
+    LLM_PREFIX + "<key>": "ml_derived_* / ml_column_psi_vs_recent / ml_monitor_extra",
+}
+
+
+def deprecated_help(new: str) -> str:
+    return f"deprecated: use {new} (this name is removed in the next release)."
+
+
+# (name, help, labels) of every fixed family; deprecated ml_llm_* families are added per extra key.
 _GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ml_feature_psi": (
         "Population stability index of each feature in the latest evaluated window.",
@@ -114,10 +150,12 @@ _GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
         "1 if the feature was flagged as drifted in the latest window, else 0.",
         ("model", "feature_name"),
     ),
-    "ml_feature_missing_rate": (
-        "Share of missing values per monitored column (features and prediction) in the latest window.",
-        ("model", "feature_name"),
+    "ml_column_missing_ratio": (
+        "Share (0-1) of missing values of each monitored column in the latest window; "
+        'role="feature" or role="prediction" (the model score column).',
+        ("model", "column", "role"),
     ),
+    "ml_feature_missing_rate": (deprecated_help("ml_column_missing_ratio{column, role}"), ("model", "feature_name")),
     "ml_drift_detected": ("1 if any ERROR-severity check failed in the latest window, else 0.", ("model",)),
     "ml_prediction_drift_psi": (
         "Population stability index of the prediction column in the latest window.",
@@ -127,7 +165,44 @@ _GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
         "Kolmogorov-Smirnov p-value of the prediction column in the latest window.",
         ("model",),
     ),
-    "ml_share_drifted_features": ("Share of features flagged as drifted in the latest window.", ("model",)),
+    "ml_drifted_features_ratio": ("Share (0-1) of features flagged as drifted in the latest window.", ("model",)),
+    "ml_share_drifted_features": (deprecated_help("ml_drifted_features_ratio"), ("model",)),
+    "ml_derived_ratio": (
+        'Share (0-1) of rows whose yes/no derived column is "yes" in the latest window '
+        '(e.g. column="refusal": responses that refuse; column="empty_output": empty responses).',
+        ("model", "column"),
+    ),
+    "ml_derived_ratio_baseline": (
+        'Share (0-1) of "yes" of a yes/no derived column over the trailing baseline (the previous windows '
+        "the sudden-change check compares the latest window with).",
+        ("model", "column"),
+    ),
+    "ml_derived_mean_tokens": (
+        "Mean of a token_count derived column in the latest window, in tokens (runs of word characters "
+        'plus punctuation marks; e.g. column="output_length": response length).',
+        ("model", "column"),
+    ),
+    "ml_derived_mean_chars": (
+        'Mean of a char_length derived column in the latest window, in characters (e.g. column="output_chars").',
+        ("model", "column"),
+    ),
+    "ml_derived_mean": (
+        "Mean of a derived column in the latest window; unit not recorded (a document written before units).",
+        ("model", "column"),
+    ),
+    "ml_derived_psi": (
+        "Population stability index of a derived column (computed from text, e.g. output_length) vs the reference.",
+        ("model", "column"),
+    ),
+    "ml_column_psi_vs_recent": (
+        "PSI of the column in the latest window against the trailing baseline of previous windows "
+        "(the sudden-change check's measure).",
+        ("model", "column"),
+    ),
+    "ml_monitor_extra": (
+        "Any other numeric entry of the window's drift document 'extra' section (label key = its name).",
+        ("model", "key"),
+    ),
     "ml_check_failed": (
         "1 if the check failed (for any column) in the latest window, else 0.",
         ("model", "check", "severity"),
@@ -211,7 +286,7 @@ def _flag(value: Any) -> float:
 
 
 def llm_metric_name(key: str) -> str:
-    """``extra`` key -> metric name, e.g. ``refusal_rate`` -> ``ml_llm_refusal_rate``."""
+    """Deprecated alias of an ``extra`` key, e.g. ``refusal_rate`` -> ``ml_llm_refusal_rate``."""
     cleaned = re.sub(r"[^a-zA-Z0-9_]", "_", str(key)).strip("_").lower()
     return LLM_PREFIX + (cleaned or "value")
 
@@ -396,17 +471,11 @@ class DriftResultsCollector:
         gauges = _column_gauges(model, where, columns) + _check_gauges(model, where, doc)
         gauges += _window_gauges(model, where, doc, columns, results)
         gauges += _joint_gauges(model, where, doc) + _explanation_gauges(model, where, doc)
-        llm = _extra_gauges(where, doc)
+        extras = _extra_gauges(model, where, doc)
         for name, labels, value in gauges:
             families.gauge(name, labels, value)
-        for name, value in llm:
-            families.gauge(
-                name,
-                [model],
-                value,
-                help_text=f"LLM monitor metric '{name[len(LLM_PREFIX) :]}' of the latest window (drift JSON extra).",
-                label_names=("model",),
-            )
+        for name, labels, value, help_text in extras:
+            families.gauge(name, labels, value, help_text=help_text, label_names=("model",))
 
     @staticmethod
     def _add_performance(families: _Families, model: str, results: MonitorResults) -> None:
@@ -536,7 +605,9 @@ def push_once(
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "DEPRECATED_ALIASES",
     "DriftResultsCollector",
+    "extra_metric",
     "llm_metric_name",
     "make_registry",
     "push_once",
@@ -560,7 +631,8 @@ def _column_gauges(model: str, where: str, columns: Mapping) -> Gauges:
             gauges.append(("ml_feature_drifted", [model, name], _flag(col.get("drifted"))))
         if role in ("feature", "prediction"):
             missing = _number(col.get("missing_rate"), f"{where}: columns.{name}.missing_rate")
-            gauges.append(("ml_feature_missing_rate", [model, name], missing))
+            gauges.append(("ml_column_missing_ratio", [model, name, role], missing))
+            gauges.append(("ml_feature_missing_rate", [model, name], missing))  # deprecated alias
     return gauges
 
 
@@ -590,14 +662,12 @@ def _window_gauges(model: str, where: str, doc: Mapping, columns: Mapping, resul
     prediction = next((c for c in columns.values() if isinstance(c, Mapping) and c.get("role") == "prediction"), {})
     pred_psi = summary.get("prediction_psi", prediction.get("psi"))
     pred_p = summary.get("prediction_ks_pvalue", prediction.get("ks_pvalue"))
+    share = _number(summary.get("share_drifted"), f"{where}: summary.share_drifted")
     gauges: Gauges = [
         ("ml_prediction_drift_psi", [model], _number(pred_psi, f"{where}: summary.prediction_psi")),
         ("ml_prediction_drift_ks_pvalue", [model], _number(pred_p, f"{where}: summary.prediction_ks_pvalue")),
-        (
-            "ml_share_drifted_features",
-            [model],
-            _number(summary.get("share_drifted"), f"{where}: summary.share_drifted"),
-        ),
+        ("ml_drifted_features_ratio", [model], share),
+        ("ml_share_drifted_features", [model], share),  # deprecated alias
         ("ml_window_rows", [model], _number(doc.get("current_rows"), f"{where}: current_rows")),
         # Timestamps were validated by the store when it read the file.
         ("ml_window_end_timestamp_seconds", [model], parse_timestamp(doc["window_end"]).timestamp()),
@@ -609,17 +679,52 @@ def _window_gauges(model: str, where: str, doc: Mapping, columns: Mapping, resul
     return gauges
 
 
-def _extra_gauges(where: str, doc: Mapping) -> list[tuple[str, float]]:
+# extra key suffix -> family (the column is the key without the suffix); longest suffixes first.
+_EXTRA_SUFFIXES = (
+    ("_rate_baseline", "ml_derived_ratio_baseline"),
+    ("_psi_recent", "ml_column_psi_vs_recent"),
+    ("_rate", "ml_derived_ratio"),
+    ("_psi", "ml_derived_psi"),
+    ("_mean", "ml_derived_mean"),
+)
+MEAN_UNITS = ("tokens", "chars")
+
+
+def extra_metric(key: str, units: Mapping[str, Any] | None = None) -> tuple[str, str, str]:
+    """``extra`` key -> (family, label name, label value), e.g. ``refusal_rate`` ->
+    ``("ml_derived_ratio", "column", "refusal")``; ``units`` (``extra.units``: column -> unit) names the
+    unit of a mean (``output_length_mean`` with ``{"output_length": "tokens"}`` -> ``ml_derived_mean_tokens``)."""
+    for suffix, family in _EXTRA_SUFFIXES:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            column = key[: -len(suffix)]
+            unit = (units or {}).get(column)
+            if family == "ml_derived_mean" and unit in MEAN_UNITS:
+                family = f"ml_derived_mean_{unit}"
+            return family, "column", column
+    return "ml_monitor_extra", "key", key
+
+
+ExtraGauges = list[tuple[str, list[str], float, str | None]]
+
+
+def _extra_gauges(model: str, where: str, doc: Mapping) -> ExtraGauges:
+    """Numeric ``extra`` entries under their documented family, plus the deprecated ``ml_llm_<key>``
+    alias (its own help text naming the replacement)."""
     extra = doc.get("extra") or {}
-    llm: list[tuple[str, float]] = []
-    if isinstance(extra, Mapping):
-        for key, value in sorted(extra.items()):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                continue  # only numeric entries become metrics
-            number = _number(value, f"{where}: extra.{key}")
-            if number is not None:
-                llm.append((llm_metric_name(key), number))
-    return llm
+    out: ExtraGauges = []
+    if not isinstance(extra, Mapping):
+        return out
+    units = extra.get("units") if isinstance(extra.get("units"), Mapping) else {}
+    for key, value in sorted(extra.items()):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue  # only numeric entries become metrics
+        number = _number(value, f"{where}: extra.{key}")
+        if number is None:
+            continue
+        family, label, label_value = extra_metric(str(key), units)
+        out.append((family, [model, label_value], number, None))
+        out.append((llm_metric_name(key), [model], number, deprecated_help(f'{family}{{{label}="{label_value}"}}')))
+    return out
 
 
 def _joint_gauges(model: str, where: str, doc: Mapping) -> Gauges:

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from drift_assets.alerting.exporter import (
     _COUNTERS,
     _GAUGES,
-    LLM_PREFIX,
     _check_gauges,
     _column_gauges,
     _extra_gauges,
@@ -57,12 +56,20 @@ class History:
     families: dict[str, _Family] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
-    def add(self, name: str, labels: Labels, timestamp: float, value: float | None, kind: str = "gauge") -> None:
+    def add(
+        self,
+        name: str,
+        labels: Labels,
+        timestamp: float,
+        value: float | None,
+        kind: str = "gauge",
+        help_text: str | None = None,
+    ) -> None:
         if value is None or not math.isfinite(value):
             return
         family = self.families.get(name)
         if family is None:
-            help_text = (_GAUGES.get(name) or _COUNTERS.get(name) or (_llm_help(name),))[0]
+            help_text = (_GAUGES.get(name) or _COUNTERS.get(name) or (help_text or name,))[0]
             family = self.families[name] = _Family(name, kind, help_text)
         family.samples.setdefault(labels, {})[timestamp] = value
 
@@ -84,10 +91,6 @@ class History:
                     lines.append(f"{sample_name}{{{rendered}}} {_number_text(value)} {timestamp:.3f}")
         lines.append("# EOF")
         return "\n".join(lines) + "\n"
-
-
-def _llm_help(name: str) -> str:
-    return f"LLM monitor metric '{name[len(LLM_PREFIX) :]}' of the window (drift JSON extra)."
 
 
 def _escape_label(value: str) -> str:
@@ -126,12 +129,12 @@ def _add_drift_document(history: History, model: str, doc: Mapping) -> None:
     # Collected first, as the exporter does: a content error leaves no half-exported window.
     gauges = _column_gauges(model, where, columns) + _check_gauges(model, where, doc)
     gauges += _window_gauges(model, where, doc, columns, single)
-    extras = _extra_gauges(where, doc)
+    extras = _extra_gauges(model, where, doc)
     at = end.timestamp()
     for name, values, value in gauges:
         history.add(name, _labelled(name, values), at, value)
-    for name, value in extras:
-        history.add(name, (("model", model),), at, value)
+    for name, values, value, help_text in extras:
+        history.add(name, _labelled(name, values), at, value, help_text=help_text)
 
 
 def _add_performance(history: History, model: str, doc: Mapping) -> None:

@@ -23,6 +23,8 @@ import pyarrow.compute as pc
 from drift_assets.stats.errors import SchemaError
 
 TOKEN_PATTERN = r"\w+|[^\w\s]"
+# Unit of a numerical derived function's values (the exporter names ml_derived_mean_<unit> by it).
+MEAN_UNITS = {"token_count": "tokens", "char_length": "chars"}
 
 
 def _text(batch: pa.RecordBatch, source: str, table_name: str) -> pa.Array:

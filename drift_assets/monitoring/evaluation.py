@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drift_assets.monitoring.config import MonitorConfig
-from drift_assets.monitoring.derived import apply_derived
+from drift_assets.monitoring.derived import MEAN_UNITS, apply_derived
 from drift_assets.monitoring.explanations import explain_evaluation
 from drift_assets.monitoring.joint import JointObserver, JointResult, JointState
 from drift_assets.monitoring.trailing_baseline import (
@@ -212,8 +212,10 @@ def baseline_summary(
 def derived_measures(
     monitor: MonitorConfig, profile: ReferenceProfile, summary: WindowSummary, result: DriftResult
 ) -> dict:
-    """Headline numbers of derived columns (e.g. the LLM refusal rate, mean output length)."""
-    extra: dict[str, float] = {}
+    """Headline numbers of derived columns (e.g. the LLM refusal rate, mean output length), and
+    ``units``: the unit of each mean (from its function), which the exporter puts in the metric name."""
+    extra: dict[str, float | dict[str, str]] = {}
+    units: dict[str, str] = {}
     for d in monitor.derived:
         counts = summary.columns.get(d.name)
         if counts is None or counts.valid == 0:
@@ -226,9 +228,13 @@ def derived_measures(
             extra[f"{d.name}_rate"] = float(yes) / counts.valid
         elif isinstance(counts, NumericalCounts):
             extra[f"{d.name}_mean"] = float(counts.sketch_sums.sum()) / counts.valid
+            if d.function in MEAN_UNITS:
+                units[d.name] = MEAN_UNITS[d.function]
             column = result.columns.get(d.name)
             if column is not None and column.psi is not None:
                 extra[f"{d.name}_psi"] = column.psi
+    if units:
+        extra["units"] = units
     return extra
 
 
