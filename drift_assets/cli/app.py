@@ -43,9 +43,10 @@ def _split(value: str | None) -> list[str]:
 
 
 def column_specs_from_args(
-    args: argparse.Namespace, reference: TableSource
+    args: argparse.Namespace, reference: TableSource, current: TableSource | None = None
 ) -> tuple[list[ColumnSpec], set[str] | None]:
-    """Roles from --monitor, or from explicit lists, or inferred from the reference's types."""
+    """Roles from --monitor, or from explicit lists, or inferred (``cli.infer``: ids, timestamps and
+    the label set aside, said in one line on stderr; the inferred prediction/target go into ``args``)."""
     schema = reference.schema()
     if args.monitor:
         from drift_assets.monitoring.config import load_monitors
@@ -73,7 +74,15 @@ def column_specs_from_args(
                 kind = inferred[0].kind if inferred else "numerical"
                 specs.append(ColumnSpec(name, kind, role))  # type: ignore[arg-type]
     else:
-        specs = infer_column_specs(schema, prediction=args.prediction, target=args.target, exclude=_split(args.exclude))
+        from drift_assets.cli.infer import infer_roles
+
+        current_names = current.schema().names if current is not None else []
+        roles = infer_roles(
+            reference, current_names, prediction=args.prediction, target=args.target, exclude=_split(args.exclude)
+        )
+        specs = roles.specs
+        args.prediction, args.target = roles.prediction, roles.target
+        print(roles.describe(current_has_target=roles.target in current_names), file=sys.stderr)
     top = set(_split(args.top)) or None
     return specs, top
 
@@ -149,7 +158,7 @@ def run_compare(args: argparse.Namespace) -> int:
             check_output_path(option, path)
     reference = TableSource.open(args.reference, csv_delimiter=args.csv_delimiter)
     current = TableSource.open(args.current, csv_delimiter=args.csv_delimiter)
-    specs, top = column_specs_from_args(args, reference)
+    specs, top = column_specs_from_args(args, reference, current)
     if not specs:
         raise DriftInputError(f"{reference.display}: no columns to compare")
     declared = {s.name: pa.float64() if s.kind == "numerical" else pa.string() for s in specs}
@@ -478,6 +487,16 @@ def format_result(result: DriftResult) -> str:
     return "\n".join(lines)
 
 
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's ``version``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("drift_assets")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown (not installed)"
+
+
 def _delimiter(value: str) -> str:
     value = {"tab": "\t", "\\t": "\t"}.get(value, value)
     if len(value) != 1 or value in '\n\r"':
@@ -497,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="drift-assets",
         description="Model monitoring: drift, data quality and performance per window, on Dagster.",
     )
+    parser.add_argument("--version", action="version", version=f"drift-assets {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     p = sub.add_parser(
@@ -505,8 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compare CURRENT with REFERENCE (parquet file, directory of parquet files, or CSV; "
         "local path or s3:// URI). Exit code 0: no ERROR check failed; 1: one did; 2: bad input.",
     )
-    p.add_argument("reference")
-    p.add_argument("current")
+    p.add_argument("reference", help="the reference table: what normal looks like (e.g. the training sample)")
+    p.add_argument("current", help="the table to check against the reference (e.g. one week of the production log)")
     p.add_argument("--numerical", help="comma-separated numerical feature columns")
     p.add_argument("--categorical", help="comma-separated categorical feature columns")
     p.add_argument("--prediction", help="the model's prediction column")

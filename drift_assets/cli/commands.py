@@ -80,8 +80,8 @@ def _cluster(sub: argparse._SubParsersAction) -> None:
         "(dagster-postgres, dagster-celery[redis]), PostgreSQL 15 binaries and redis-server.",
     )
     p.add_argument("--dir", default=".cluster", help="state directory (Postgres data, logs, env.sh; default .cluster)")
-    p.add_argument("--dask-workers", type=int, default=2)
-    p.add_argument("--celery-workers", type=int, default=2)
+    p.add_argument("--dask-workers", type=int, default=2, help="Dask worker processes to start (default 2)")
+    p.add_argument("--celery-workers", type=int, default=2, help="Celery worker processes to start (default 2)")
     p.set_defaults(handler=run_cluster)
 
 
@@ -99,7 +99,9 @@ def _demo(sub: argparse._SubParsersAction) -> None:
         description="Simulate the demo data (if absent), materialise every monitor's reference assets and "
         "windows through Dagster on the instance in $DAGSTER_HOME, then print what was found.",
     )
-    p.add_argument("--rows-per-week", type=int, default=20_000)
+    p.add_argument(
+        "--rows-per-week", type=int, default=20_000, help="fraud transactions per simulated week (default 20000)"
+    )
     p.add_argument("--fresh", action="store_true", help="re-simulate data and forget earlier results")
     p.add_argument("--no-html", action="store_true", help="skip the Evidently HTML reports (faster)")
     p.set_defaults(handler=run_demo)
@@ -130,8 +132,8 @@ def _serve_metrics(sub: argparse._SubParsersAction) -> None:
         description="Serve Prometheus metrics (ml_feature_psi, ml_drift_detected, ...) for the latest evaluated "
         "window of every monitor, read from the results store on each scrape.",
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=port_number, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=port_number, default=8000, help="TCP port (default 8000; 0 picks a free one)")
     p.add_argument("--reports-root", help="results store root (default: the configured reports root)")
     p.set_defaults(handler=_run_serve)
 
@@ -183,7 +185,7 @@ def _push_metrics(sub: argparse._SubParsersAction) -> None:
         "(e.g. after each materialisation) to a Pushgateway.",
     )
     p.add_argument("gateway", help="Pushgateway address, e.g. 127.0.0.1:9091")
-    p.add_argument("--job", default="drift_assets")
+    p.add_argument("--job", default="drift_assets", help="Pushgateway job label (default drift_assets)")
     p.add_argument("--reports-root", help="results store root (default: the configured reports root)")
     p.set_defaults(handler=_run_push)
 
@@ -217,10 +219,12 @@ def _models(sub: argparse._SubParsersAction) -> None:
     )
     ls.set_defaults(handler=run_models_list)
     pr = msub.add_parser("promote", help="make a committed version the champion (atomic pointer rewrite)")
-    pr.add_argument("--monitor", required=True)
+    pr.add_argument("--monitor", required=True, help="the monitor whose registry to change")
     pr.add_argument("--version", required=True, help="version number or name (2 or v0002)")
     pr.add_argument("--reason", default=None, help="recorded in champion.json")
-    pr.add_argument("--monitors-file", default=None)
+    pr.add_argument(
+        "--monitors-file", default=None, help="monitors file (default: $DRIFT_ASSETS_MONITORS or ./monitors.yaml)"
+    )
     pr.set_defaults(handler=run_models_promote)
 
 
@@ -240,6 +244,16 @@ def _registries(monitors_file: str | None, only: str | None):
     return out
 
 
+def auc_data(metrics: dict, meta: dict) -> str:
+    """Which data a version's AUC was measured on (the column 'AUC on' of ``models list``)."""
+    if metrics.get("challenger_auc") is not None:
+        rows = metrics.get("holdout_rows")
+        return f"gate holdout ({rows:,} labelled rows)" if isinstance(rows, int) else "gate holdout"
+    if meta.get("auc_reference") is not None:
+        return "its reference sample (out-of-sample)"
+    return "-"
+
+
 def run_models_list(args: argparse.Namespace) -> int:
     from drift_assets.monitoring.registry import version_name
 
@@ -257,8 +271,13 @@ def run_models_list(args: argparse.Namespace) -> int:
         # AUC: the version's own held-out AUC (a challenger's on the gate's holdout; the initial
         # model's on its reference). vs parent: the parent champion's AUC on the same holdout.
         print(
-            f"  {'':1} {'version':<8} {'decision':<9} {'created':<20} {'parent':<7} {'AUC':>7} {'vs parent':>9} "
-            " trigger"
+            "  AUC = ROC AUC of the version's model on the data in 'AUC on'; 'parent AUC' = its parent "
+            "champion on that same holdout (the promotion gate compares these two). AUCs on different data "
+            "are not comparable."
+        )
+        print(
+            f"  {'':1} {'version':<8} {'decision':<9} {'created':<20} {'parent':<7} {'AUC':>7} {'parent AUC':>10} "
+            f" {'AUC on':<34} trigger"
         )
         for v in versions:
             meta = v.metadata
@@ -271,7 +290,7 @@ def run_models_list(args: argparse.Namespace) -> int:
             print(
                 f"  {star:1} {v.name:<8} {meta.get('status', '-'):<9} {str(meta.get('created_at', '-'))[:19]:<20} "
                 f"{version_name(parent) if isinstance(parent, int) else '-':<7} {auc(challenger):>7} "
-                f"{auc(metrics.get('champion_auc')):>9}  {trig}"
+                f"{auc(metrics.get('champion_auc')):>10}  {auc_data(metrics, meta):<34} {trig}"
             )
             if meta.get("reason"):
                 print(f"    {meta['reason']}")
@@ -325,7 +344,7 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
         "Dagster instance in $DAGSTER_HOME, one run per window: a failing window does not stop the others. "
         "The same backfill can be launched from the UI (asset -> Materialize -> partitions).",
     )
-    p.add_argument("--monitor", required=True)
+    p.add_argument("--monitor", required=True, help="the monitor whose windows to evaluate (see monitors.yaml)")
     p.add_argument(
         "--from", dest="first", required=True, help="first partition key, e.g. 2026-08-03 or 2026-10-13-14:00"
     )
@@ -335,6 +354,7 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
 
 def _run_backfill(args: argparse.Namespace) -> int:
     from drift_assets.cli.demo import QUIET, local_instance, run_alert
+    from drift_assets.cli.progress import Progress, duration
     from drift_assets.definitions import build_definitions
 
     defs = build_definitions()
@@ -345,6 +365,7 @@ def _run_backfill(args: argparse.Namespace) -> int:
             raise ValueError(f"{key!r} is not a partition of monitor {args.monitor!r} ({keys[0]} .. {keys[-1]})")
     selected = keys[keys.index(args.first) : keys.index(args.last) + 1]
     failed = 0
+    progress = Progress("backfill", len(selected), every_seconds=0)  # a line per window: done/total, ETA
     with local_instance() as dagster_instance:
         for key in selected:
             result = job.execute_in_process(
@@ -359,5 +380,6 @@ def _run_backfill(args: argparse.Namespace) -> int:
                 f"{key}: run {result.run_id[:8]} {status}; failed checks: "
                 + (", ".join(f"{e.check_name}/{e.severity.value}" for e in checks) or "none")
             )
-    print(f"{len(selected)} window(s), {failed} failed run(s)")
+            progress.step()
+    print(f"{len(selected)} window(s), {failed} failed run(s) in {duration(progress.elapsed)}")
     return 1 if failed else 0

@@ -43,4 +43,6 @@ def monitor_definitions(monitor: MonitorConfig) -> Definitions:
 
 def shared_definitions(monitors: Sequence[MonitorConfig], environment: str | None = None) -> Definitions:
     """What serves every monitor: the check-failure notifier and the resources."""
-    return Definitions(sensors=notification_sensors(list(monitors)), resources=resources_for_environment(environment))
+    resources = resources_for_environment(environment)
+    configured = bool(resources["notifier"].webhook_url)
+    return Definitions(sensors=notification_sensors(list(monitors), configured), resources=resources)

@@ -8,6 +8,8 @@ the tick; the next tick retries from the first unposted failure.
 
 from __future__ import annotations
 
+import logging
+
 from dagster import (
     AssetCheckKey,
     DefaultSensorStatus,
@@ -30,6 +32,20 @@ from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.resources import NotifierResource
 
 SENSOR_NAME = "check_failure_notifier"
+UNCONFIGURED = (
+    f"{SENSOR_NAME}: no webhook configured (set DRIFT_ASSETS_WEBHOOK_URL and restart): the sensor is stopped "
+    "by default and failed ERROR checks are not posted anywhere"
+)
+log = logging.getLogger(__name__)
+_told_unconfigured = False
+
+
+def _tell_unconfigured_once() -> None:
+    """One line per process (at definitions load), instead of a skipped tick every 30 s."""
+    global _told_unconfigured
+    if not _told_unconfigured:
+        _told_unconfigured = True
+        log.warning(UNCONFIGURED)
 
 
 def error_check_keys(monitors: list[MonitorConfig]) -> list[AssetCheckKey]:
@@ -65,14 +81,19 @@ def _message(record, dagster_url: str) -> dict:
     )
 
 
-def notification_sensors(monitors: list[MonitorConfig]) -> list:
+def notification_sensors(monitors: list[MonitorConfig], webhook_configured: bool = True) -> list:
+    """``webhook_configured=False`` (no URL when the definitions load): the sensor is defined but
+    stopped by default, and that is said once in the log rather than by a skipped tick every 30 s."""
     keys = error_check_keys(monitors)
+    if not webhook_configured:
+        _tell_unconfigured_once()
 
     @sensor(
         name=SENSOR_NAME,
         minimum_interval_seconds=30,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Posts every failed ERROR check to the webhook in DRIFT_ASSETS_WEBHOOK_URL (Slack-compatible).",
+        default_status=DefaultSensorStatus.RUNNING if webhook_configured else DefaultSensorStatus.STOPPED,
+        description="Posts every failed ERROR check to the webhook in DRIFT_ASSETS_WEBHOOK_URL (Slack-compatible)."
+        + ("" if webhook_configured else " Stopped: no webhook was configured when the definitions loaded."),
     )
     def check_failure_notifier(context: SensorEvaluationContext, notifier: NotifierResource):
         if not notifier.webhook_url:

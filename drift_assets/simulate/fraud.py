@@ -14,7 +14,7 @@ changing ``drift_week`` leaves the pre-drift days byte-identical.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -580,13 +580,15 @@ def simulate_fraud(
     filesystem: pafs.FileSystem | None = None,
     clean: bool = True,
     story: str = CARD_TESTING,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FraudSimulation:
     """Write reference data, a champion model, a daily prediction log and a delayed label feed.
 
     ``drift_week`` is 1-based; a value > ``weeks`` gives a log with no drift. ``story`` is what happens
     from then on (``STORIES``): the card-testing wave (default), a covariate shift that lowers AUC, one
     the model is robust to, or a concept shift (see ``STORY_DESCRIPTIONS``).
-    ``clean`` removes outputs of a previous run under ``base`` first.
+    ``clean`` removes outputs of a previous run under ``base`` first. ``progress(done, total)`` is
+    called after the training/reference step and after each day of log (total = days + 1).
     """
     _check_monday(start)
     if weeks < 1 or rows_per_week < 7 or drift_week < 1:
@@ -606,7 +608,11 @@ def simulate_fraud(
     model, auc_reference = _write_reference_and_champion(
         fs, paths, seed, training_rows, reference_rows, training_start, pre_weeks, start
     )
-    _write_log_and_labels(fs, base, model, seed, start, end, drift_start, rows_per_week, label_delay_days, story)
+    if progress:
+        progress(1, 7 * weeks + 1)
+    _write_log_and_labels(
+        fs, base, model, seed, start, end, drift_start, rows_per_week, label_delay_days, story, progress
+    )
 
     sim = FraudSimulation(
         base=base,
@@ -674,8 +680,10 @@ def _write_log_and_labels(
     rows_per_week: int,
     label_delay_days: int,
     story: str = CARD_TESTING,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Generate, score and write one day at a time so memory stays bounded for millions of rows."""
+    total_days = (end - start).days
     counts = daily_counts(rows_per_week)
     as_of_us = _io.epoch_us(end)
     pending: dict[date, list[tuple]] = {}
@@ -697,6 +705,8 @@ def _write_log_and_labels(
         _queue_labels(pending, ids, ts_us, is_fraud, label_rng, label_delay_days, as_of_us)
         day += timedelta(days=1)
         _write_labels_for(fs, base, pending, day + timedelta(days=label_delay_days))
+        if progress:
+            progress(1 + (day - start).days, 1 + total_days)
     _write_labels_for(fs, base, pending, end)
 
 

@@ -16,7 +16,7 @@ needs no per-row Python loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -549,10 +549,12 @@ def simulate_llm(
     version_change_day: int = 13,
     version_change_hour: int = 9,
     clean: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> LlmSimulation:
     """Write ``reference_days`` of reference log before ``start`` and ``days`` of daily log from ``start``.
 
-    Incident days are 1-based (day 1 = ``start``); hours are UTC.
+    Incident days are 1-based (day 1 = ``start``); hours are UTC. ``progress(done, total)`` is called
+    after the reference and after each day of log (total = days + 1).
     """
     _validate(days, reference_days, refusal_spike_day, refusal_spike_hours, version_change_day, version_change_hour)
     fs = _io.resolve_filesystem(filesystem)
@@ -571,7 +573,9 @@ def simulate_llm(
 
     _write_reference(fs, paths["reference"], kit, seed, reference_start, reference_days, mean_rows_per_hour)
     log_days = tuple(start + timedelta(days=i) for i in range(days))
-    for day in log_days:
+    if progress:
+        progress(1, days + 1)
+    for number, day in enumerate(log_days, start=2):
         plan = _DayPlan(
             spike_hours=refusal_spike_hours if day == spike_day else None,
             version_change_us=change_us if day >= change_at.date() else None,
@@ -579,6 +583,8 @@ def simulate_llm(
         )
         rng = np.random.default_rng([seed, STREAM_LOG, day.toordinal()])
         _io.write_parquet(fs, log_path(base, day), _day_table(kit, rng, day, mean_rows_per_hour, plan))
+        if progress:
+            progress(number, days + 1)
 
     spike, collapse = _incidents(spike_day, refusal_spike_hours, change_at, end)
     sim = LlmSimulation(

@@ -382,7 +382,7 @@ def fit_reconstruction(
     width = sum(e.width for e in encodings)
     encoded = encode_table(encodings, np.zeros(width), fitting, "reference")
     centre = encoded.mean(axis=0)
-    covariance = np.cov(encoded, rowvar=False, bias=True)
+    covariance = np.atleast_2d(np.cov(encoded, rowvar=False, bias=True))  # one encoded column: 1x1, not 0-d
     discarded, kept = _discarded_components(covariance, variance_share)
     held_out = reference.select([s.name for s in features]).take(pa.array(calibration_rows))
     calibration = _calibrate(encode_table(encodings, centre, held_out, "reference"), centre, discarded)
