@@ -81,7 +81,16 @@ system-deps:
 	fi
 
 # The Dagster UI and daemon (schedules, sensors) on 127.0.0.1:3000.
+# The Evidently reports are linked from the assets as URLs under DRIFT_ASSETS_REPORTS_URL: `make dev`
+# serves the reports directory there (loopback only) next to the webserver, and stops it by its pid.
+REPORTS_PORT ?= 8765
+export DRIFT_ASSETS_REPORTS_URL ?= http://127.0.0.1:$(REPORTS_PORT)
+
 dev: setup
+	mkdir -p reports
+	$(PY) -m http.server $(REPORTS_PORT) --bind 127.0.0.1 --directory reports >/dev/null 2>&1 & pid=$$!; \
+	trap "kill $$pid" EXIT; \
+	echo "Evidently reports: $(DRIFT_ASSETS_REPORTS_URL)/<monitor>/html/"; \
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 metrics: setup

@@ -4,6 +4,7 @@ instance, checks pass on stationary weeks and fail with the right severity on dr
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -125,12 +126,26 @@ def test_evidently_html_report_is_written_and_linked(project, monkeypatch):
     defs = build_definitions()
     with instance_for_test() as instance:
         run_reference(defs, instance)
-        run_week(defs, instance, DRIFTED)
+        monkeypatch.setenv("DRIFT_ASSETS_REPORTS_URL", "http://127.0.0.1:8765")
+        first = run_week(defs, instance, DRIFTED)
         meta = instance.get_latest_materialization_event(DRIFT_REPORT).asset_materialization.metadata
         html = meta["evidently_report"].value
-        assert html.endswith(".html") and os.path.getsize(html) > 10_000
+        assert html.endswith(f"{DRIFTED}-{first.run_id[:8]}.html") and os.path.getsize(html) > 10_000
+        assert meta["evidently_report_url"].value == f"http://127.0.0.1:8765/fraud/html/{Path(html).name}"
         text = Path(html).read_text(encoding="utf-8")
         assert "txn_count_1h" in text and "drift" in text.lower()
+        # The project's decision comes first, as the checks saw it; Evidently's presets follow.
+        record = json.loads((project / "reports" / "fraud" / "drift" / f"{DRIFTED}.json").read_text())
+        decision = text[text.index('<section id="drift-assets-decision"') :]
+        assert text.index("drift-assets-decision") < text.index("evidently")
+        assert "DRIFT: an ERROR check failed" in decision[:2000]
+        drifted = record["summary"]["drifted_features"]
+        assert f"{len(drifted)} of " in decision and all(name in decision[:4000] for name in drifted)
+        assert "feature_psi_below_retrain_threshold[txn_count_1h]" in decision
+        # A re-evaluation keeps the first run's report.
+        run_week(defs, instance, DRIFTED)
+        assert os.path.exists(html)
+        assert len(list(Path(html).parent.glob(f"{DRIFTED}-*.html"))) == 2
 
 
 def test_labels_pending_leaves_the_auc_check_not_evaluated(project):

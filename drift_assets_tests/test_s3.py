@@ -210,13 +210,15 @@ def test_runs_on_s3_write_objects_and_match_the_same_runs_on_local_files(s3_proj
         f"assets/fraud/drift_report/{DRIFTED}.json",
         f"reports/fraud/drift/{STATIONARY}.json",
         f"reports/fraud/drift/{DRIFTED}.json",
-        f"reports/fraud/html/{DRIFTED}.html",
     ):
         assert key in keys and keys[key]["Size"] > 0, key
+    # One report per evaluation: the window key and the run id in the name.
+    [html_key] = [k for k in keys if k.startswith(f"reports/fraud/html/{DRIFTED}-") and k.endswith(".html")]
+    assert keys[html_key]["Size"] > 0
     assert not [k for k in keys if ".tmp" in k]
     assert window_meta["path"].value == s3_project.uri(f"assets/fraud/production_window/{DRIFTED}.parquet")
-    assert report_meta["evidently_report"].value == s3_project.uri(f"reports/fraud/html/{DRIFTED}.html")
-    head = s3_project.client.head_object(Bucket=BUCKET, Key=f"{s3_project.prefix}/reports/fraud/html/{DRIFTED}.html")
+    assert report_meta["evidently_report"].value == s3_project.uri(html_key)
+    head = s3_project.client.head_object(Bucket=BUCKET, Key=f"{s3_project.prefix}/{html_key}")
     assert head["ContentType"].startswith("text/html")  # uploaded through dagster-aws's client
     profile = json.loads(
         s3_project.client.get_object(

@@ -207,18 +207,28 @@ def run_compare(args: argparse.Namespace) -> int:
         performance = compare_performance(reference, current, args.prediction, args.target, args.threshold, rules)
     extra_checks, sections = joint.finish(rules, lambda: reference.batches(names))
     if args.html:
-        _write_html(args.html, reference, current, names, specs)
+        decision = _with_joint(result.to_dict(), extra_checks, sections)
+        _write_html(args.html, reference, current, names, specs, decision)
     return _report(args, result, performance, extra_checks, sections)
 
 
-def _write_html(path: str, reference: TableSource, current: TableSource, names: list[str], specs) -> None:
+def _write_html(
+    path: str, reference: TableSource, current: TableSource, names: list[str], specs, decision: dict | None = None
+) -> None:
     from drift_assets.monitoring.reports import (
         sample_source,
         write_evidently_report,
     )
 
     try:
-        write_evidently_report(sample_source(reference, names), sample_source(current, names, seed=1), specs, path)
+        write_evidently_report(
+            sample_source(reference, names),
+            sample_source(current, names, seed=1),
+            specs,
+            path,
+            decision=decision,
+            title=f"{current.display} vs {reference.display}",
+        )
     except OSError as exc:
         raise DriftInputError(f"--html {path}: cannot write: {exc.strerror or exc}") from exc
 

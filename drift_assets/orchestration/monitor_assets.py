@@ -294,7 +294,12 @@ def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None
     if s["prediction_ks_pvalue"] is not None:  # a p-value of 0 is the strongest evidence, not "no value"
         metadata["prediction_ks_pvalue"] = MetadataValue.float(float(s["prediction_ks_pvalue"]))
     if html_uri:
+        from drift_assets.monitoring.reports import report_url
+
         metadata["evidently_report"] = MetadataValue.path(html_uri)
+        url = report_url(html_uri, "/".join(html_uri.rsplit("/", 3)[-3:]))  # <monitor>/html/<file> under the root
+        if url:
+            metadata["evidently_report_url"] = MetadataValue.url(url)
     if record.get("explanation"):
         metadata["what_changed"] = MetadataValue.md(record["explanation"]["text"])
     for name, value in (record.get("extra") or {}).items():
@@ -352,7 +357,11 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         )
         html_uri = None
         if _wants_html(monitor, evaluation):
-            html_uri = _write_html(storage, monitor, window.key, reference_data, production_window, specs)
+            decision = {**evaluation.result.to_dict()}
+            decision["checks"] = decision["checks"] + [o.to_dict() for o in evaluation.extra_outcomes]
+            html_uri = _write_html(
+                storage, monitor, window.key, reference_data, production_window, specs, decision, context.run_id
+            )
         record = record_drift(
             st.reports,
             monitor,
@@ -707,19 +716,28 @@ def push_metrics_if_configured(context, st) -> None:
 
 
 def _write_html(
-    storage: StorageResource, monitor: MonitorConfig, key: str, reference: StoredTable, window: StoredTable, specs
+    storage: StorageResource,
+    monitor: MonitorConfig,
+    key: str,
+    reference: StoredTable,
+    window: StoredTable,
+    specs,
+    decision: dict | None = None,
+    run_id: str | None = None,
 ) -> str | None:
     # Imported here: pandas (and Evidently, inside) cost seconds that definitions loading need not pay.
-    from drift_assets.monitoring.reports import sample_source, write_evidently_report
+    from drift_assets.monitoring.reports import report_file_name, sample_source, write_evidently_report
 
     names = [s.name for s in specs]
     present = [n for n in names if n in window.schema().names]
-    relative = f"{monitor.name}/html/{key.replace(':', '')}.html"
+    relative = f"{monitor.name}/html/{report_file_name(key, run_id)}"
     with tempfile.TemporaryDirectory() as tmp:
         path = write_evidently_report(
             sample_source(reference, present),
             sample_source(window, present, seed=1),
             [s for s in specs if s.name in present],
             f"{tmp}/report.html",
+            decision=decision,
+            title=f"{monitor.name} {key}",
         )
         return storage.put_file("reports", relative, path, content_type="text/html; charset=utf-8")
