@@ -301,7 +301,8 @@ def _connected(client_or_address: Client | str) -> Iterator[Client]:
         return
     if not isinstance(client_or_address, str) or not client_or_address.startswith(("tcp://", "tls://", "inproc://")):
         raise ValueError(
-            f"dask scheduler address must look like tcp://host:port (or local[:N]), got {client_or_address!r}"
+            f"dask scheduler address must look like tcp://host:port, got {client_or_address!r}"
+            " (or local[:N] for a LocalCluster on this machine)"
         )
     try:
         timeout = float(os.environ.get("DRIFT_ASSETS_DASK_TIMEOUT") or CONNECT_TIMEOUT_SECONDS)
