@@ -541,7 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dask",
         metavar="ADDRESS",
-        help="count CURRENT on the Dask scheduler at ADDRESS (tcp://host:port), one task per parquet row group",
+        help="count CURRENT on the Dask scheduler at ADDRESS (tcp://host:port; local or local:N starts a"
+        " LocalCluster of N worker processes on 127.0.0.1 for this call), one task per parquet row group",
     )
     p.add_argument(
         "--no-multivariate",
