@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from drift_assets.monitoring.derived import FUNCTIONS as DERIVED_FUNCTIONS
+from drift_assets.monitoring.source_config import SourceConfigError, SourceSpec, parse_source
 from drift_assets.monitoring.timestamps import parse_timestamp
 from drift_assets.stats import ColumnSpec, DecisionRules
 from drift_assets.stats.checks import DEFAULT_CHECKS, CheckRule, CheckTable
@@ -150,6 +151,9 @@ class MonitorConfig:
     decision_threshold: float = 0.5
     # The check registry this monitor is evaluated with (tests extend it; users extend it in code).
     checks: CheckTable = DEFAULT_CHECKS
+    # ``log:`` / ``reference:`` given as a source mapping (PostgreSQL, DuckDB); None: a parquet path.
+    log_source: SourceSpec | None = None
+    reference_source: SourceSpec | None = None
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -432,6 +436,8 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
     if not NAME_PATTERN.match(name):
         raise ConfigError(f"{where}: monitor names are lower_snake_case (they prefix asset keys), got {name!r}")
     r = _Reader(data, where)
+    log, log_source = _parse_source(r, "log", where, windowed=True)
+    reference, reference_source = _parse_source(r, "reference", where, windowed=False)
     cadence, start, end = _parse_window(r, where)
     numerical, categorical, top = _parse_features(r, where)
     prediction = r.optional_text("prediction")
@@ -462,8 +468,8 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         cadence=cadence,
         start=start,
         end=end,
-        reference=r.text("reference"),
-        log=r.text("log"),
+        reference=reference,
+        log=log,
         timestamp_column=r.text("timestamp_column", default="timestamp"),
         model_version_column=r.optional_text("model_version_column"),
         numerical=numerical,
@@ -481,9 +487,19 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         sudden_change=_parse_sudden_change(r, where, numerical, categorical),
         extra=dict(r._get("extra", False, {}) or {}),
         decision_threshold=decision_threshold,
+        log_source=log_source,
+        reference_source=reference_source,
     )
     r.reject_unknown()
     return monitor
+
+
+def _parse_source(r: _Reader, key: str, where: str, *, windowed: bool) -> tuple[str, SourceSpec | None]:
+    """``log:`` / ``reference:``: a path under the data root, or a source mapping (``source_config``)."""
+    try:
+        return parse_source(r._get(key, True), f"{where}.{key}", windowed=windowed)
+    except SourceConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _positive_int(value: float, where: str) -> int:
@@ -514,6 +530,8 @@ def check_reference_files(monitors: MonitorsFile, data_root: str | Path) -> None
     asset fails naming the key."""
     root = Path(data_root)
     for monitor in monitors:
+        if monitor.reference_source is not None:
+            continue  # a database table is not a file: reference_data names what is missing
         if (root / monitor.log).exists() and not (root / monitor.reference).exists():
             raise ConfigError(
                 f"{monitors.path.name}: monitors.{monitor.name}.reference: {monitor.reference!r} does not exist"
