@@ -272,3 +272,49 @@ def test_loaded_types_match_the_files(loaded, fraud_data):
     for f in files:
         want = pa.string() if pa.types.is_dictionary(f.type) else f.type
         assert schema.field(f.name).type == want, f.name
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def _cli(*argv, env_extra=None, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DRIFT_ASSETS_ENV="local", DRIFT_ASSETS_DATA_ROOT=str(tmp_path / "data"), **(env_extra or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "drift_assets", *argv], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_simulate_loads_the_demo_data_into_postgres(postgres, tmp_path):
+    database = f"demo_{uuid.uuid4().hex[:8]}"
+    postgres.create_database(database)
+    target = f"postgresql://postgres@127.0.0.1:{postgres.port}/{database}"
+    out = _cli(
+        "simulate", "--target", target, "--only", "fraud", "--rows-per-week", "700", "--weeks", "2", tmp_path=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    files = sorted((tmp_path / "data" / "fraud" / "log").glob("date=*/*.parquet"))
+    in_files = sum(pq.read_metadata(f).num_rows for f in files)
+    assert in_files > 0
+    assert (
+        f"fraud: loaded {in_files:,} rows into postgres 127.0.0.1:{postgres.port}/{database} table fraud_log"
+        in out.stdout
+    )
+    assert int(postgres.psql("SELECT count(*) FROM fraud_log", database)) == in_files
+    reference = pq.read_metadata(tmp_path / "data" / "fraud" / "reference" / "reference.parquet").num_rows
+    assert int(postgres.psql("SELECT count(*) FROM fraud_reference", database)) == reference
+    assert "fraud_log_timestamp" in postgres.psql(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'fraud_log'", database
+    )
+
+
+def test_simulate_to_an_unreachable_database_exits_2_with_one_line(tmp_path):
+    from servers import free_port
+
+    port = free_port()
+    out = _cli("simulate", "--target", f"postgresql://reader:{MARKER}@127.0.0.1:{port}/shop", tmp_path=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and MARKER not in out.stderr + out.stdout
+    assert f"postgres 127.0.0.1:{port}/shop: connection refused" in out.stderr
+    assert not (tmp_path / "data" / "fraud").exists()  # nothing simulated before the database was checked

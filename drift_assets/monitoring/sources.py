@@ -28,6 +28,7 @@ from drift_assets.stats.errors import SchemaError
 from drift_assets.storage.duckdb_source import DuckDBLog
 from drift_assets.storage.root import Root
 from drift_assets.storage.sql import PostgresSource
+from drift_assets.storage.tables import TableSource
 
 
 def postgres_source(spec: SourceSpec, timestamp_column: str = "timestamp", dsn: str | None = None) -> PostgresSource:
@@ -115,3 +116,12 @@ def stream_log(
         rows = window_rows(batch, shown, window, timestamp_column=ts, types=types, derived=derived, scan=scan)
         if rows is not None:
             yield rows
+
+
+def reference_table(monitor: MonitorConfig, data: Root, location: str) -> TableSource | PostgresSource:
+    """The reference to read: the configured PostgreSQL table or query when ``reference:`` is one
+    (and no promoted champion brought its own parquet reference), else the parquet at ``location``."""
+    spec = monitor.reference_source
+    if spec is not None and spec.kind == "postgres" and location == monitor.reference:
+        return postgres_source(spec, monitor.timestamp_column)
+    return data.table(location)

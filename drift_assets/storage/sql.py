@@ -155,15 +155,15 @@ class PostgresSource:
 
     @property
     def what(self) -> str:
-        return f"table {self.table}" if self.table else "query"
+        return f" table {self.table}" if self.table else " query" if self.query else ""
 
     def describe(self, dsn: str | None = None) -> str:
         """``postgres 127.0.0.1:5432/shop table scored_transactions``: what errors and metadata show."""
         try:
             p = dsn_parts(dsn if dsn is not None else self.dsn())
         except SqlSourceError:
-            return f"postgres ({self.dsn_env or self.dsn_file}) {self.what}"
-        return f"postgres {p['host']}:{p['port']}/{p['database']} {self.what}"
+            return f"postgres ({self.dsn_env or self.dsn_file}){self.what}"
+        return f"postgres {p['host']}:{p['port']}/{p['database']}{self.what}"
 
     @property
     def display(self) -> str:
@@ -207,7 +207,8 @@ class PostgresSource:
         try:
             with conn.cursor() as cur:
                 cur.execute(
-                    "SELECT set_config('statement_timeout', $1, false), set_config('TimeZone', 'UTC', false)",
+                    "SELECT set_config('statement_timeout', $1, false), set_config('TimeZone', 'UTC', false),"
+                    " set_config('cursor_tuple_fraction', '1', false)",
                     (str(int(self.statement_timeout_s * 1000)),),
                 )
                 cur.fetchall()
