@@ -2,14 +2,18 @@
 
 The files are simulated under the data root as always (the model registry, the labels and the
 champion's files live there), then each monitor's log and reference are loaded into tables
-``<monitor>_log`` and ``<monitor>_reference`` (replaced if they exist) with ADBC's bulk ingest,
+``<monitor>_log`` and ``<monitor>_reference``, its labels into ``<monitor>_labels`` with an
+``arrived`` date column (tables replaced if they exist) with ADBC's bulk ingest,
 one parquet file at a time, and the timestamp column is indexed. Messages name host, port and
 database, never the DSN.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+
+import pyarrow as pa
 
 from drift_assets.storage.root import Root
 from drift_assets.storage.sql import PostgresSource, dsn_parts, load_table
@@ -48,7 +52,24 @@ def load_demo_tables(dsn: str, data_root: str, monitors: list[str], echo: Callab
             loaded[table] = rows
             echo(f"{name}: loaded {rows:,} rows into {where} table {table}")
         _index_timestamp(dsn, f"{name}_log")
+        if data.is_dir(f"{name}/labels"):
+            rows = load_table(dsn, f"{name}_labels", _label_batches(data, f"{name}/labels"))
+            loaded[f"{name}_labels"] = rows
+            echo(
+                f"{name}: loaded {rows:,} labels into {where} table {name}_labels (column arrived: the day it arrived)"
+            )
     return loaded
+
+
+def _label_batches(data: Root, relative: str):
+    """``arrived=YYYY-MM-DD/*.parquet`` as rows with an ``arrived`` date column."""
+    for folder in sorted(data.list_dir(relative)):
+        if not folder.startswith("arrived="):
+            continue
+        day = dt.date.fromisoformat(folder.removeprefix("arrived="))
+        for batch in data.table(f"{relative}/{folder}").batches():
+            arrived = pa.array([day] * batch.num_rows, pa.date32())
+            yield pa.RecordBatch.from_arrays([*batch.columns, arrived], names=[*batch.schema.names, "arrived"])
 
 
 def _index_timestamp(dsn: str, table: str) -> None:

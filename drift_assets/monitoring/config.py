@@ -79,6 +79,10 @@ class LabelsConfig:
     location: str
     delay_days: float
     id_column: str
+    # ``target.labels`` as a PostgreSQL table or query (None: ``arrived=YYYY-MM-DD/`` folders);
+    # ``arrived_column`` says when each label arrived there.
+    source: SourceSpec | None = None
+    arrived_column: str = "arrived"
 
 
 @dataclass(frozen=True)
@@ -330,11 +334,14 @@ def _parse_labels(r: _Reader) -> LabelsConfig | None:
     target = r.sub("target")
     if target is None:
         return None
+    location, source = _parse_source(target, "labels", target.where, windowed=False)
     labels = LabelsConfig(
         column=target.text("column"),
-        location=target.text("labels"),
+        location=location,
         delay_days=target.bounded("delay_days", 0.0, low=0),
         id_column=target.text("id_column", default="id"),
+        source=source,
+        arrived_column=target.text("arrived_column", default="arrived"),
     )
     target.reject_unknown()
     return labels
