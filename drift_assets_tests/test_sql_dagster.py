@@ -152,5 +152,6 @@ def test_a_timed_out_week_fails_alone_and_no_secret_is_stored(project, database,
             for record in instance.all_logs(run.run_id):
                 assert MARKER not in repr(record)
     # Nothing on disk holds it: the instance (event log, runs, compute logs), outputs, reports.
+    assert any(home.rglob("*.db"))  # the instance's SQLite storage is there to be searched
     for root in (home, project / "assets", project / "reports", project / "data"):
         assert _grep(root, MARKER) == [], root
