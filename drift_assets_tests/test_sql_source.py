@@ -318,3 +318,26 @@ def test_simulate_to_an_unreachable_database_exits_2_with_one_line(tmp_path):
     assert out.stderr.strip().count("\n") == 0 and MARKER not in out.stderr + out.stdout
     assert f"postgres 127.0.0.1:{port}/shop: connection refused" in out.stderr
     assert not (tmp_path / "data" / "fraud").exists()  # nothing simulated before the database was checked
+
+
+def test_labels_from_postgres_are_the_labels_of_the_files(fraud, loaded, monkeypatch):
+    from drift_assets.cli.sql_demo import _label_batches
+    from drift_assets.monitoring.performance import labels_since
+
+    monitor, data, _ = fraud
+    monkeypatch.setenv("DRIFT_TEST_PG_DSN", loaded)
+    load_table(loaded, "fraud_labels", _label_batches(data, monitor.labels.location))
+    spec = SourceSpec("postgres", dsn_env="DRIFT_TEST_PG_DSN", table="fraud_labels")
+    files, in_db = monitor.labels, dataclasses.replace(monitor.labels, source=spec, location=spec.label)
+    window = parse_partition_key(WEEKS[1], "weekly")
+    types = {files.id_column: pa.string(), monitor.timestamp_column: pa.timestamp("us", tz="UTC")}
+    ids = pa.chunked_array([b.column(0) for b in stream_log(data, monitor, window, types=types)])
+    key = files.id_column
+    from_files = labels_since(data, files.location, window.start, files, ids).sort_by(key)
+    from_db = labels_since(data, in_db.location, window.start, in_db, ids).sort_by(key)
+    assert from_files.num_rows > 0.5 * len(ids)
+    assert from_db.to_pylist() == from_files.to_pylist()
+    # a later start drops the labels that arrived before it (arrived >= $1), in both
+    later = window.start + dt.timedelta(days=24)
+    fewer_files = labels_since(data, files.location, later, files, ids)
+    assert labels_since(data, in_db.location, later, in_db, ids).num_rows == fewer_files.num_rows < from_db.num_rows
