@@ -341,3 +341,42 @@ def test_labels_from_postgres_are_the_labels_of_the_files(fraud, loaded, monkeyp
     later = window.start + dt.timedelta(days=24)
     fewer_files = labels_since(data, files.location, later, files, ids)
     assert labels_since(data, in_db.location, later, in_db, ids).num_rows == fewer_files.num_rows < from_db.num_rows
+
+
+# ------------------------------------------------------------------------------------------ limits
+def test_an_unset_dsn_variable_fails_the_window_naming_the_variable(fraud, monkeypatch):
+    monitor, data, _ = fraud
+    monkeypatch.delenv("DRIFT_TEST_PG_DSN", raising=False)
+    assert _fails(_with_log(monitor), data) == "environment variable DRIFT_TEST_PG_DSN (the database DSN) is not set"
+
+
+def test_dask_compute_refuses_a_postgres_log_with_one_line(fraud):
+    from drift_assets.orchestration.resources import ComputeResource
+
+    monitor, data, profile = fraud
+    compute = ComputeResource(kind="dask", dask_address="tcp://127.0.0.1:9")
+    with pytest.raises(DriftInputError, match=r"^fraud: compute kind 'dask' splits parquet files in row groups"):
+        compute.window_summary(_with_log(monitor), profile, parse_partition_key(WEEKS[0], "weekly"), data)
+
+
+def test_a_retraining_attempt_on_a_postgres_log_fails_with_one_line_before_dvc(project):
+    from drift_assets.retraining.attempt import DvcSettings, RetrainingAttempt, RetrainingFailed
+    from drift_assets.storage.root import Storage
+
+    class Log:
+        info = warning = error = staticmethod(lambda msg: None)
+
+    monitor = _with_log(load_monitors(project / "monitors.yaml").get("fraud"))
+    storage = Storage.at(str(project / "data"), str(project / "assets"), str(project / "reports"))
+    attempt = RetrainingAttempt(
+        monitor,
+        storage,
+        DvcSettings("/nonexistent/dvc", str(project), str(project / "work")),
+        run_id="r1",
+        partition="2026-08-17",
+        trigger={"partition": "2026-08-17", "check": "manual", "run_id": None},
+        log=Log(),
+    )
+    with pytest.raises(RetrainingFailed, match=r"the DVC pipeline reads its inputs as files; log of monitor 'fraud'"):
+        attempt.run()
+    assert not list((project / "work").rglob("dvc.yaml"))  # DVC never started

@@ -125,7 +125,7 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
             stream = batches()
             first = next(stream, None)  # bad input fails here, in the asset, with the file named
         except DriftInputError as exc:
-            raise Failure(description=str(exc)) from None
+            raise Failure(description=str(exc)) from exc
         if first is None:
             raise Failure(description=f"{source.display}: reference has no rows")
         fingerprint = (
@@ -233,7 +233,7 @@ def production_window_asset(monitor: MonitorConfig) -> AssetsDefinition:
         try:
             files, rows = preflight_log(root, monitor, window)
         except DriftInputError as exc:
-            raise Failure(description=f"{monitor.name} window {window.key}: {exc}") from None
+            raise Failure(description=f"{monitor.name} window {window.key}: {exc}") from exc
         if rows == 0:
             raise Failure(
                 description=f"{monitor.name} window {window.key}: no rows in {log_display(root, monitor)} "
