@@ -53,12 +53,11 @@ from drift_assets.monitoring.registry import (
 )
 from drift_assets.monitoring.results import record_drift, record_performance
 from drift_assets.monitoring.results_store import ResultsStore
+from drift_assets.monitoring.sources import log_display, preflight_log, reference_table, stream_log
 from drift_assets.monitoring.windows import (
     WindowScan,
     expected_log_types,
     parse_partition_key,
-    preflight,
-    stream_window,
 )
 from drift_assets.orchestration import checks as chk
 from drift_assets.orchestration.io_managers import BatchStream, StoredTable
@@ -69,6 +68,7 @@ from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, fit
 from drift_assets.stats.checks import estimated_auc_check
 from drift_assets.stats.performance_estimation import PerformanceEstimate
 from drift_assets.storage.root import sha256_of_files
+from drift_assets.storage.tables import TableSource
 
 WINDOW_PROBLEMS_KEY = "drift_assets.window_problems"
 
@@ -112,7 +112,7 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
     def reference_data(context: AssetExecutionContext, storage: StorageResource) -> Output:
         data = storage.storage().data
         location = reference_location(monitor, data)
-        source = data.table(location)
+        source = reference_table(monitor, data, location)  # parquet, or the PostgreSQL table/query
         seen: dict[str, pa.Schema] = {}
 
         def batches():
@@ -128,6 +128,11 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
             raise Failure(description=str(exc)) from exc
         if first is None:
             raise Failure(description=f"{source.display}: reference has no rows")
+        fingerprint = (
+            {"content_sha256": sha256_of_files(source.filesystem, source.files())}
+            if isinstance(source, TableSource)
+            else {}
+        )
 
         def describe() -> dict:
             return {"dagster/column_schema": _table_schema(seen["schema"])}
@@ -138,7 +143,7 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
                 "source": MetadataValue.path(source.display),
                 # Whose reference this is: a champion's own (after a promotion) or the configured one.
                 "reference_version": _reference_owner(monitor, data, location),
-                "content_sha256": sha256_of_files(source.filesystem, source.files()),
+                **fingerprint,
             },
         )
 
@@ -226,20 +231,19 @@ def production_window_asset(monitor: MonitorConfig) -> AssetsDefinition:
         root = storage.storage().data
         scan = WindowScan()
         try:
-            files, rows = preflight(root, monitor.log, window, monitor.timestamp_column)
+            files, rows = preflight_log(root, monitor, window)
         except DriftInputError as exc:
             raise Failure(description=f"{monitor.name} window {window.key}: {exc}") from exc
         if rows == 0:
             raise Failure(
-                description=f"{monitor.name} window {window.key}: no rows in {root.uri_of(monitor.log)} "
+                description=f"{monitor.name} window {window.key}: no rows in {log_display(root, monitor)} "
                 f"between {window.start.isoformat()} and {window.end.isoformat()} "
                 f"({len(files)} file(s) read); an empty window has no drift value"
             )
-        batches = stream_window(
+        batches = stream_log(
             root,
-            monitor.log,
+            monitor,
             window,
-            timestamp_column=monitor.timestamp_column,
             types=expected_log_types(monitor),
             derived=monitor.derived,
             scan=scan,

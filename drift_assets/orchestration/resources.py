@@ -139,6 +139,13 @@ class ComputeResource(ConfigurableResource):
         """The window's counts from the cluster (``kind='dask'`` only)."""
         from drift_assets.monitoring.dask_compute import WindowRead, summarize_window_on_dask, window_locations
 
+        if monitor.log_source is not None and monitor.log_source.kind == "postgres":
+            from drift_assets.stats.errors import DriftInputError
+
+            raise DriftInputError(
+                f"{monitor.name}: compute kind 'dask' splits parquet files in row groups; this monitor's log is a"
+                " PostgreSQL source (use the in_process compute)"
+            )
         files = window_locations(data, monitor.log, window)
         return summarize_window_on_dask(self.dask_address, profile, files, WindowRead.for_monitor(monitor, window))
 
