@@ -1,0 +1,124 @@
+"""The fitted-profile cache: keyed by the reference's bytes, roles and settings; never stale."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from drift_assets.monitoring.profile_cache import CACHE_DIR_ENV, cache_path, fit_profile_cached
+from drift_assets.stats import ColumnSpec, fit_profile
+from drift_assets.storage.tables import TableSource
+
+SPECS = [ColumnSpec("x", "numerical"), ColumnSpec("segment", "categorical")]
+
+
+def _write(path, seed, n=3000):
+    rng = np.random.default_rng(seed)
+    table = pa.table({"x": rng.normal(size=n), "segment": np.array(["a", "b"])[rng.integers(0, 2, n)]})
+    pq.write_table(table, path)
+    return table
+
+
+def test_second_call_reads_the_cached_profile(tmp_path):
+    ref = tmp_path / "ref.parquet"
+    table = _write(ref, 1)
+    first, miss = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10)
+    assert not miss.hit and miss.path is not None and os.path.exists(miss.path)
+    assert miss.path.startswith(str(tmp_path / ".drift_assets" / "profiles"))
+    second, hit = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10)
+    assert hit.hit and hit.key == miss.key and hit.fit_seconds == 0.0
+    assert second.fingerprint() == first.fingerprint() == fit_profile(table, SPECS).fingerprint()
+
+
+def test_a_changed_file_never_reuses_a_stale_profile(tmp_path):
+    """One value changed, same size, mtime put back: the key (content hash) still changes."""
+    ref = tmp_path / "ref.parquet"
+    table = _write(ref, 1)
+    before, _ = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10)
+    stat = ref.stat()
+    x = table.column("x").to_numpy().copy()
+    x[0] = 1e6  # a far outlier: the maximum (and so the sketch edges) move
+    pq.write_table(table.set_column(0, "x", pa.array(x)), ref)
+    os.utime(ref, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert ref.stat().st_mtime_ns == stat.st_mtime_ns
+    after, outcome = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10)
+    assert not outcome.hit
+    assert after.fingerprint() != before.fingerprint()
+    assert after.columns["x"].binning.reference_max == 1e6
+
+
+def test_roles_and_settings_are_part_of_the_key(tmp_path):
+    ref = tmp_path / "ref.parquet"
+    _write(ref, 2)
+    source = TableSource.open(str(ref))
+    _, base = fit_profile_cached(source, SPECS, psi_bins=10)
+    for specs, bins in (
+        (SPECS, 5),
+        ([ColumnSpec("x", "numerical", "prediction"), SPECS[1]], 10),
+        (SPECS[:1], 10),
+    ):
+        profile, outcome = fit_profile_cached(TableSource.open(str(ref)), specs, psi_bins=bins)
+        assert not outcome.hit and outcome.key != base.key
+        assert profile.psi_bins == bins and profile.specs == specs
+
+
+def test_no_cache_neither_reads_nor_writes(tmp_path):
+    ref = tmp_path / "ref.parquet"
+    _write(ref, 3)
+    _, outcome = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10, use_cache=False)
+    assert not outcome.hit and outcome.path is None and outcome.key is None
+    assert not (tmp_path / ".drift_assets").exists()
+
+
+def test_a_corrupt_cached_profile_is_refitted_and_replaced(tmp_path):
+    ref = tmp_path / "ref.parquet"
+    table = _write(ref, 4)
+    _, first = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10)
+    assert first.path is not None
+    with open(first.path, "w") as fh:
+        fh.write('{"cache_key": "trunc')
+    profile, again = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10)
+    assert not again.hit and profile.fingerprint() == fit_profile(table, SPECS).fingerprint()
+    _, third = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10)
+    assert third.hit
+
+
+def test_directory_reference_and_project_cache_dir(tmp_path, monkeypatch):
+    """A reference directory is hashed file by file (a file added changes the key); a reference
+    on a filesystem other than the local one goes to the project's cache dir."""
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    _write(folder / "a.parquet", 5)
+    _, first = fit_profile_cached(TableSource.open(str(folder)), SPECS, psi_bins=10)
+    assert first.path is not None and os.path.basename(first.path).startswith("ref.")
+    _write(folder / "b.parquet", 6)
+    _, second = fit_profile_cached(TableSource.open(str(folder)), SPECS, psi_bins=10)
+    assert not second.hit and second.key != first.key
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    from pyarrow import fs as pafs
+
+    sub = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
+    source = TableSource(sub, "ref", "s3-like://ref")
+    assert str(cache_path(source, "k" * 64)).startswith(str(tmp_path / "cache" / "profiles"))
+
+
+@pytest.mark.parametrize("option", ["--no-cache", None])
+def test_compare_uses_the_cache_unless_told_not_to(tmp_path, option):
+    import subprocess
+    import sys
+
+    ref, cur = tmp_path / "ref.parquet", tmp_path / "cur.parquet"
+    _write(ref, 7)
+    _write(cur, 8)
+    args = [sys.executable, "-m", "drift_assets", "compare", str(ref), str(cur), "--json", "-"]
+    args += [option] if option else []
+    for _ in range(2):
+        done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, CACHE_DIR_ENV: str(tmp_path / "c")})
+        assert done.returncode in (0, 1), done.stderr
+    cached = list((tmp_path / ".drift_assets" / "profiles").glob("*.json")) if option is None else []
+    assert (tmp_path / ".drift_assets").exists() == (option is None)
+    assert len(cached) == (1 if option is None else 0)
