@@ -117,7 +117,9 @@ def test_compare_uses_the_cache_unless_told_not_to(tmp_path, option):
     args = [sys.executable, "-m", "drift_assets", "compare", str(ref), str(cur), "--json", "-"]
     args += [option] if option else []
     for _ in range(2):
-        done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, CACHE_DIR_ENV: str(tmp_path / "c")})
+        done = subprocess.run(
+            args, capture_output=True, text=True, env={**os.environ, CACHE_DIR_ENV: str(tmp_path / "c")}
+        )
         assert done.returncode in (0, 1), done.stderr
     cached = list((tmp_path / ".drift_assets" / "profiles").glob("*.json")) if option is None else []
     assert (tmp_path / ".drift_assets").exists() == (option is None)

@@ -15,6 +15,7 @@ at and above its single value, so a window off that value has PSI ~9 and out-of-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -164,10 +165,15 @@ class SortedValues:
         return self.sorted_values[ranks]
 
     def heavy_values(self, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        distinct, frequency = np.unique(self.sorted_values, return_counts=True)
-        heavy = frequency >= share * self.sorted_values.size
-        masses = distinct[heavy]
-        return masses, frequency[heavy], self.count_below(masses), distinct.size == 1
+        # A value holding >= share of the n values fills >= ceil(share * n) consecutive ranks, so
+        # one of these probes lands on it: no n-sized temporary (np.unique would make several).
+        size = self.sorted_values.size
+        probes = np.unique(self.sorted_values[:: max(1, math.ceil(share * size))])
+        below = self.count_below(probes)
+        frequency = np.searchsorted(self.sorted_values, probes, side="right") - below
+        heavy = frequency >= share * size
+        single = bool(self.sorted_values[0] == self.sorted_values[-1])
+        return probes[heavy], frequency[heavy], below[heavy], single
 
     def count_below(self, edges: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.sorted_values, edges, side="left")

@@ -261,10 +261,12 @@ def _fit_column(
     if length == 0:
         raise ProfileError(f"{table_name}: reference table has no rows")
     if spec.kind == "numerical":
-        values = numeric_values(column, spec.name, table_name)
-        del column  # numpy holds the values now; the arrow chunks can go
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        # One numpy copy of the column (cast batch by batch), then the arrow chunks can go.
+        values = np.concatenate([numeric_values(c, spec.name, table_name) for c in chunks] or [np.empty(0)])
+        del column, chunks
         missing = missing_mask(values)
-        finite = values[~missing] if missing.any() else np.array(values)  # a copy, sorted in place
+        finite = values[~missing] if missing.any() else values  # a copy of its own: sorted in place
         n_missing = int(missing.sum())
         del values, missing
         if finite.size == 0:
