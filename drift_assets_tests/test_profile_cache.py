@@ -124,3 +124,32 @@ def test_compare_uses_the_cache_unless_told_not_to(tmp_path, option):
     cached = list((tmp_path / ".drift_assets" / "profiles").glob("*.json")) if option is None else []
     assert (tmp_path / ".drift_assets").exists() == (option is None)
     assert len(cached) == (1 if option is None else 0)
+
+
+@pytest.mark.slow
+def test_dagster_reference_profile_reuses_the_cache_until_the_reference_changes(project):
+    """fraud_reference_job twice: the second reference_profile is read from the cache (the stored
+    reference has the same bytes); after the reference file changes, it is fitted again."""
+    from dagster import AssetKey, instance_for_test
+
+    from drift_assets.definitions import build_definitions
+
+    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    key = AssetKey(["fraud", "reference_profile"])
+
+    def run(instance):
+        job = build_definitions().resolve_job_def("fraud_reference_job")
+        assert job.execute_in_process(instance=instance, run_config=quiet).success
+        event = instance.get_latest_materialization_event(key)
+        meta = event.asset_materialization.metadata
+        return meta["profile_cache"].value, meta["fingerprint"].value
+
+    with instance_for_test() as instance:
+        first = run(instance)
+        second = run(instance)
+        assert first[0] == "fitted" and second == ("hit", first[1])
+        reference = project / "data" / "fraud" / "reference" / "reference.parquet"
+        table = pq.read_table(reference)
+        pq.write_table(table.slice(0, table.num_rows - 1), reference)
+        third = run(instance)
+        assert third[0] == "fitted" and third[1] != first[1]
