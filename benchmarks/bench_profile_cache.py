@@ -2,12 +2,16 @@
 
     python benchmarks/bench_profile_cache.py                 # 1M rows x 25 columns, 3 repeats
     python benchmarks/bench_profile_cache.py --rows 100000 --repeat 5
+    python benchmarks/bench_profile_cache.py --compare-args=--no-multivariate   # per-column drift only
 
 Reference and current are `bench_compare.py`'s frames (20 numerical + 5 categorical columns, the
 current one drifted), written once as parquet (row groups of 250k rows). Each figure is one fresh
 `python -m drift_assets compare REF CUR --json OUT` process timed by `/usr/bin/time` (wall seconds,
 peak RSS), in this order per repeat: `--no-cache` (fits, stores nothing), first call with an
 empty cache (hashes, fits, stores), second call (hashes, reads the cached profile).
+
+Then, in this process (less exposed to other load than whole processes): `fit_profile_cached`
+on the reference, fitted (cache emptied before each) and cached, split into hashing and fitting.
 """
 
 from __future__ import annotations
@@ -39,9 +43,7 @@ def write_frames(folder: Path, rows: int) -> tuple[Path, Path]:
 
 
 def timed(args: list[str], env: dict) -> tuple[float, float]:
-    out = subprocess.run(
-        ["/usr/bin/time", "-f", "%e %M", *args], capture_output=True, text=True, env=env, check=False
-    )
+    out = subprocess.run(["/usr/bin/time", "-f", "%e %M", *args], capture_output=True, text=True, env=env, check=False)
     if out.returncode not in (0, 1):
         raise SystemExit(out.stderr)
     seconds, kb = out.stderr.strip().splitlines()[-1].split()
@@ -53,6 +55,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", help="directory for the generated files (default: a temporary one)")
+    parser.add_argument("--compare-args", default="", help="extra compare options, space-separated")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
@@ -60,19 +63,45 @@ def main() -> None:
         reference, current = write_frames(work, args.rows)
         env = {**os.environ, "DRIFT_ASSETS_CACHE_DIR": str(work / "cache")}
         base = [sys.executable, "-m", "drift_assets", "compare", str(reference), str(current)]
-        base += ["--json", str(work / "out.json")]
+        base += ["--json", str(work / "out.json"), *args.compare_args.split()]
         results: dict[str, list[tuple[float, float]]] = {"--no-cache": [], "first call": [], "cached": []}
         for _ in range(args.repeat):
             shutil.rmtree(work / ".drift_assets", ignore_errors=True)
             results["--no-cache"].append(timed([*base, "--no-cache"], env))
             results["first call"].append(timed(base, env))
             results["cached"].append(timed(base, env))
-        print(f"| {args.rows:,} rows x 25 columns | median s | runs s | peak RSS MB |")
+        label = f"{args.rows:,} rows x 25 columns {args.compare_args}".strip()
+        print(f"| {label} | median s | runs s | peak RSS MB |")
         print("|---|---|---|---|")
         for case, runs in results.items():
             times = ", ".join(f"{s:.2f}" for s, _ in runs)
             peak = max(m for _, m in runs)
             print(f"| {case} | {statistics.median(s for s, _ in runs):.2f} | {times} | {peak:,.0f} |")
+        in_process(reference, args.repeat)
+
+
+def in_process(reference: Path, repeat: int) -> None:
+    import time
+
+    from drift_assets.monitoring.profile_cache import fit_profile_cached
+    from drift_assets.stats import infer_column_specs
+    from drift_assets.storage.tables import TableSource
+
+    specs = infer_column_specs(TableSource.open(str(reference)).schema())
+    rows: dict[str, list[tuple[float, float, float]]] = {"fitted (cache empty)": [], "cached": []}
+    for _ in range(repeat):
+        shutil.rmtree(reference.parent / ".drift_assets", ignore_errors=True)
+        for case in rows:
+            started = time.perf_counter()
+            _, outcome = fit_profile_cached(TableSource.open(str(reference)), specs, psi_bins=10)
+            assert outcome.hit == (case == "cached")
+            rows[case].append((time.perf_counter() - started, outcome.hash_seconds, outcome.fit_seconds))
+    print()
+    print("| in process | median total s | of which hashing s | of which fitting s |")
+    print("|---|---|---|---|")
+    for case, runs in rows.items():
+        total, hashing, fitting = (statistics.median(r[i] for r in runs) for i in range(3))
+        print(f"| {case} | {total:.2f} | {hashing:.2f} | {fitting:.2f} |")
 
 
 if __name__ == "__main__":
