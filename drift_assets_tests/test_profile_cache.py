@@ -106,24 +106,32 @@ def test_directory_reference_and_project_cache_dir(tmp_path, monkeypatch):
     assert str(cache_path(source, "k" * 64)).startswith(str(tmp_path / "cache" / "profiles"))
 
 
-@pytest.mark.parametrize("option", ["--no-cache", None])
-def test_compare_uses_the_cache_unless_told_not_to(tmp_path, option):
+@pytest.mark.slow
+def test_compare_uses_the_cache_unless_told_not_to(tmp_path):
+    """`compare --no-cache` writes nothing; `compare` stores the profile, and the next call reads it
+    (the cached file is not rewritten) with the same result."""
     import subprocess
     import sys
 
     ref, cur = tmp_path / "ref.parquet", tmp_path / "cur.parquet"
     _write(ref, 7)
     _write(cur, 8)
-    args = [sys.executable, "-m", "drift_assets", "compare", str(ref), str(cur), "--json", "-"]
-    args += [option] if option else []
-    for _ in range(2):
-        done = subprocess.run(
-            args, capture_output=True, text=True, env={**os.environ, CACHE_DIR_ENV: str(tmp_path / "c")}
-        )
+    env = {**os.environ, CACHE_DIR_ENV: str(tmp_path / "c")}
+
+    def compare(*extra):
+        args = [sys.executable, "-m", "drift_assets", "compare", str(ref), str(cur), "--json", "-", *extra]
+        done = subprocess.run(args, capture_output=True, text=True, env=env)
         assert done.returncode in (0, 1), done.stderr
-    cached = list((tmp_path / ".drift_assets" / "profiles").glob("*.json")) if option is None else []
-    assert (tmp_path / ".drift_assets").exists() == (option is None)
-    assert len(cached) == (1 if option is None else 0)
+        return done.stdout
+
+    profiles = tmp_path / ".drift_assets" / "profiles"
+    uncached = compare("--no-cache")
+    assert not (tmp_path / ".drift_assets").exists() and not (tmp_path / "c").exists()
+    first = compare()
+    (stored,) = profiles.glob("*.json")
+    written = stored.stat().st_mtime_ns
+    assert compare() == first == uncached
+    assert stored.stat().st_mtime_ns == written
 
 
 @pytest.mark.slow
