@@ -46,6 +46,7 @@ from drift_assets.monitoring.performance import (
     realized_performance,
     reconcile,
 )
+from drift_assets.monitoring.profile_cache import fit_profile_cached
 from drift_assets.monitoring.registry import (
     RegistryError,
     reference_location,
@@ -64,7 +65,7 @@ from drift_assets.orchestration.io_managers import BatchStream, StoredTable
 from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
 from drift_assets.orchestration.resources import ComputeResource, StorageResource
-from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, fit_profile
+from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check
 from drift_assets.stats.checks import estimated_auc_check
 from drift_assets.stats.performance_estimation import PerformanceEstimate
 from drift_assets.storage.root import sha256_of_files
@@ -173,8 +174,9 @@ def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
         kinds={"json"},
     )
     def reference_profile(context: AssetExecutionContext, reference_data: StoredTable) -> Output:
-        # One column at a time, streamed from the stored reference (bounded memory, same profile).
-        profile = fit_profile(
+        # One column at a time, streamed from the stored reference (bounded memory, same profile);
+        # reused from the profile cache when the stored reference's bytes, roles and bins are unchanged.
+        profile, cached = fit_profile_cached(
             reference_data,
             specs,
             psi_bins=monitor.psi_bins,
@@ -199,6 +201,7 @@ def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
             "fingerprint": profile.fingerprint(),
             "reference_rows": profile.reference_rows,
             "effective_bins": MetadataValue.json(bins),
+            "profile_cache": "hit" if cached.hit else "fitted",
         }
         fitted = joint.get("multivariate") or {}
         if fitted:

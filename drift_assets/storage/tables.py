@@ -192,6 +192,12 @@ class TableSource:
         field_ = self.schema().field(name)
         return pa.chunked_array([b.column(0) for b in self.batches([name])], type=field_.type)
 
+    def column_chunks(self, name: str) -> Iterator[pa.Array]:
+        """One column batch by batch (parquet: row group by row group, ``pre_buffer=False``): what a
+        reference above the in-memory threshold is fitted from, in a few passes."""
+        for batch in self.batches([name]):
+            yield batch.column(0)
+
     def column_reader(self) -> Callable[[str], pa.ChunkedArray]:
         return self.column
 
