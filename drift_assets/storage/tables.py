@@ -417,7 +417,10 @@ def iter_file_batches(
             parquet = pq.ParquetFile(handle, pre_buffer=False)
             present = parquet.schema_arrow.names
             wanted = [c for c in columns if c in present] if columns is not None else None
-            yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
+            # One row group at a time: pyarrow's iter_batches over a whole file can keep the
+            # buffers of every row group it has read until the end (memory growing with the file).
+            for group in range(parquet.num_row_groups):
+                yield from parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], columns=wanted)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise TableReadError(f"{shown}: cannot read ({type(exc).__name__}: {_one_line(exc)})") from exc
 
