@@ -126,12 +126,14 @@ class ComputeResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.validate()
 
-    def window_summary(self, monitor, profile, window, data) -> WindowSummary:
-        """The window's counts from the cluster (``kind='dask'`` only)."""
+    def window_summary(self, monitor, profile, window, data, estimator=None) -> WindowSummary:
+        """The window's counts from the cluster (``kind='dask'`` only); with ``estimator``, the
+        score counts for the performance estimate from the same tasks."""
         from drift_assets.monitoring.dask_compute import WindowRead, summarize_window_on_dask, window_locations
 
         files = window_locations(data, monitor.log, window)
-        return summarize_window_on_dask(self.dask_address, profile, files, WindowRead.for_monitor(monitor, window))
+        read = WindowRead.for_monitor(monitor, window)
+        return summarize_window_on_dask(self.dask_address, profile, files, read, estimator=estimator)
 
 
 class DvcResource(ConfigurableResource):
