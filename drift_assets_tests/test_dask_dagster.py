@@ -106,6 +106,17 @@ def test_a_fraud_week_on_the_dask_cluster_gives_the_in_process_check_results(pro
     assert records[0]["current_rows"] == records[1]["current_rows"] > 0
     for column, values in records[0]["columns"].items():
         assert records[1]["columns"][column]["psi"] == pytest.approx(values["psi"], rel=1e-9, abs=1e-12), column
+    # The performance estimate, from the score counts the row-group tasks made in the same pass:
+    # fixed-point sums, so exactly the in-process estimate (band included).
+    for week in (STATIONARY, DRIFTED):
+        estimated = [
+            json.loads((project / f"reports-{label}" / "fraud" / "performance" / f"{week}.json").read_text())[
+                "estimated"
+            ]
+            for label in ("in-process", "dask")
+        ]
+        assert estimated[0] is not None and estimated[0]["rows"] > 0
+        assert estimated[1] == estimated[0], week
 
 
 @pytest.mark.slow  # Dagster runs, ~15 s
