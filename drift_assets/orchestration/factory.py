@@ -22,6 +22,7 @@ from drift_assets.orchestration.jobs import (
 from drift_assets.orchestration.monitor_assets import build_monitor_assets
 from drift_assets.orchestration.notifications import notification_sensors
 from drift_assets.orchestration.retraining_assets import build_retraining_assets
+from drift_assets.orchestration.run_watchdog import lost_run_watchdog_sensor
 from drift_assets.orchestration.schedules import window_schedule
 from drift_assets.orchestration.sensors import retraining_sensors
 from drift_assets.retraining.attempt import retraining_supported
@@ -42,7 +43,10 @@ def monitor_definitions(monitor: MonitorConfig) -> Definitions:
 
 
 def shared_definitions(monitors: Sequence[MonitorConfig], environment: str | None = None) -> Definitions:
-    """What serves every monitor: the check-failure notifier and the resources."""
+    """What serves every monitor: the check-failure notifier, the lost-run watchdog and the resources."""
     resources = resources_for_environment(environment)
     configured = bool(resources["notifier"].webhook_url)
-    return Definitions(sensors=notification_sensors(list(monitors), configured), resources=resources)
+    return Definitions(
+        sensors=[*notification_sensors(list(monitors), configured), lost_run_watchdog_sensor()],
+        resources=resources,
+    )
