@@ -140,3 +140,22 @@ def test_trailing_documents_reads_the_previous_windows_oldest_first_and_skips_ga
     start = dt.datetime(2026, 1, 1, 5)
     got = gradual.trailing_documents(stored.get, start, dt.timedelta(hours=1), lambda t: f"k{t.hour}", lookback=5)
     assert [d["partition"] for d in got] == ["k1", "k2", "k4"]
+
+
+def test_continuing_from_the_stored_state_equals_rebuilding_from_every_document():
+    g = np.random.default_rng(5)
+    sizes = g.integers(20, 400, 300)
+    means = 10.0 + g.normal(0.0, 2.0 / np.sqrt(sizes)) + np.linspace(0.0, 0.4, 300)  # noise + a trend
+    docs = [doc(f"w{i:03d}", float(m), int(n)) for i, (m, n) in enumerate(zip(means, sizes, strict=True))]
+    stored: list[dict] = []
+    failed_at = []
+    for i, current in enumerate(docs):
+        state = gradual.stored_state(stored[-1], "no_gradual_drift") if stored else None
+        (o,) = gradual.evaluate_gradual_drift([], current, [COLUMN], state=state)
+        stored.append({**current, "checks": [{"name": "no_gradual_drift", "column": COLUMN, **o.details()}]})
+        if not o.passed:
+            failed_at.append(i)
+    # Independently: one CUSUM over all 300 windows (allowances max(0.5, 0.02 sqrt(n)) by hand).
+    z = [(m - 10.0) / (2.0 / np.sqrt(n)) for m, n in zip(means, sizes, strict=True)]
+    k = [max(0.5, 0.02 * np.sqrt(n)) for n in sizes]
+    assert failed_at == list(sequential.cusum(z, allowance=k).alarms) and failed_at

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from drift_assets.monitoring.results_store import ResultsStore
+from drift_assets.monitoring.windows import CADENCE_LENGTH, Window, partition_key
 from drift_assets.stats import sequential
+from drift_assets.storage.root import Root
 
 # How far back the CUSUM is rebuilt from the stored documents. Under no drift the sums return to 0
 # within a few windows (allowance 0.5), so starting 200 windows back gives the statistic of a run
@@ -86,8 +90,8 @@ def gradual_drift(
     return GradualDrift(column, partitions, tuple(z), sequential.cusum(z, allowance=allowances, threshold=threshold))
 
 
-def _same_reference(doc: Mapping, current: Mapping, column: str) -> bool:
-    a, b = _column(doc, column), _column(current, column)
+def _same_reference(a: Mapping, b: Mapping) -> bool:
+    """Two column entries (or stored states) measured against the same reference."""
     return a.get("reference_mean") == b.get("reference_mean") and a.get("reference_std") == b.get("reference_std")
 
 
@@ -113,13 +117,47 @@ def trailing_documents(
 class GradualOutcome:
     column: str
     passed: bool
-    statistic: float  # max(S+, S-) at this window (0 right after an alarm's reset)
+    statistic: float  # max(S+, S-) at this window, before an alarm's reset: what crossed the threshold
     threshold: float
-    windows: int  # windows the CUSUM ran over, this one included
-    upper: float
+    windows: int  # windows the CUSUM ran over since it was last rebuilt, this one included
+    upper: float  # S+ and S- carried to the next window (0 after an alarm)
     lower: float
     z: float
-    first_alarm: str | None  # the earliest alarm in the lookback (partition key)
+    allowance: float
+    reference_mean: float
+    reference_std: float
+
+    def details(self) -> dict:
+        """What the stored document keeps: the next window continues the CUSUM from it."""
+        return {
+            "z": self.z,
+            "cusum_upper": self.upper,
+            "cusum_lower": self.lower,
+            "allowance": self.allowance,
+            "windows": self.windows,
+            "reference_mean": self.reference_mean,
+            "reference_std": self.reference_std,
+        }
+
+
+def _outcome(
+    column: str, col: Mapping, drift: GradualDrift, threshold: float, windows: int, allowance: float
+) -> GradualOutcome:
+    c = drift.cusum
+    alarmed = drift.alarmed_last
+    return GradualOutcome(
+        column,
+        not alarmed,
+        float(max(c.upper[-1], c.lower[-1])),
+        threshold,
+        windows,
+        0.0 if alarmed else float(c.upper[-1]),
+        0.0 if alarmed else float(c.lower[-1]),
+        float(drift.z[-1]),
+        allowance,
+        float(col["reference_mean"]),
+        float(col["reference_std"]),
+    )
 
 
 def evaluate_gradual_drift(
@@ -130,35 +168,92 @@ def evaluate_gradual_drift(
     allowance: float = sequential.DEFAULT_ALLOWANCE,
     threshold: float = sequential.DEFAULT_THRESHOLD,
     min_shift_sd: float = MIN_SHIFT_SD,
+    state: Mapping[str, Mapping] | None = None,
 ) -> list[GradualOutcome]:
-    """One outcome per numerical column of ``current`` (a drift document of this window): the CUSUM
-    over the previous windows measured against the same reference, then this one."""
+    """One outcome per numerical column of ``current`` (a drift document of this window).
+
+    With ``state`` (column -> the previous window's stored outcome details), the CUSUM continues from
+    its sums when they were measured against the same reference; otherwise it is rebuilt over
+    ``previous`` (documents of earlier windows, oldest first) back to the last change of reference."""
     out = []
     for column in columns:
         col = _column(current, column)
-        if col.get("reference_std") is None:
+        if col.get("reference_std") is None or col.get("reference_mean") is None:
             continue  # categorical, or not measured in this window
+        k = window_allowance(current, column, allowance, min_shift_sd)
+        z = window_z(current, column)
+        carried = (state or {}).get(column)
+        if carried is not None and _same_reference(carried, col):
+            upper = max(0.0, float(carried["cusum_upper"]) + z - k)
+            lower = max(0.0, float(carried["cusum_lower"]) - z - k)
+            alarmed = upper > threshold or lower > threshold
+            windows = int(carried.get("windows", 0)) + 1
+            out.append(
+                GradualOutcome(
+                    column,
+                    not alarmed,
+                    max(upper, lower),
+                    threshold,
+                    windows,
+                    0.0 if alarmed else upper,
+                    0.0 if alarmed else lower,
+                    z,
+                    k,
+                    float(col["reference_mean"]),
+                    float(col["reference_std"]),
+                )
+            )
+            continue
         chain: list[Mapping] = []
         for doc in reversed(previous):  # back to the last change of reference
-            if not _same_reference(doc, current, column):
+            if not _same_reference(_column(doc, column), col):
                 break
             chain.append(doc)
         records = [*reversed(chain), current]
         drift = gradual_drift(records, column, allowance=allowance, threshold=threshold, min_shift_sd=min_shift_sd)
-        c = drift.cusum
-        # The value reported is the sum that crossed (before its reset) or the current max(S+, S-).
-        crossed = max(c.upper[-1], c.lower[-1])
-        out.append(
-            GradualOutcome(
-                column,
-                not drift.alarmed_last,
-                float(crossed),
-                threshold,
-                len(records),
-                float(c.upper[-1]),
-                float(c.lower[-1]),
-                float(drift.z[-1]),
-                drift.first_alarm_partition,
-            )
-        )
+        out.append(_outcome(column, col, drift, threshold, len(records), k))
     return out
+
+
+def stored_state(doc: Mapping | None, check_name: str) -> dict[str, Mapping]:
+    """Column -> the CUSUM details a window's stored document carries for ``check_name``."""
+    if doc is None:
+        return {}
+    return {
+        str(c["column"]): c
+        for c in doc.get("checks", [])
+        if c.get("name") == check_name and c.get("column") and c.get("cusum_upper") is not None
+    }
+
+
+def read_earlier_windows(
+    reports: Root,
+    monitor: str,
+    cadence: str,
+    window: Window,
+    check_name: str,
+    columns: Sequence[str],
+    lookback: int = LOOKBACK_WINDOWS,
+) -> tuple[list[Mapping], dict[str, Mapping]]:
+    """What the CUSUM of ``window`` needs from the results store: the previous window's stored state
+    when it carries one for every column (one read), else the documents of the ``lookback`` earlier
+    windows that were evaluated (one listing, then one read each). A document that cannot be read
+    counts as a window not evaluated: slow-drift detection must not stop a window's evaluation."""
+    length = CADENCE_LENGTH[cadence]
+    directory = posixpath.dirname(ResultsStore.drift_path(monitor, window.key))
+    present = set(reports.list_dir(directory))
+
+    def read(key: str) -> Mapping | None:
+        name = posixpath.basename(ResultsStore.drift_path(monitor, key))
+        if name not in present:
+            return None
+        try:
+            return reports.read_json(f"{directory}/{name}")
+        except (OSError, ValueError):
+            return None
+
+    previous = read(partition_key(window.start - length, cadence))
+    state = stored_state(previous, check_name)
+    if previous is not None and all(c in state for c in columns if _column(previous, c).get("reference_std")):
+        return [], state
+    return trailing_documents(read, window.start, length, lambda t: partition_key(t, cadence), lookback), {}
