@@ -78,7 +78,13 @@ def sweep(data: Root, reports: Root, monitor, hours: range, stop_at_psi: bool = 
         )
         ev = evaluate_window(monitor, profile, window, batches, data=data, reports=reports)
         record_drift(
-            reports, monitor, window, ev.result, ev.summary, model_version=None, html_report=None,
+            reports,
+            monitor,
+            window,
+            ev.result,
+            ev.summary,
+            model_version=None,
+            html_report=None,
             extra_checks=ev.extra_outcomes,
         )
         for o in ev.outcomes:
@@ -105,7 +111,7 @@ def test_the_gradual_check_warns_days_before_the_psi_check_on_the_output_length_
     (check,) = [c for c in doc["checks"] if c["name"] == r.NO_GRADUAL_DRIFT and c["column"] == COLUMN]
     assert check["severity"] == "WARN" and check["value_kind"] == "cusum" and not check["passed"]
     assert check["value"] > check["threshold"] and check["cusum_upper"] == 0.0  # reset after the alarm
-    assert doc["summary"]["failed_checks"] == [r.NO_GRADUAL_DRIFT] or r.NO_GRADUAL_DRIFT in doc["summary"]["failed_checks"]
+    assert r.NO_GRADUAL_DRIFT in doc["summary"]["failed_checks"]
 
 
 def test_dagster_carries_the_partitioned_check_on_both_monitors_and_it_fails_on_the_trend(

@@ -128,6 +128,7 @@ def measure_column(column: ColumnProfile, current: NumericalCounts | Categorical
             reference_mean=binning.reference_mean,
             reference_std=binning.reference_std,
             psi_bins_detail=top_psi_bins(ref_psi_counts, cur_psi_counts, binning.bin_labels(), epsilon),
+            psi_noise=psi.expected_noise(binning.effective_bins, current.valid, ref.valid),
         )
     assert isinstance(ref, CategoricalCounts) and isinstance(current, CategoricalCounts)
     ref_p = ref.counts / ref.valid
@@ -147,6 +148,7 @@ def measure_column(column: ColumnProfile, current: NumericalCounts | Categorical
         unseen_values=dict(current.unseen_values),
         unseen_count=current.unseen,
         psi_bins_detail=top_psi_bins(ref.counts, current.counts, [*column.binning.vocabulary, "(unseen)"], epsilon),
+        psi_noise=psi.expected_noise(int(np.count_nonzero(ref.counts)), current.valid, ref.valid),
     )
 
 
@@ -177,9 +179,7 @@ def effective_alpha(alpha: float, rows: int, rules: r.DecisionRules) -> float:
     passes what the test passes and a window's false-alarm rate is the test's family-wise alpha
     (measured: 3.5% / 5.0% / 3.6% of stationary 12-feature windows at 30 / 100 / 300 rows with
     alpha 0.05, 0 of 1,000 at 1,000 rows; docs/detection.md)."""
-    small_rows = getattr(rules, "small_window_rows", multiple_testing.SMALL_WINDOW_ROWS)
-    small_alpha = getattr(rules, "small_window_alpha", multiple_testing.SMALL_WINDOW_ALPHA)
-    return min(alpha, small_alpha) if rows < small_rows else alpha
+    return rules.alpha_for(alpha, rows)
 
 
 def decide_drift(columns: dict[str, ColumnDrift], rules: r.DecisionRules) -> None:
