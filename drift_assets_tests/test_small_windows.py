@@ -82,3 +82,27 @@ def test_a_real_small_window_decision_matches_holm_over_scipy_ks_by_hand():
     assert x0.adjusted_pvalue == pytest.approx(adjusted[0], rel=0.1)  # sketch KS vs exact KS
     assert not x0.significant  # 0.01 < p_adj < 0.05 at 300 rows
     assert all(c.passed for c in result.checks if c.name == r.FEATURE_NO_DRIFT)
+
+
+def test_psi_noise_is_the_mean_psi_of_stationary_windows_and_raises_the_psi_thresholds():
+    from drift_assets.stats import psi
+
+    g = np.random.default_rng(3)
+    ref = pa.table({"x": g.normal(0, 1, 50_000)})
+    profile = fit_profile(ref, [ColumnSpec("x", "numerical")])
+    bins = profile.columns["x"].binning.effective_bins
+    # Independently: the mean PSI of 2,000 stationary 300-row windows, by numpy on the profile's edges.
+    edges = np.quantile(ref.column("x").to_numpy(), np.linspace(0, 1, bins + 1)[1:-1])
+    ref_counts = np.bincount(np.searchsorted(edges, ref.column("x").to_numpy(), side="right"), minlength=bins)
+    psis = []
+    for _ in range(2_000):
+        cur = np.bincount(np.searchsorted(edges, g.normal(0, 1, 300), side="right"), minlength=bins)
+        r_, c_ = np.clip(ref_counts / ref_counts.sum(), 1e-4, None), np.clip(cur / cur.sum(), 1e-4, None)
+        psis.append(np.sum((c_ - r_) * np.log(c_ / r_)))
+    expected = (bins - 1) * (1 / 300 + 1 / 50_000)
+    assert psi.expected_noise(bins, 300, 50_000) == pytest.approx(expected)
+    assert np.mean(psis) == pytest.approx(expected, rel=0.1)
+    result = compare(profile, summarize(profile, [pa.table({"x": g.normal(0, 1, 300)})]), DecisionRules())
+    (warn,) = [c for c in result.checks if c.name == r.FEATURE_PSI_WARN]
+    assert warn.details["psi_noise"] == pytest.approx(expected)
+    assert warn.threshold == pytest.approx(0.2 + expected) and warn.details["configured_threshold"] == 0.2

@@ -479,20 +479,6 @@ DEFAULT_CHECKS = CheckTable(
             evaluate=evaluate_unseen_share,
         ),
         CheckRule(
-            TARGET_PREVALENCE,
-            "ERROR",
-            "share",
-            "higher",
-            "When labels are in the window: no class share of the target moved by {min_prevalence_change:g} or"
-            " more with p < {target_alpha:g} (label drift)",
-            # In a monitor, on the labelled rows once they cover the window (``target_prevalence_check``,
-            # where model_performance joins the labels: skipped while labels are pending). ``compare
-            # --target`` evaluates it on a window that carries its target column.
-            asset="model_performance",
-            requires=("labels",),
-            evaluate=evaluate_target_prevalence,
-        ),
-        CheckRule(
             SCHEMA_MATCHES,
             "ERROR",
             "problem",
@@ -575,6 +561,20 @@ DEFAULT_CHECKS = CheckTable(
             " {auc_drop_error:g} below the champion's reference AUC",
             asset="model_performance",
             requires=("prediction", "labels", "probability_prediction"),
+        ),
+        CheckRule(
+            TARGET_PREVALENCE,
+            "ERROR",
+            "share",
+            "higher",
+            "When labels are in the window: no class share of the target moved by {min_prevalence_change:g} or"
+            " more with p < {target_alpha:g} (label drift)",
+            # In a monitor, on the labelled rows once they cover the window (``target_prevalence_check``,
+            # where model_performance joins the labels: skipped while labels are pending). ``compare
+            # --target`` evaluates it on a window that carries its target column.
+            asset="model_performance",
+            requires=("labels",),
+            evaluate=evaluate_target_prevalence,
         ),
     ]
 )
