@@ -118,3 +118,43 @@ def test_an_unreachable_or_malformed_address_exits_2_in_one_line(files):
     bad = run(files / "ref.parquet", files / "same.parquet", *ROLE_ARGS, "--dask", "127.0.0.1:8786")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "tcp://host:port" in bad.stderr and "'127.0.0.1:8786'" in bad.stderr
+
+
+def test_a_local_cluster_gives_the_in_process_result_and_leaves_no_process(files):
+    """``--dask local:2``: a LocalCluster of two worker processes for the call; same result, and no
+    process carrying the call's marker outlives it."""
+    import uuid
+
+    import psutil
+
+    marker = uuid.uuid4().hex
+    here = run(files / "ref.parquet", files / "drifted", *ROLE_ARGS, "--json", "-")
+    there = run(
+        files / "ref.parquet", files / "drifted", *ROLE_ARGS, "--json", "-", "--dask", "local:2", env={"MARK": marker}
+    )
+    assert here.returncode == there.returncode == 1, there.stderr
+    _assert_same_result(json.loads(there.stdout), json.loads(here.stdout))
+    left = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("MARK") == marker:
+                left.append(proc.pid)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    assert left == []
+
+
+def test_a_local_cluster_binds_loopback_only_and_rejects_a_bad_worker_count():
+    from drift_assets.monitoring.dask_compute import _connected, local_workers
+    from drift_assets.orchestration.resources import ComputeResource
+
+    with _connected("local:2") as client:
+        info = client.scheduler_info()
+        assert info["address"].startswith("tcp://127.0.0.1:")
+        assert len(info["workers"]) == 2 and all(a.startswith("tcp://127.0.0.1:") for a in info["workers"])
+        assert client.dashboard_link.startswith("http://127.0.0.1:")
+    assert local_workers("local") == (os.cpu_count() or 1) and local_workers("tcp://h:1") is None
+    ComputeResource(kind="dask", dask_address="local:2").validate()
+    for bad in ("local:0", "local:x", "localhost:8786"):
+        with pytest.raises(ValueError, match="local"):
+            ComputeResource(kind="dask", dask_address=bad).validate()

@@ -23,7 +23,6 @@ from drift_assets.stats import (
     DriftResult,
     ProfileError,
     compare,
-    fit_profile,
     infer_column_specs,
     summarize,
 )
@@ -179,7 +178,11 @@ def run_compare(args: argparse.Namespace) -> int:
     require_reference_rows(
         reference_rows, DEFAULT_MIN_REFERENCE_ROWS if min_rows is None else min_rows, reference.display
     )
-    profile = fit_profile(reference, specs, psi_bins=args.bins, table_name=reference.display)
+    from drift_assets.monitoring.profile_cache import fit_profile_cached
+
+    profile, _ = fit_profile_cached(
+        reference, specs, psi_bins=args.bins, table_name=reference.display, use_cache=not args.no_cache
+    )
     segments = _split(args.segments)
     joint = JointCompare(args, specs, reference, current, segments)
     if joint.wants_reference_rows:
@@ -533,6 +536,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout)")
     p.add_argument("--html", metavar="PATH", help="write an Evidently HTML report to PATH")
     p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="fit the reference profile afresh and do not store it (default: reuse the profile cached for "
+        "the same reference bytes, columns and bins, in .drift_assets/profiles next to the reference)",
+    )
+    p.add_argument(
         "--csv-delimiter",
         metavar="CHAR",
         type=_delimiter,
@@ -541,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dask",
         metavar="ADDRESS",
-        help="count CURRENT on the Dask scheduler at ADDRESS (tcp://host:port), one task per parquet row group",
+        help="count CURRENT on the Dask scheduler at ADDRESS (tcp://host:port; local or local:N starts a"
+        " LocalCluster of N worker processes on 127.0.0.1 for this call), one task per parquet row group",
     )
     p.add_argument(
         "--no-multivariate",

@@ -35,7 +35,13 @@ def _simulate(sub: argparse._SubParsersAction) -> None:
         "production log with an injected drift, delayed labels and champion model; and an LLM response "
         "log with two incidents. TARGET is a local directory or s3://bucket/prefix.",
     )
-    p.add_argument("--target", default=None, help="data root to write into (default: the configured data root)")
+    p.add_argument(
+        "--target",
+        default=None,
+        help="data root to write into (default: the configured data root); or postgresql://user@host/db: "
+        "the files go to the configured data root and each monitor's log and reference are also loaded "
+        "into tables <monitor>_log and <monitor>_reference of that database",
+    )
     p.add_argument("--only", choices=["fraud", "llm"], help="simulate one monitor's data only")
     p.add_argument("--rows-per-week", type=int, default=20_000, help="fraud transactions per week (default 20000)")
     p.add_argument("--weeks", type=int, default=13, help="weeks of fraud traffic (default 13)")
@@ -53,9 +59,13 @@ def _simulate(sub: argparse._SubParsersAction) -> None:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from drift_assets.cli.demo import simulate_all
+    from drift_assets.cli.sql_demo import check_connection, is_database_target, load_demo_tables
 
-    simulate_all(
-        target=args.target,
+    database = args.target if is_database_target(args.target) else None
+    if database:
+        check_connection(database)
+    simulated = simulate_all(
+        target=None if database else args.target,
         only=args.only,
         rows_per_week=args.rows_per_week,
         weeks=args.weeks,
@@ -65,6 +75,10 @@ def run_simulate(args: argparse.Namespace) -> int:
         echo=print,
         story=args.story,
     )
+    if database:
+        from drift_assets.cli.demo import _data_root
+
+        load_demo_tables(database, _data_root(None), list(simulated), echo=print)
     return 0
 
 

@@ -261,15 +261,49 @@ def _results_in_order(pending: deque[Future]) -> Iterator[RowGroupCounts]:
         pending.popleft().release()
 
 
+LOCAL_PREFIX = "local"
+
+
+def local_workers(address: str) -> int | None:
+    """``local`` (one worker per core) or ``local:N``: the number of workers of a ``LocalCluster``
+    started for the call; None for a scheduler address."""
+    if address != LOCAL_PREFIX and not address.startswith(LOCAL_PREFIX + ":"):
+        return None
+    count = address.partition(":")[2]
+    if count and (not count.isdigit() or int(count) < 1):
+        raise ValueError(f"dask address {address!r}: expected local or local:N with N >= 1 workers")
+    return int(count) if count else max(1, os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def _connected(client_or_address: Client | str) -> Iterator[Client]:
-    from distributed import Client
+    """A client of the scheduler at an address; or of a ``LocalCluster`` (``local[:N]``: worker
+    processes on this machine, one thread each, every port on 127.0.0.1, dashboard included)
+    started here and ended with the call, for one big machine without a cluster to run."""
+    from distributed import Client, LocalCluster
 
     if isinstance(client_or_address, Client):
         yield client_or_address
         return
+    workers = local_workers(client_or_address) if isinstance(client_or_address, str) else None
+    if workers is not None:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            yield client
+        return
     if not isinstance(client_or_address, str) or not client_or_address.startswith(("tcp://", "tls://", "inproc://")):
-        raise ValueError(f"dask scheduler address must look like tcp://host:port, got {client_or_address!r}")
+        raise ValueError(
+            f"dask scheduler address must look like tcp://host:port, got {client_or_address!r}"
+            " (or local[:N] for a LocalCluster on this machine)"
+        )
     try:
         timeout = float(os.environ.get("DRIFT_ASSETS_DASK_TIMEOUT") or CONNECT_TIMEOUT_SECONDS)
         client = Client(client_or_address, timeout=timeout, set_as_default=False)

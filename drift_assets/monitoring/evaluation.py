@@ -15,6 +15,7 @@ from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.monitoring.derived import apply_derived
 from drift_assets.monitoring.explanations import explain_evaluation
 from drift_assets.monitoring.joint import JointObserver, JointResult, JointState
+from drift_assets.monitoring.sources import stream_log
 from drift_assets.monitoring.trailing_baseline import (
     SuddenChangeResult,
     evaluate_sudden_change,
@@ -24,7 +25,6 @@ from drift_assets.monitoring.windows import (
     Window,
     expected_log_types,
     partition_key,
-    stream_window,
 )
 from drift_assets.stats import (
     DriftResult,
@@ -225,11 +225,10 @@ def baseline_summary(
             total = total + part
         return total
     baseline = Window("baseline", window.start - n * length, window.start)
-    batches = stream_window(
+    batches = stream_log(
         data,
-        monitor.log,
+        monitor,
         baseline,
-        timestamp_column=monitor.timestamp_column,
         types=expected_log_types(monitor),
         derived=monitor.derived,
     )

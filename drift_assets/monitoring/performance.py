@@ -11,8 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drift_assets.monitoring.config import LabelsConfig, MonitorConfig
+from drift_assets.monitoring.sources import postgres_source
 from drift_assets.monitoring.windows import Window
 from drift_assets.stats import DriftInputError
+from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.performance_estimation import (
     METRICS,
     PerformanceEstimate,
@@ -94,11 +96,13 @@ def reference_label_counts(data_root: Root, monitor: MonitorConfig) -> tuple[dic
     champion's, as ``reference_data`` reads it): the base of ``target_prevalence_unchanged``. Read once
     a window's labels are in, one column streamed. None and why when the reference cannot say."""
     from drift_assets.monitoring.registry import reference_location
+    from drift_assets.monitoring.sources import reference_table
 
     assert monitor.labels is not None
     column = monitor.labels.column
     try:
-        source = data_root.table(reference_location(monitor, data_root))
+        # Parquet, or the configured PostgreSQL table/query, as reference_data reads it.
+        source = reference_table(monitor, data_root, reference_location(monitor, data_root))
         if column not in source.schema().names:
             return None, f"{source.display}: no label column {column!r} in the reference"
         rows = positives = 0
@@ -119,8 +123,8 @@ def labels_since(
     """Labels that arrived on/after the window start (none can arrive before the transaction).
     A label file with no rows is a day without labels, not an error."""
     wanted = pa.chunked_array(ids).combine_chunks()
-    parts = []
-    for name in data_root.list_dir(location):
+    parts = [] if labels.source is None else _labels_from_database(labels, since, wanted)
+    for name in data_root.list_dir(location) if labels.source is None else []:
         if name.startswith("arrived=") and name[len("arrived=") :] >= since.date().isoformat():
             batches = list(data_root.table(f"{location}/{name}").batches([labels.id_column, labels.column]))
             if not any(b.num_rows for b in batches):
@@ -132,6 +136,28 @@ def labels_since(
     # A transaction relabelled later (chargeback after review) counts as positive if ever positive.
     agg = pa.concat_tables(parts).group_by(labels.id_column).aggregate([(labels.column, "max")])
     return pa.table({labels.id_column: agg.column(labels.id_column), labels.column: agg.column(f"{labels.column}_max")})
+
+
+def _labels_from_database(labels: LabelsConfig, since: dt.datetime, wanted: pa.Array) -> list[pa.Table]:
+    """Labels of the window's ids that arrived on/after ``since`` (``arrived_column`` >= $1), read
+    from the PostgreSQL table or query ``target.labels`` names, streamed and filtered batch by batch."""
+    assert labels.source is not None
+    source = postgres_source(labels.source, labels.arrived_column)
+    if labels.arrived_column not in source.schema().names:
+        raise SchemaError(
+            f"{source.display}: labels column {labels.arrived_column!r} (target.arrived_column) is missing"
+        )
+    far = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+    parts = []
+    for batch in source.batches([labels.id_column, labels.column], since, far):
+        table = pa.Table.from_batches([batch])
+        if labels.id_column not in table.column_names or labels.column not in table.column_names:
+            missing = labels.column if labels.id_column in table.column_names else labels.id_column
+            raise SchemaError(f"{source.display}: labels column {missing!r} is missing")
+        ids = pc.cast(table.column(labels.id_column), wanted.type)
+        table = table.set_column(0, labels.id_column, ids)
+        parts.append(table.filter(pc.is_in(ids, value_set=wanted)))
+    return parts
 
 
 # ------------------------------------------------------------------------------------------------

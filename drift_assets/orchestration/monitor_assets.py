@@ -46,6 +46,7 @@ from drift_assets.monitoring.performance import (
     realized_performance,
     reconcile,
 )
+from drift_assets.monitoring.profile_cache import fit_profile_cached
 from drift_assets.monitoring.registry import (
     RegistryError,
     reference_location,
@@ -53,23 +54,23 @@ from drift_assets.monitoring.registry import (
 )
 from drift_assets.monitoring.results import record_drift, record_performance
 from drift_assets.monitoring.results_store import ResultsStore
+from drift_assets.monitoring.sources import log_display, preflight_log, reference_table, stream_log
 from drift_assets.monitoring.windows import (
     WindowScan,
     expected_log_types,
     parse_partition_key,
-    preflight,
-    stream_window,
 )
 from drift_assets.orchestration import checks as chk
 from drift_assets.orchestration.io_managers import BatchStream, StoredTable
 from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
 from drift_assets.orchestration.resources import ComputeResource, StorageResource
-from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, fit_profile
+from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check
 from drift_assets.stats.checks import estimated_auc_check, target_prevalence_check
 from drift_assets.stats.performance_estimation import PerformanceEstimate
 from drift_assets.stats.rules import TARGET_PREVALENCE
 from drift_assets.storage.root import sha256_of_files
+from drift_assets.storage.tables import TableSource
 
 WINDOW_PROBLEMS_KEY = "drift_assets.window_problems"
 
@@ -113,7 +114,7 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
     def reference_data(context: AssetExecutionContext, storage: StorageResource) -> Output:
         data = storage.storage().data
         location = reference_location(monitor, data)
-        source = data.table(location)
+        source = reference_table(monitor, data, location)  # parquet, or the PostgreSQL table/query
         seen: dict[str, pa.Schema] = {}
 
         def batches():
@@ -129,6 +130,11 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
             raise Failure(description=str(exc)) from exc
         if first is None:
             raise Failure(description=f"{source.display}: reference has no rows")
+        fingerprint = (
+            {"content_sha256": sha256_of_files(source.filesystem, source.files())}
+            if isinstance(source, TableSource)
+            else {}
+        )
 
         def describe() -> dict:
             return {"dagster/column_schema": _table_schema(seen["schema"])}
@@ -139,7 +145,7 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
                 "source": MetadataValue.path(source.display),
                 # Whose reference this is: a champion's own (after a promotion) or the configured one.
                 "reference_version": _reference_owner(monitor, data, location),
-                "content_sha256": sha256_of_files(source.filesystem, source.files()),
+                **fingerprint,
             },
         )
 
@@ -169,8 +175,9 @@ def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
         kinds={"json"},
     )
     def reference_profile(context: AssetExecutionContext, reference_data: StoredTable) -> Output:
-        # One column at a time, streamed from the stored reference (bounded memory, same profile).
-        profile = fit_profile(
+        # One column at a time, streamed from the stored reference (bounded memory, same profile);
+        # reused from the profile cache when the stored reference's bytes, roles and bins are unchanged.
+        profile, cached = fit_profile_cached(
             reference_data,
             specs,
             psi_bins=monitor.psi_bins,
@@ -195,6 +202,7 @@ def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
             "fingerprint": profile.fingerprint(),
             "reference_rows": profile.reference_rows,
             "effective_bins": MetadataValue.json(bins),
+            "profile_cache": "hit" if cached.hit else "fitted",
         }
         fitted = joint.get("multivariate") or {}
         if fitted:
@@ -227,20 +235,19 @@ def production_window_asset(monitor: MonitorConfig) -> AssetsDefinition:
         root = storage.storage().data
         scan = WindowScan()
         try:
-            files, rows = preflight(root, monitor.log, window, monitor.timestamp_column)
+            files, rows = preflight_log(root, monitor, window)
         except DriftInputError as exc:
             raise Failure(description=f"{monitor.name} window {window.key}: {exc}") from exc
         if rows == 0:
             raise Failure(
-                description=f"{monitor.name} window {window.key}: no rows in {root.uri_of(monitor.log)} "
+                description=f"{monitor.name} window {window.key}: no rows in {log_display(root, monitor)} "
                 f"between {window.start.isoformat()} and {window.end.isoformat()} "
                 f"({len(files)} file(s) read); an empty window has no drift value"
             )
-        batches = stream_window(
+        batches = stream_log(
             root,
-            monitor.log,
+            monitor,
             window,
-            timestamp_column=monitor.timestamp_column,
             types=expected_log_types(monitor),
             derived=monitor.derived,
             scan=scan,

@@ -192,6 +192,12 @@ class TableSource:
         field_ = self.schema().field(name)
         return pa.chunked_array([b.column(0) for b in self.batches([name])], type=field_.type)
 
+    def column_chunks(self, name: str) -> Iterator[pa.Array]:
+        """One column batch by batch (parquet: row group by row group, ``pre_buffer=False``): what a
+        reference above the in-memory threshold is fitted from, in a few passes."""
+        for batch in self.batches([name]):
+            yield batch.column(0)
+
     def column_reader(self) -> Callable[[str], pa.ChunkedArray]:
         return self.column
 
@@ -411,7 +417,10 @@ def iter_file_batches(
             parquet = pq.ParquetFile(handle, pre_buffer=False)
             present = parquet.schema_arrow.names
             wanted = [c for c in columns if c in present] if columns is not None else None
-            yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
+            # One row group at a time: pyarrow's iter_batches over a whole file can keep the
+            # buffers of every row group it has read until the end (memory growing with the file).
+            for group in range(parquet.num_row_groups):
+                yield from parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], columns=wanted)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise TableReadError(f"{shown}: cannot read ({type(exc).__name__}: {_one_line(exc)})") from exc
 
