@@ -68,8 +68,9 @@ from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
 from drift_assets.orchestration.resources import ComputeResource, StorageResource
 from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check
-from drift_assets.stats.checks import estimated_auc_check
+from drift_assets.stats.checks import estimated_auc_check, target_prevalence_check
 from drift_assets.stats.performance_estimation import PerformanceEstimate, PerformanceEstimator
+from drift_assets.stats.rules import TARGET_PREVALENCE
 from drift_assets.storage.root import sha256_of_files
 from drift_assets.storage.tables import TableSource
 
@@ -398,6 +399,7 @@ def _evaluate_drift_report(
         window_rows=production_window.num_rows(),
         reference_batches=lambda: reference_data.batches(profile.column_names()),
         estimator=estimator,
+        reports=st.reports,
     )
     html_uri = None
     if _wants_html(monitor, evaluation):
@@ -622,6 +624,19 @@ def _performance_outcomes(
     outcomes = []
     if perf["status"] == "ok" and champion_auc is not None:
         outcomes.append(auc_check(perf["auc"], champion_auc, monitor.rules, monitor.checks))
+    if perf["status"] == "ok" and perf.get("reference_labels") and monitor.labels is not None:
+        ref = perf["reference_labels"]
+        outcomes.append(
+            target_prevalence_check(
+                monitor.labels.column,
+                perf["positives"],
+                perf["labelled_rows"],
+                ref["positives"],
+                ref["rows"],
+                monitor.rules,
+                monitor.checks,
+            )
+        )
     if estimate is not None and champion_auc is not None:
         outcomes.append(estimated_auc_check(estimate, champion_auc, monitor.rules, monitor.checks))
     return outcomes
@@ -652,7 +667,10 @@ def _evaluate_performance(
     record = record_performance(st.reports, monitor, window, reconcile(perf, estimate, problem))
     reasons = {chk.ESTIMATED_AUC_VS_CHAMPION: problem or "no champion AUC to compare with"}
     if perf["status"] != "ok":
-        reasons[chk.AUC_VS_CHAMPION] = f"labels pending: {perf['labelled_rows']} of {perf['rows']} rows labelled"
+        pending = f"labels pending: {perf['labelled_rows']} of {perf['rows']} rows labelled"
+        reasons[chk.AUC_VS_CHAMPION] = reasons[TARGET_PREVALENCE] = pending
+    elif not perf.get("reference_labels"):
+        reasons[TARGET_PREVALENCE] = perf.get("reference_labels_problem") or "no labels in the reference"
     metadata = _performance_metadata(record)
     evaluated = {o.name for o in outcomes}
     for rule in monitor.check_rules("model_performance"):
