@@ -185,6 +185,13 @@ def test_a_drifted_week_in_postgres_retrains_like_the_parquet_files_and_no_secre
         (tmp / "retraining" / "fraud" / runs["fraud"].run_id / "prepared" / "summary.json").read_text()
     )
     assert summary["holdout"] == files_summary["holdout"]
+    # The same production rows before the cutoff; the export read none after it (the files had some).
+    produced, produced_files = summary["production"], files_summary["production"]
+    for key in ("rows_before_cutoff", "labelled_rows", "unlabelled_rows", "positives", "timestamp_range"):
+        assert produced[key] == produced_files[key], key
+    assert produced["files"] == 1 and produced["rows_at_or_after_cutoff_ignored"] == 0
+    assert produced_files["rows_at_or_after_cutoff_ignored"] > 0
+    assert summary["reference"]["rows"] == files_summary["reference"]["rows"]
     # Nothing on disk holds the password: instance, work dirs (params.yaml, dvc.lock), registry, reports.
     assert any(home.rglob("*.db"))
     for root in (home, tmp / "retraining", tmp / "data", tmp / "reports", tmp / "assets"):
@@ -255,7 +262,9 @@ def test_a_stream_that_breaks_after_its_first_batch_fails_that_week_alone(projec
     assert next(stream).num_rows > 0
     with pytest.raises(SqlSourceError, match="statement timed out"):
         list(stream)
-    dying = dataclasses.replace(monitor, log_source=SourceSpec("postgres", dsn_env=ENV, table="fraud_log_dying"))
+    dying = dataclasses.replace(
+        monitor, log_source=SourceSpec("postgres", dsn_env=ENV, table="fraud_log_dying", batch_rows=200)
+    )
     stream = stream_log(data, dying, window, types=expected_log_types(monitor))
     assert next(stream).num_rows > 0
     with pytest.raises(SqlSourceError) as lost:
