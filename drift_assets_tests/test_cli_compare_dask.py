@@ -10,12 +10,16 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 from cluster_servers import start_dask_cluster
 from servers import free_port
 from test_cli_compare import ROLE_ARGS, table
+
+from drift_assets.simulate.calibrated_scores import FRAUD_2_PERCENT
 
 pytestmark = pytest.mark.slow  # a Dask cluster and CLI subprocesses, ~20 s
 
@@ -82,6 +86,22 @@ def test_counts_on_the_cluster_give_the_in_process_result(files, cluster, curren
     expected, actual = json.loads(here.stdout), json.loads(there.stdout)
     assert expected["current_rows"] == (5_000 if current == "same.parquet" else 12_000)
     _assert_same_result(actual, expected)
+
+
+def test_the_performance_estimate_on_the_cluster_is_the_in_process_one_exactly(tmp_path, cluster):
+    """--prediction/--target: the score counts ride with the drift counts in every row-group task."""
+    rng = np.random.default_rng(7)
+    for name, rows, row_group in (("ref", 20_000, None), ("cur", 12_000, 1_000)):
+        scores, target = FRAUD_2_PERCENT.sample(rng, rows, np.zeros(3), np.full(3, 0.7) if name == "cur" else None)
+        labelled = pa.table({"x": rng.normal(size=rows), "s": scores, "y": target})
+        pq.write_table(labelled, tmp_path / f"{name}.parquet", row_group_size=row_group)
+    args = [tmp_path / "ref.parquet", tmp_path / "cur.parquet", "--numerical", "x", "--prediction", "s"]
+    args += ["--target", "y", "--json", "-"]
+    here, there = run(*args), run(*args, "--dask", cluster.address)
+    assert here.returncode == there.returncode and here.returncode in (0, 1), there.stderr
+    expected, actual = json.loads(here.stdout)["performance"], json.loads(there.stdout)["performance"]
+    assert expected["estimated"]["rows"] == 12_000 and expected["realized"]["labelled_rows"] == 12_000
+    assert actual == expected
 
 
 def test_relative_paths_are_resolved_before_the_workers_open_them(files, cluster):

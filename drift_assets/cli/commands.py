@@ -116,13 +116,20 @@ def _demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rows-per-week", type=int, default=20_000)
     p.add_argument("--fresh", action="store_true", help="re-simulate data and forget earlier results")
     p.add_argument("--no-html", action="store_true", help="skip the Evidently HTML reports (faster)")
+    p.add_argument(
+        "--story",
+        default="card_testing",
+        choices=["card_testing", "covariate_harmful", "covariate_benign", "concept"],
+        help="what the fraud drift does (default card_testing; covariate_harmful: the estimated AUC drops "
+        "before any label arrives); data simulated with another story are re-simulated",
+    )
     p.set_defaults(handler=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from drift_assets.cli.demo import run_demo as demo
 
-    return demo(rows_per_week=args.rows_per_week, fresh=args.fresh, html=not args.no_html)
+    return demo(rows_per_week=args.rows_per_week, fresh=args.fresh, html=not args.no_html, story=args.story)
 
 
 def _results_store(reports_root: str | None):

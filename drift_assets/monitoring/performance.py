@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drift_assets.monitoring.config import LabelsConfig, MonitorConfig
+from drift_assets.monitoring.evaluation import counts_path
 from drift_assets.monitoring.sources import postgres_source
 from drift_assets.monitoring.windows import Window
 from drift_assets.stats import DriftInputError
@@ -19,10 +20,12 @@ from drift_assets.stats.performance_estimation import (
     METRICS,
     PerformanceEstimate,
     PerformanceEstimator,
+    ScoreCounts,
     count_window,
     estimate_performance,
     fit_performance_estimator,
 )
+from drift_assets.stats.summary import PERFORMANCE_NOT_COUNTED, WindowSummary
 from drift_assets.storage.root import Root
 from drift_assets.storage.tables import TableSource
 
@@ -153,18 +156,57 @@ def fit_estimator_record(monitor: MonitorConfig, reference: pa.Table) -> dict:
     return estimator.to_dict()
 
 
+def estimator_of(estimator_record: dict | None) -> PerformanceEstimator | None:
+    """The fitted estimator from its asset's JSON; None when there is none or it could not be fitted."""
+    if estimator_record is None or "error" in estimator_record:
+        return None
+    return PerformanceEstimator.from_dict(estimator_record)
+
+
+def stored_summary(counts_store: Root, monitor: MonitorConfig, key: str) -> WindowSummary | None:
+    """The window's counts as its drift pass stored them (``evaluation.store_counts``), if any."""
+    path = counts_path(monitor, key)
+    if not counts_store.exists(path):
+        return None
+    return WindowSummary.from_dict(counts_store.read_json(path)["summary"])
+
+
 def estimate_window(
-    monitor: MonitorConfig, estimator_record: dict, production_window: TableSource
+    monitor: MonitorConfig,
+    estimator_record: dict,
+    production_window: TableSource,
+    summary: WindowSummary | None = None,
 ) -> tuple[PerformanceEstimate | None, str | None]:
-    """The window's estimated metrics with their bands, streamed from its scores alone; or why not."""
+    """The window's estimated metrics with their bands, or why not.
+
+    From the score counts of the drift pass (``summary``, counted with this estimator) when they are
+    there: the window is not read again. Otherwise (a window counted before the estimator was
+    refitted, or by an older version) its scores are streamed here."""
     if "error" in estimator_record:
         return None, f"no performance estimator: {estimator_record['error']}"
     estimator = PerformanceEstimator.from_dict(estimator_record)
     try:
-        counts = count_window(estimator, production_window.batches([estimator.score_column]), production_window.display)
+        counts = _counts_of_the_pass(estimator, summary)
+        if isinstance(counts, str):
+            return None, counts
+        if counts is None:
+            batches = production_window.batches([estimator.score_column])
+            counts = count_window(estimator, batches, production_window.display)
         return estimate_performance(estimator, counts), None
     except DriftInputError as exc:
         return None, str(exc)
+
+
+def _counts_of_the_pass(estimator: PerformanceEstimator, summary: WindowSummary | None) -> ScoreCounts | str | None:
+    """The drift pass's score counts, its one-line problem (bad scores: named there), or None (not
+    counted with this estimator: read the window)."""
+    if summary is None:
+        return None
+    if summary.performance is not None and summary.performance.estimator_fingerprint == estimator.fingerprint:
+        return summary.performance
+    if summary.performance_problem is not None and summary.performance_problem != PERFORMANCE_NOT_COUNTED:
+        return summary.performance_problem
+    return None
 
 
 def threshold_metrics_of(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | None]:

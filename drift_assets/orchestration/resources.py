@@ -135,8 +135,9 @@ class ComputeResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.validate()
 
-    def window_summary(self, monitor, profile, window, data) -> WindowSummary:
-        """The window's counts from the cluster (``kind='dask'`` only)."""
+    def window_summary(self, monitor, profile, window, data, estimator=None) -> WindowSummary:
+        """The window's counts from the cluster (``kind='dask'`` only); with ``estimator``, the
+        score counts for the performance estimate from the same tasks."""
         from drift_assets.monitoring.dask_compute import WindowRead, summarize_window_on_dask, window_locations
 
         if monitor.log_source is not None and monitor.log_source.kind == "postgres":
@@ -147,7 +148,8 @@ class ComputeResource(ConfigurableResource):
                 " PostgreSQL source (use the in_process compute)"
             )
         files = window_locations(data, monitor.log, window)
-        return summarize_window_on_dask(self.dask_address, profile, files, WindowRead.for_monitor(monitor, window))
+        read = WindowRead.for_monitor(monitor, window)
+        return summarize_window_on_dask(self.dask_address, profile, files, read, estimator=estimator)
 
 
 class DvcResource(ConfigurableResource):
