@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 
 import pyarrow as pa
 from dagster import (
@@ -246,13 +247,16 @@ def production_window_asset(monitor: MonitorConfig) -> AssetsDefinition:
                 f"between {window.start.isoformat()} and {window.end.isoformat()} "
                 f"({len(files)} file(s) read); an empty window has no drift value"
             )
-        batches = stream_log(
-            root,
-            monitor,
-            window,
-            types=expected_log_types(monitor),
-            derived=monitor.derived,
-            scan=scan,
+        batches = _failing_as_window(
+            stream_log(
+                root,
+                monitor,
+                window,
+                types=expected_log_types(monitor),
+                derived=monitor.derived,
+                scan=scan,
+            ),
+            f"{monitor.name} window {window.key}",
         )
 
         def describe() -> dict:
@@ -272,6 +276,15 @@ def production_window_asset(monitor: MonitorConfig) -> AssetsDefinition:
         return Output(BatchStream(batches, describe=describe, footer=footer))
 
     return production_window
+
+
+def _failing_as_window(batches: Iterator[pa.RecordBatch], where: str) -> Iterator[pa.RecordBatch]:
+    """The stream is consumed by the IO manager, after the asset returned: a read that breaks after
+    the first batch (a statement timeout, the server gone) still fails the window with one line."""
+    try:
+        yield from batches
+    except DriftInputError as exc:
+        raise Failure(description=f"{where}: {exc}") from exc
 
 
 def _wants_html(monitor: MonitorConfig, evaluation) -> bool:
