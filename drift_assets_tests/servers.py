@@ -639,7 +639,17 @@ def estimated_performance_fields(realized_auc: float, estimated_auc: float = 0.9
 
 def write_drifted_store(store) -> None:
     """A store with a drifted fraud week, an hourly LLM window, AUCs and retraining attempts."""
-    store.write_json(store.drift_path("fraud", "2026-09-28"), fraud_drift_doc("2026-09-28"))
+    drifted = fraud_drift_doc("2026-09-28")
+    # Issue 14 sections, so the dashboard's multivariate and segment panels have data.
+    drifted["multivariate"] = {
+        "reconstruction_error": 1.734,
+        "threshold": 1.125,
+        "domain_classifier_auc": 0.912,
+        "drifted": True,
+        "explained_by": ["txn_amount"],
+    }
+    drifted["segments"] = {"segments": {"channel=web": {"rows": 690, "columns": {"txn_amount": {"psi": 0.41}}}}}
+    store.write_json(store.drift_path("fraud", "2026-09-28"), drifted)
     store.write_json(
         store.performance_path("fraud", "2026-09-21"), performance_doc("fraud", "2026-09-21", "v0001", 0.902)
     )

@@ -140,3 +140,22 @@ def test_multivariate_sentence_comes_first_and_names_the_features():
     assert line.startswith("joint distribution changed")
     assert all(name in line for name in PAIR) and "correlation of normal_" in line
     assert explanation.text == f"- {line}"
+
+
+def test_a_column_constant_in_the_reference_is_explained_not_crashed():
+    """Every reference value tied: one point-mass bin (found through the retraining sensor's fraud weeks)."""
+    from drift_assets.stats import ColumnSpec
+
+    specs = [ColumnSpec("flat", "numerical"), ColumnSpec("other", "numerical")]
+    rng = np.random.default_rng(5)
+    reference = pa.table({"flat": np.zeros(2_000), "other": rng.normal(size=2_000)})
+    window = pa.table({"flat": np.r_[np.zeros(1_000), np.ones(1_000)], "other": rng.normal(size=2_000)})
+    profile = fit_profile(reference, specs)
+    summary = summarize(profile, [window])
+    from drift_assets.stats.explain import column_change
+
+    assert profile.columns["flat"].binning.point_masses == (0.0,)
+    change = column_change(profile.columns["flat"], summary.columns["flat"])
+    assert change is not None and change.text.startswith("flat: ")
+    assert "50% outside the reference range" in change.text
+    explain_window(profile, summary, compare(profile, summary))  # and the whole window explains

@@ -255,6 +255,9 @@ def test_dashboard_structure():
         "ml_check_failed",
         "ml_share_drifted_features",
         "ml_results_store_up",
+        "ml_multivariate_reconstruction_error",
+        "ml_multivariate_domain_auc",
+        "ml_segment_feature_psi",
     ):
         assert metric in exprs, metric
 

@@ -22,6 +22,12 @@ The exporter does not pass silence off as health:
 ``missing``, ``empty``, ``not_a_directory``, ``unreadable`` (listing failed, e.g. S3 down),
 ``corrupt_files`` (some files skipped) and ``corrupt_latest``.
 
+Segment label cardinality: only segments evaluated in the latest window are exported (at least
+``min_segment_rows`` rows), and at most 20 values per segment column are ever kept
+(``stats.segments.DEFAULT_MAX_SEGMENTS``, the most frequent in the reference), so a monitor with
+``s`` segment columns and ``f`` features exports at most ``20 s`` segment values and ``20 s f``
+``ml_segment_feature_psi`` series.
+
 Cost: every scrape reads every document (latest window = greatest ``window_end``, which only the
 contents tell). A year of hourly windows (8,760 files) takes ~0.7 s per scrape on a local disk;
 on S3 that is two requests per file, so archive old windows or raise ``scrape_timeout``.
@@ -55,6 +61,13 @@ ml_model_champion_auc                      model                           the c
 ml_retraining_runs_total                   model                           retraining attempts (counter)
 ml_model_promotions_total                  model                           promoted retrainings (counter)
 ml_llm_<key>                               model                           each numeric ``extra`` entry (LLM monitor)
+ml_multivariate_reconstruction_error       model                           mean PCA reconstruction error, latest window
+ml_multivariate_reconstruction_threshold   model                           its threshold from the reference
+ml_multivariate_domain_auc                 model                           domain classifier's cross-validated AUC
+ml_segment_feature_psi                     model, segment, feature_name    PSI of each feature within each segment
+ml_segment_rows                            model, segment                  rows of each evaluated segment
+ml_check_explanation_info                  model, check, severity,         1 per failed check with a "what changed"
+                                           what_changed                    text (<= 300 chars; alert annotations)
 ml_results_store_up                        (none)                          1 if the whole store was read without error
 ml_results_store_problem                   reason                          1 per reason while up is 0 (see above)
 ml_results_store_errors                    model                           files of the monitor unreadable this scrape
@@ -128,6 +141,27 @@ _GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ml_last_evaluation_timestamp_seconds": (
         "When the monitor last evaluated a window (latest drift evaluated_at), Unix seconds.",
         ("model",),
+    ),
+    "ml_multivariate_reconstruction_error": (
+        "Mean PCA reconstruction error of the latest window (no_multivariate_drift).",
+        ("model",),
+    ),
+    "ml_multivariate_reconstruction_threshold": (
+        "Reconstruction error above which the latest window is multivariate drift (from the reference).",
+        ("model",),
+    ),
+    "ml_multivariate_domain_auc": (
+        "Cross-validated AUC of the domain classifier (reference vs latest window; 0.5 = indistinguishable).",
+        ("model",),
+    ),
+    "ml_segment_feature_psi": (
+        "PSI of each feature within each evaluated segment of the latest window (segment = column=value).",
+        ("model", "segment", "feature_name"),
+    ),
+    "ml_segment_rows": ("Rows of each evaluated segment in the latest window.", ("model", "segment")),
+    "ml_check_explanation_info": (
+        "What changed, for each failed check of the latest window (label what_changed; value always 1).",
+        ("model", "check", "severity", "what_changed"),
     ),
     "ml_model_auc": (
         "AUC on labelled production rows of the latest window with labels, per model version.",
@@ -361,6 +395,7 @@ class DriftResultsCollector:
             raise ValueError(f"{where}: 'columns' should be an object")
         gauges = _column_gauges(model, where, columns) + _check_gauges(model, where, doc)
         gauges += _window_gauges(model, where, doc, columns, results)
+        gauges += _joint_gauges(model, where, doc) + _explanation_gauges(model, where, doc)
         llm = _extra_gauges(where, doc)
         for name, labels, value in gauges:
             families.gauge(name, labels, value)
@@ -585,3 +620,51 @@ def _extra_gauges(where: str, doc: Mapping) -> list[tuple[str, float]]:
             if number is not None:
                 llm.append((llm_metric_name(key), number))
     return llm
+
+
+def _joint_gauges(model: str, where: str, doc: Mapping) -> Gauges:
+    """Multivariate scores and per-segment PSI (``multivariate`` / ``segments`` sections, issue 14)."""
+    gauges: Gauges = []
+    mv = doc.get("multivariate") or {}
+    if not isinstance(mv, Mapping):
+        raise ValueError(f"{where}: 'multivariate' should be an object")
+    for key, metric in (
+        ("reconstruction_error", "ml_multivariate_reconstruction_error"),
+        ("threshold", "ml_multivariate_reconstruction_threshold"),
+        ("domain_classifier_auc", "ml_multivariate_domain_auc"),
+    ):
+        gauges.append((metric, [model], _number(mv.get(key), f"{where}: multivariate.{key}")))
+    segments = (doc.get("segments") or {}).get("segments") or {}
+    if not isinstance(segments, Mapping):
+        raise ValueError(f"{where}: 'segments.segments' should be an object")
+    for segment, body in sorted(segments.items()):
+        if not isinstance(body, Mapping):
+            raise ValueError(f"{where}: segments.segments.{segment} should be an object")
+        gauges.append(("ml_segment_rows", [model, segment], _number(body.get("rows"), f"{where}: segments.{segment}")))
+        for feature, col in sorted((body.get("columns") or {}).items()):
+            psi = _number((col or {}).get("psi"), f"{where}: segments.{segment}.columns.{feature}.psi")
+            gauges.append(("ml_segment_feature_psi", [model, segment, feature], psi))
+    return gauges
+
+
+EXPLANATION_LABEL_MAX = 300
+
+
+def _explanation_gauges(model: str, where: str, doc: Mapping) -> Gauges:
+    """One info series per failed check that has an explanation: at most one per check (cardinality
+    = the monitor's checks), replaced when the next window is evaluated."""
+    by_check = (doc.get("explanation") or {}).get("by_check") or {}
+    if not isinstance(by_check, Mapping):
+        raise ValueError(f"{where}: 'explanation.by_check' should be an object")
+    severity = {
+        str(c.get("name")): str(c.get("severity", "WARN")) for c in doc.get("checks") or [] if not c.get("passed", True)
+    }
+    gauges: Gauges = []
+    for check, text in sorted(by_check.items()):
+        if check not in severity:
+            continue
+        label = " ".join(str(text).split())
+        if len(label) > EXPLANATION_LABEL_MAX:
+            label = label[: EXPLANATION_LABEL_MAX - 1] + "…"
+        gauges.append(("ml_check_explanation_info", [model, check, severity[check], label], 1.0))
+    return gauges

@@ -95,6 +95,7 @@ def slack_message_for_check_failure(
     threshold: float,
     columns: Iterable[str] | str | None,
     dagster_url: str | None = None,
+    what_changed: str | None = None,
 ) -> dict:
     """A Slack (incoming webhook) message about one failed check: ``{"text": ..., "blocks": [...]}``.
 
@@ -114,6 +115,8 @@ def slack_message_for_check_failure(
         f"(value {value_text}, threshold {threshold_text})" + (f" on {cols_text}" if cols else "")
     )
     text = f"{emoji} {text}"
+    if what_changed:
+        text += f". What changed: {_escape(what_changed)}"
     if dagster_url:
         text += f" - {dagster_url}"
 
@@ -137,6 +140,11 @@ def slack_message_for_check_failure(
         if more:
             col_md += f" and {more} more"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": col_md[:_SECTION_MAX]}})
+    if what_changed:
+        # One line per ranked change (``monitoring.explanations.LINE_SEPARATOR`` between them).
+        lines = "\n".join(f"• {_escape(line.strip())}" for line in str(what_changed).split(" | ") if line.strip())
+        section = f"*What changed*\n{lines}"[:_SECTION_MAX]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": section}})
     if dagster_url:
         blocks.append(
             {

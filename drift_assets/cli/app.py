@@ -14,16 +14,22 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from drift_assets.monitoring.joint import combined_multivariate_outcome, multivariate_section
 from drift_assets.stats import (
+    CheckOutcome,
     ColumnSpec,
     DecisionRules,
     DriftInputError,
     DriftResult,
+    ProfileError,
     compare,
     fit_profile,
     infer_column_specs,
     summarize,
 )
+from drift_assets.stats import domain_classifier as dc
+from drift_assets.stats import multivariate as mv
+from drift_assets.stats import segments as sg
 from drift_assets.stats.validation import DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
 from drift_assets.storage.tables import TableSource
 
@@ -174,30 +180,44 @@ def run_compare(args: argparse.Namespace) -> int:
         reference_rows, DEFAULT_MIN_REFERENCE_ROWS if min_rows is None else min_rows, reference.display
     )
     profile = fit_profile(reference, specs, psi_bins=args.bins, table_name=reference.display)
+    segments = _split(args.segments)
+    joint = JointCompare(args, specs, reference, current, segments)
+    if joint.wants_reference_rows:
+        joint.fit(reference.read(names + joint.extra_columns), profile)
     if args.dask:
         window = summarize_on_dask(args.dask, profile, current, {n: current_schema.field(n).type for n in names})
     else:
-        window = summarize(profile, current.batches(names), table_name=current.display)
+        window = summarize(
+            profile, joint.observe(current.batches(names + joint.extra_columns)), table_name=current.display
+        )
     if window.problems:
         raise DriftInputError("; ".join(window.problems.values()))
     result = compare(profile, window, rules, top_features=top, table_name=current.display)
     performance = None
     if args.prediction and args.target:
         performance = compare_performance(reference, current, args.prediction, args.target, args.threshold, rules)
+    extra_checks, sections = joint.finish(rules, lambda: reference.batches(names))
     if args.html:
-        from drift_assets.monitoring.reports import (
-            sample_source,
-            write_evidently_report,
-        )
+        _write_html(args.html, reference, current, names, specs)
+    return _report(args, result, performance, extra_checks, sections)
 
-        try:
-            write_evidently_report(
-                sample_source(reference, names), sample_source(current, names, seed=1), specs, args.html
-            )
-        except OSError as exc:
-            raise DriftInputError(f"--html {args.html}: cannot write: {exc.strerror or exc}") from exc
+
+def _write_html(path: str, reference: TableSource, current: TableSource, names: list[str], specs) -> None:
+    from drift_assets.monitoring.reports import (
+        sample_source,
+        write_evidently_report,
+    )
+
+    try:
+        write_evidently_report(sample_source(reference, names), sample_source(current, names, seed=1), specs, path)
+    except OSError as exc:
+        raise DriftInputError(f"--html {path}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _report(args, result: DriftResult, performance: dict | None, extra_checks: list, sections: dict) -> int:
+    """JSON and/or the table printout; the exit code (1 when an ERROR check failed)."""
     if args.json:
-        doc = result.to_dict()
+        doc = _with_joint(result.to_dict(), extra_checks, sections)
         if performance is not None:
             doc["performance"] = performance
         text = finite_json(doc)
@@ -207,12 +227,14 @@ def run_compare(args: argparse.Namespace) -> int:
             _write_text("--json", args.json, text + "\n")
     if not args.json or args.json != "-":
         print(format_result(result))
+        print(format_joint(extra_checks, sections))
         if performance is not None:
             print(format_performance(performance))
         if args.html:
             print(f"Evidently report: {args.html}")
     performance_failed = performance is not None and not (performance.get("check") or {}).get("passed", True)
-    return EXIT_ERROR_CHECK_FAILED if result.failed_checks("ERROR") or performance_failed else EXIT_OK
+    failed_error = result.failed_checks("ERROR") or [c for c in extra_checks if not c.passed and c.severity == "ERROR"]
+    return EXIT_ERROR_CHECK_FAILED if failed_error or performance_failed else EXIT_OK
 
 
 def compare_performance(
@@ -287,6 +309,133 @@ def summarize_on_dask(address: str, profile, current: TableSource, types: dict[s
         return summarize_window_on_dask(address, profile, locations, WindowRead.for_table(types, current.display))
     except ConnectionError as exc:
         raise DriftInputError(f"--dask {address}: {exc}") from exc
+
+
+class JointCompare:
+    """``compare``'s multivariate and segment checks, fed from the same pass over CURRENT."""
+
+    def __init__(self, args, specs: list[ColumnSpec], reference: TableSource, current: TableSource, segments):
+        self.specs, self.current, self.segments = specs, current, segments
+        features = [s.name for s in specs if s.role == "feature"]
+        self.multivariate = not args.no_multivariate
+        self.skip = mv.skip_reason(specs) if self.multivariate else "multivariate check disabled (--no-multivariate)"
+        if args.dask:
+            # The cluster returns counts, not rows: the PCA counts and segment splits are not (yet)
+            # computed there, so say so rather than pass.
+            if segments:
+                raise DriftInputError("--segments cannot be combined with --dask (segments are counted in process)")
+            if self.skip is None:
+                self.skip = "multivariate check skipped: --dask counts CURRENT on the cluster"
+        self.classifier = args.domain_classifier and self.skip is None
+        for where, schema in ((reference.display, reference.schema()), (current.display, current.schema())):
+            missing = [c for c in segments if c not in schema.names]
+            if missing:
+                raise DriftInputError(f"{where}: segment column(s) {', '.join(map(repr, missing))} not in the table")
+        self.extra_columns = [c for c in segments if c not in [s.name for s in specs]]
+        self.model: mv.ReconstructionModel | None = None
+        self.segment_profiles: sg.SegmentProfiles | None = None
+        self.counts: mv.ReconstructionCounts | None = None
+        self.segmented = sg.SegmentedSummary()
+        self.sample = dc.StreamingSample(features, dc.DEFAULT_MAX_ROWS, seed=1) if self.classifier else None
+        self.rate = mv.sample_rate_for(current.num_rows())
+        self._rng = np.random.default_rng(0)
+
+    @property
+    def wants_reference_rows(self) -> bool:
+        """The PCA model and segment profiles are fitted on the reference's rows (read once)."""
+        return self.skip is None or bool(self.segments)
+
+    def fit(self, reference: pa.Table, profile) -> None:
+        self.profile = profile
+        if self.skip is None:
+            try:
+                self.model = mv.fit_reconstruction(reference, self.specs)
+            except ProfileError as exc:  # e.g. a reference too small for the model: skipped, with why
+                self.skip = f"multivariate check skipped: {exc}"
+                return self.fit_segments(reference, profile)
+            self.counts = mv.ReconstructionCounts.empty(self.model)
+        self.fit_segments(reference, profile)
+
+    def fit_segments(self, reference: pa.Table, profile) -> None:
+        if self.segments:
+            self.segment_profiles = sg.fit_segment_profiles(profile, reference, self.segments)
+
+    def observe(self, batches):
+        name = self.current.display
+        for batch in batches:
+            if self.model is not None and self.counts is not None:
+                self.counts = self.counts + mv.count_batch(
+                    self.model, batch, sample_rate=self.rate, rng=self._rng, table_name=name
+                )
+            if self.sample is not None:
+                self.sample.add(batch)
+            if self.segment_profiles is not None:
+                values = self.segment_profiles.values_by_column
+                self.segmented = self.segmented + sg.summarize_segments_batch(self.profile, batch, values, name)
+            yield batch
+
+    def finish(self, rules: DecisionRules, reference_batches) -> tuple[list[CheckOutcome], dict]:
+        checks: list[CheckOutcome] = []
+        recon = clf = None
+        if self.model is not None and self.counts is not None:
+            recon = mv.evaluate_reconstruction(self.model, self.counts)
+            if self.sample is not None:
+                ref = dc.seeded_sample(reference_batches(), self.sample.columns, dc.DEFAULT_MAX_ROWS, seed=0)
+                clf = dc.evaluate_domain_classifier(ref, self.sample.table(), self.specs)
+        outcome = combined_multivariate_outcome(recon, clf)
+        skipped = self.skip or (recon.skipped if recon else None)
+        section = multivariate_section(recon, clf, skipped)
+        sections: dict = {"multivariate": {k: section[k] for k in MULTIVARIATE_KEYS}}
+        if outcome is not None:
+            checks.append(outcome)
+        if self.segment_profiles is not None:
+            seg = sg.evaluate_segments(self.segment_profiles, self.segmented, rules)
+            sections["segments"] = seg.to_dict()["segments"]
+            sections["segments_skipped"] = seg.skipped
+            seg_outcome = sg.segment_check(seg)
+            if seg_outcome is not None:
+                checks.append(seg_outcome)
+        return checks, sections
+
+
+MULTIVARIATE_KEYS = ("reconstruction_error", "threshold", "domain_classifier_auc", "drifted", "explained_by", "skipped")
+
+
+def _with_joint(doc: dict, checks: list[CheckOutcome], sections: dict) -> dict:
+    """The core's JSON plus ``multivariate`` / ``segments`` and their checks in ``checks``."""
+    doc["checks"] += [c.to_dict() for c in checks]
+    failed = [c for c in checks if not c.passed]
+    summary = doc["summary"]
+    summary["all_passed"] = summary["all_passed"] and not failed
+    summary["drift_detected"] = summary["drift_detected"] or any(c.severity == "ERROR" for c in failed)
+    summary["failed_checks"] = sorted(set(summary["failed_checks"]) | {c.name for c in failed})
+    return {**doc, **sections}
+
+
+def format_joint(checks: list[CheckOutcome], sections: dict) -> str:
+    m = sections["multivariate"]
+    if m["skipped"]:
+        lines = [f"multivariate: {m['skipped']}"]
+    else:
+        auc = f", domain classifier AUC {_fmt(m['domain_classifier_auc'])}" if m["domain_classifier_auc"] else ""
+        verdict = "DRIFTED, explained by " + ", ".join(m["explained_by"]) if m["drifted"] else "no drift"
+        lines = [
+            f"multivariate: reconstruction error {_fmt(m['reconstruction_error'])} vs threshold"
+            f" {_fmt(m['threshold'])}{auc}: {verdict}"
+        ]
+    if "segments" in sections:
+        lines.append(f"segments evaluated: {len(sections['segments'])}, skipped: {len(sections['segments_skipped'])}")
+        for key, reason in sections["segments_skipped"].items():
+            lines.append(f"  skipped {key}: {reason}")
+    for chk in checks:
+        if not chk.passed:
+            where = f"[{chk.column}]" if chk.column else ""
+            segment = chk.details.get("segment")
+            where += f" in {segment}" if segment else ""
+            lines.append(
+                f"  {chk.severity:<5} {chk.name}{where}: value {_fmt(chk.value)} vs threshold {_fmt(chk.threshold)}"
+            )
+    return "\n".join(lines)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -394,6 +543,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="count CURRENT on the Dask scheduler at ADDRESS (tcp://host:port), one task per parquet row group",
     )
+    p.add_argument(
+        "--no-multivariate",
+        action="store_true",
+        help="skip the multivariate (PCA reconstruction error) check, on by default with 2+ features",
+    )
+    p.add_argument(
+        "--domain-classifier",
+        action="store_true",
+        help="also fit the sampled domain classifier (<= 50,000 rows of each side; seconds)",
+    )
+    p.add_argument("--segments", help="comma-separated categorical columns whose values are compared as segments")
     p.set_defaults(handler=run_compare)
 
     for register in _extra_commands():

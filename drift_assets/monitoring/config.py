@@ -19,8 +19,10 @@ from drift_assets.monitoring.derived import FUNCTIONS as DERIVED_FUNCTIONS
 from drift_assets.monitoring.timestamps import parse_timestamp
 from drift_assets.stats import ColumnSpec, DecisionRules
 from drift_assets.stats.checks import DEFAULT_CHECKS, CheckRule, CheckTable
+from drift_assets.stats.multivariate import DEFAULT_MAX_EVALUATED_ROWS, MIN_HALF_ROWS
 from drift_assets.stats.profile import DEFAULT_PSI_BINS, DEFAULT_SKETCH_RESOLUTION
 from drift_assets.stats.rules import FEATURE_PSI_ERROR, PREDICTION_NO_DRIFT
+from drift_assets.stats.segments import DEFAULT_MIN_SEGMENT_ROWS
 from drift_assets.stats.validation import DEFAULT_MIN_REFERENCE_ROWS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -111,6 +113,17 @@ class SuddenChangeConfig:
 
 
 @dataclass(frozen=True)
+class MultivariateConfig:
+    """``multivariate:``: the joint-distribution check (on when the monitor has >= 2 features)."""
+
+    enabled: bool = True
+    domain_classifier: bool = False  # also fit the sampled classifier (seconds per window)
+    # Rows of the window evaluated by the reconstruction error (a seeded sample above this), and the
+    # size of each side's sample for the domain classifier.
+    sample_rows: int = DEFAULT_MAX_EVALUATED_ROWS
+
+
+@dataclass(frozen=True)
 class DerivedColumn:
     """A column computed from the log before profiling (e.g. LLM output length, refusal flag)."""
 
@@ -145,6 +158,10 @@ class MonitorConfig:
     min_reference_rows: int = DEFAULT_MIN_REFERENCE_ROWS
     derived: tuple[DerivedColumn, ...] = ()
     sudden_change: SuddenChangeConfig | None = None
+    # Categorical columns whose values are evaluated as segments (``channel=web``).
+    segments: tuple[str, ...] = ()
+    min_segment_rows: int = DEFAULT_MIN_SEGMENT_ROWS
+    multivariate: MultivariateConfig = field(default_factory=MultivariateConfig)
     extra: Mapping[str, Any] = field(default_factory=dict)
     # ``model.threshold``: scores >= this are predicted positive (precision, recall, F1, accuracy).
     decision_threshold: float = 0.5
@@ -167,6 +184,10 @@ class MonitorConfig:
         if self.sudden_change is not None:
             have |= {"sudden_columns"} if self.sudden_change.columns else set()
             have |= {"sudden_rates"} if self.sudden_change.rates else set()
+        if self.multivariate.enabled and len(self.features) >= 2:
+            have.add("multivariate")
+        if self.segments:
+            have.add("segments")
         return have
 
     @property
@@ -415,6 +436,44 @@ def _parse_sudden_change(
     return sudden
 
 
+def _parse_multivariate(r: _Reader, where: str) -> MultivariateConfig:
+    mv = r.sub("multivariate")
+    if mv is None:
+        return MultivariateConfig()
+    sample_rows = mv.number("sample_rows", DEFAULT_MAX_EVALUATED_ROWS)
+    config = MultivariateConfig(
+        enabled=mv.flag("enabled", True),
+        domain_classifier=mv.flag("domain_classifier", False),
+        sample_rows=int(sample_rows),
+    )
+    mv.reject_unknown()
+    if sample_rows != int(sample_rows) or sample_rows < MIN_HALF_ROWS:
+        raise ConfigError(
+            f"{where}.multivariate.sample_rows: expected a whole number >= {MIN_HALF_ROWS}, got {sample_rows:g}"
+        )
+    return config
+
+
+def _parse_segments(
+    r: _Reader, where: str, categorical: tuple[str, ...], model_version_column: str | None
+) -> tuple[tuple[str, ...], int]:
+    """``segments:`` names categorical features (or the model-version column); ``min_segment_rows``."""
+    segments = r.names("segments")
+    allowed = categorical + ((model_version_column,) if model_version_column else ())
+    for column in segments:
+        if column not in allowed:
+            raise ConfigError(
+                f"{where}.segments: {column!r} is not a categorical feature or the model_version_column"
+                f" (segments are values of a categorical column; have {list(allowed)})"
+            )
+    if len(set(segments)) != len(segments):
+        raise ConfigError(f"{where}.segments: a column is listed twice")
+    min_rows = r.number("min_segment_rows", DEFAULT_MIN_SEGMENT_ROWS)
+    if min_rows != int(min_rows) or min_rows < 1:
+        raise ConfigError(f"{where}.min_segment_rows: expected a whole number >= 1, got {min_rows:g}")
+    return segments, int(min_rows)
+
+
 def _parse_model(r: _Reader, where: str) -> tuple[str | None, float]:
     """``model.registry`` and ``model.threshold`` (the decision threshold, strictly inside (0, 1))."""
     model = r.sub("model")
@@ -442,6 +501,8 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         )
     registry, decision_threshold = _parse_model(r, where)
     labels = _parse_labels(r)
+    model_version_column = r.optional_text("model_version_column")
+    segments, min_segment_rows = _parse_segments(r, where, categorical, model_version_column)
     try:
         rules = DecisionRules.from_mapping(
             r._get("thresholds", False, {}),
@@ -465,7 +526,7 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         reference=r.text("reference"),
         log=r.text("log"),
         timestamp_column=r.text("timestamp_column", default="timestamp"),
-        model_version_column=r.optional_text("model_version_column"),
+        model_version_column=model_version_column,
         numerical=numerical,
         categorical=categorical,
         top_features=top,
@@ -479,6 +540,9 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         min_reference_rows=_positive_int(r.number("min_reference_rows", DEFAULT_MIN_REFERENCE_ROWS), where),
         derived=_parse_derived(r, where, numerical + categorical),
         sudden_change=_parse_sudden_change(r, where, numerical, categorical),
+        segments=segments,
+        min_segment_rows=min_segment_rows,
+        multivariate=_parse_multivariate(r, where),
         extra=dict(r._get("extra", False, {}) or {}),
         decision_threshold=decision_threshold,
     )

@@ -4,7 +4,7 @@ calls ``evaluate_window`` and so can a test that sweeps hundreds of hours in sec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
@@ -12,6 +12,8 @@ import pyarrow.compute as pc
 
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.monitoring.derived import apply_derived
+from drift_assets.monitoring.explanations import explain_evaluation
+from drift_assets.monitoring.joint import JointObserver, JointResult, JointState
 from drift_assets.monitoring.trailing_baseline import (
     SuddenChangeResult,
     evaluate_sudden_change,
@@ -47,10 +49,27 @@ class WindowEvaluation:
     sudden: SuddenChangeResult | None
     fingerprint: str
     extra: dict = field(default_factory=dict)
+    joint: JointResult = field(default_factory=JointResult)
+    # "What changed" (``monitoring.explanations``): window text and one text per failed check.
+    explanation: dict = field(default_factory=dict)
+
+    def what_changed(self, check: str) -> str | None:
+        return self.explanation.get("by_check", {}).get(check)
+
+    @property
+    def extra_outcomes(self) -> list[r.CheckOutcome]:
+        """Checks evaluated beside the core's: trailing baseline, multivariate, segments."""
+        return (self.sudden.outcomes if self.sudden else []) + self.joint.outcomes
 
     @property
     def outcomes(self) -> list[r.CheckOutcome]:
-        return list(self.result.checks) + (self.sudden.outcomes if self.sudden else [])
+        return list(self.result.checks) + self.extra_outcomes
+
+    def skipped_reason(self, check: str) -> str | None:
+        """Why ``check`` has no outcome in this window (None: nothing to say)."""
+        if check in self.joint.skipped:
+            return self.joint.skipped[check]
+        return self.sudden.skipped if self.sudden else None
 
     def failed(self, severity: str | None = None) -> list[r.CheckOutcome]:
         return [o for o in self.outcomes if not o.passed and (severity is None or o.severity == severity)]
@@ -65,15 +84,22 @@ def evaluate_window(
     data: Root,
     counts_store: Root | None = None,
     problems: dict[str, str] | None = None,
+    fitted: Mapping | None = None,
+    window_rows: int | None = None,
+    reference_batches: Callable[[], Iterable[pa.RecordBatch]] | None = None,
 ) -> WindowEvaluation:
     """The window's measures and checks, from its record batches (summarised here) or from a ready
     ``WindowSummary`` (counted elsewhere, e.g. one task per row group on a Dask cluster: counts
-    add, so the statistics that follow are the same)."""
+    add, so the statistics that follow are the same). ``fitted``: the reference_profile document
+    (its multivariate model and segment profiles); ``window_rows`` sizes the multivariate sample;
+    ``reference_batches`` feeds the domain classifier."""
     name = f"{monitor.name} window {window.key}"
+    observer: JointObserver | None = None
     if isinstance(batches, WindowSummary):
         summary = replace(batches, problems=dict(batches.problems))  # problems are added below, not to the caller's
     else:
-        summary = summarize(profile, batches, table_name=name)
+        observer = JointObserver(monitor, profile, JointState.from_profile_doc(fitted or {}), window_rows)
+        summary = summarize(profile, observer.observe(batches, name), table_name=name)
     for column, reason in (problems or {}).items():
         summary.problems.setdefault(column, reason)
     result = compare(
@@ -92,7 +118,16 @@ def evaluate_window(
             profile, summary, baseline, monitor.sudden_change, monitor.rules, monitor.checks
         )
     extra = {**derived_measures(monitor, profile, summary, result), **(sudden.measures if sudden else {})}
-    return WindowEvaluation(window, summary, result, sudden, fingerprint, extra)
+    joint = (
+        observer.finish(reference_batches)
+        if observer is not None
+        else JointResult.not_computed(
+            monitor, "the window was counted elsewhere (a cluster): joint measures need its rows"
+        )
+    )
+    evaluation = WindowEvaluation(window, summary, result, sudden, fingerprint, extra, joint)
+    evaluation.explanation = explain_evaluation(profile, summary, result, evaluation.outcomes, joint)
+    return evaluation
 
 
 def stream_reference(monitor: MonitorConfig, source: TableSource) -> Iterator[pa.RecordBatch]:
@@ -101,6 +136,7 @@ def stream_reference(monitor: MonitorConfig, source: TableSource) -> Iterator[pa
     against the unified schema first: a missing one raises ``SchemaError`` naming the table."""
     specs = monitor.column_specs()
     wanted = [s.name for s in specs] + ([monitor.labels.column] if monitor.labels else [])
+    wanted += [c for c in monitor.segments if c not in wanted]
     derived = {d.name for d in monitor.derived}
     read = list(dict.fromkeys([c for c in wanted if c not in derived] + [d.source for d in monitor.derived]))
     present = source.schema().names

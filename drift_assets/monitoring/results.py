@@ -46,8 +46,10 @@ def record_drift(
     extra: dict | None = None,
     extra_checks=(),
     reference_version: str | None = None,
+    sections: dict | None = None,
 ) -> dict:
-    """The window's document; ``extra_checks`` (e.g. sudden-change checks) join the core's checks.
+    """The window's document; ``extra_checks`` (sudden-change, multivariate, segment checks) join the
+    core's checks; ``sections`` (``multivariate``, ``segments``) are top-level objects of their own.
 
     ``reference_lineage`` says which reference the window was measured against
     (``reference_version``: a champion's name, or ``configured``) and, when the window was served
@@ -72,6 +74,7 @@ def record_drift(
         "problems": summary.problems,
         "html_report": html_report,
         "extra": extra or {},
+        **(sections or {}),
     }
     reports.write_json(ResultsStore.drift_path(monitor.name, window.key), record)
     return record

@@ -96,11 +96,13 @@ def fold_outcomes(
     *,
     skipped_reason: str | None = None,
     lineage: dict[str, str] | None = None,
+    what_changed: str | None = None,
 ) -> AssetCheckResult:
     """One check result from the per-column outcomes of one rule. ``lineage`` (``served_by``: the
     model version(s) that scored the window; ``reference_version``: whose reference it was measured
-    against) joins the metadata as text: the retraining sensor reads ``served_by``."""
-    result = _fold(rule, outcomes, asset_key, skipped_reason)
+    against) joins the metadata as text: the retraining sensor reads ``served_by``. A failed check
+    carries ``what_changed`` (the ranked explanation) in its metadata and description."""
+    result = _fold(rule, outcomes, asset_key, skipped_reason, what_changed)
     if not lineage:
         return result
     extra = {k: MetadataValue.text(v) for k, v in lineage.items() if v}
@@ -115,7 +117,11 @@ def fold_outcomes(
 
 
 def _fold(
-    rule: CheckRule, outcomes: Sequence[CheckOutcome], asset_key: AssetKey, skipped_reason: str | None
+    rule: CheckRule,
+    outcomes: Sequence[CheckOutcome],
+    asset_key: AssetKey,
+    skipped_reason: str | None,
+    what_changed: str | None,
 ) -> AssetCheckResult:
     mine = [o for o in outcomes if o.name == rule.name]
     if not mine:
@@ -138,6 +144,9 @@ def _fold(
     where = ", ".join(columns) if columns else "the window"
     if failing:
         description = f"FAILED on {where}: value {worst.value:.4g} vs threshold {worst.threshold:.4g}"
+        if what_changed:
+            metadata["what_changed"] = MetadataValue.text(what_changed)
+            description += f". What changed: {what_changed}"
     else:
         description = f"passed: worst value {worst.value:.4g} vs threshold {worst.threshold:.4g}"
     return AssetCheckResult(

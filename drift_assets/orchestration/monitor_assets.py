@@ -38,6 +38,7 @@ from drift_assets.monitoring.evaluation import (
     store_counts,
     stream_reference,
 )
+from drift_assets.monitoring.joint import fit_joint, joint_columns
 from drift_assets.monitoring.performance import (
     estimate_window,
     fit_estimator_record,
@@ -175,18 +176,34 @@ def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
             metadata={"monitor": monitor.name},
             table_name=reference_data.display,
         )
+        joint: dict = {}
+        if monitor.multivariate.enabled or monitor.segments:
+            # The multivariate model (PCA) and the segment profiles need the rows together; they are
+            # stored with the profile.
+            table = reference_data.read([s.name for s in specs] + joint_columns(monitor))
+            try:
+                joint = fit_joint(monitor, table, profile)
+            except DriftInputError as exc:
+                raise Failure(description=f"{reference_data.display}: {exc}") from exc
+            del table
         bins = {
             n: (c.binning.effective_bins if c.spec.kind == "numerical" else len(c.binning.vocabulary) + 1)
             for n, c in profile.columns.items()
         }
-        return Output(
-            profile.to_dict(),
-            metadata={
-                "fingerprint": profile.fingerprint(),
-                "reference_rows": profile.reference_rows,
-                "effective_bins": MetadataValue.json(bins),
-            },
-        )
+        metadata = {
+            "fingerprint": profile.fingerprint(),
+            "reference_rows": profile.reference_rows,
+            "effective_bins": MetadataValue.json(bins),
+        }
+        fitted = joint.get("multivariate") or {}
+        if fitted:
+            metadata["multivariate"] = MetadataValue.text(
+                fitted.get("skipped")
+                or f"PCA keeps {fitted['kept_components']} of {len(fitted['centre'])} encoded dimensions"
+            )
+        if "segments" in joint:
+            metadata["segments"] = MetadataValue.json(joint["segments"]["values_by_column"])
+        return Output({**profile.to_dict(), **joint}, metadata=metadata)
 
     return reference_profile
 
@@ -252,8 +269,7 @@ def _wants_html(monitor: MonitorConfig, evaluation) -> bool:
     if os.environ.get("DRIFT_ASSETS_HTML_REPORTS", "1") == "0" or setting is False:
         return False
     if setting == "on_failure":
-        sudden = evaluation.sudden.outcomes if evaluation.sudden else []
-        return bool(evaluation.result.failed_checks("ERROR") or any(not o.passed for o in sudden))
+        return bool(evaluation.result.failed_checks("ERROR") or any(not o.passed for o in evaluation.extra_outcomes))
     return setting is True
 
 
@@ -279,6 +295,8 @@ def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None
         metadata["prediction_ks_pvalue"] = MetadataValue.float(float(s["prediction_ks_pvalue"]))
     if html_uri:
         metadata["evidently_report"] = MetadataValue.path(html_uri)
+    if record.get("explanation"):
+        metadata["what_changed"] = MetadataValue.md(record["explanation"]["text"])
     for name, value in (record.get("extra") or {}).items():
         if isinstance(value, int | float):
             metadata[name] = MetadataValue.float(float(value))
@@ -328,11 +346,13 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             data=st.data,
             counts_store=st.assets,
             problems=problems,
+            fitted=reference_profile,
+            window_rows=production_window.num_rows(),
+            reference_batches=lambda: reference_data.batches(profile.column_names()),
         )
         html_uri = None
         if _wants_html(monitor, evaluation):
             html_uri = _write_html(storage, monitor, window.key, reference_data, production_window, specs)
-        sudden = evaluation.sudden
         record = record_drift(
             st.reports,
             monitor,
@@ -342,17 +362,16 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             model_version=model_versions_in(production_window, monitor.model_version_column),
             html_report=html_uri,
             extra={**evaluation.extra, **by_model_version(monitor, production_window)},
-            extra_checks=sudden.outcomes if sudden else (),
+            extra_checks=evaluation.extra_outcomes,
             reference_version=_reference_version(context, keys),
+            sections={**evaluation.joint.sections, "explanation": evaluation.explanation},
         )
         store_counts(st.assets, monitor, window.key, evaluation)
         push_metrics_if_configured(context, st)
         results_uri = st.reports.uri_of(ResultsStore.drift_path(monitor.name, window.key))
         return MaterializeResult(
             value=record,
-            metadata=_drift_metadata(
-                evaluation.result, record, results_uri, html_uri, sudden.outcomes if sudden else ()
-            ),
+            metadata=_drift_metadata(evaluation.result, record, results_uri, html_uri, evaluation.extra_outcomes),
             check_results=_drift_check_results(context, monitor, keys, drift_checks, evaluation, record),
         )
 
@@ -407,7 +426,7 @@ def _window_counts(context, compute: ComputeResource, monitor, profile, window, 
     """The window's batches to summarise here, or (compute=dask) its counts from the cluster, read
     from the log one task per parquet row group."""
     if not compute.on_cluster:
-        return production_window.batches(profile.column_names())
+        return production_window.batches(profile.column_names() + joint_columns(monitor))
     try:
         counts = compute.window_summary(monitor, profile, window, data)
     except (DriftInputError, ConnectionError) as exc:
@@ -419,14 +438,17 @@ def _window_counts(context, compute: ComputeResource, monitor, profile, window, 
 def _drift_check_results(context, monitor: MonitorConfig, keys: MonitorKeys, names, evaluation, record: dict):
     """One result per drift check; each carries the window's lineage (``served_by``: the
     retraining sensor drops failures of windows the current champion did not serve)."""
-    sudden = evaluation.sudden
-    skipped = sudden.skipped if sudden else None
     lineage = {"served_by": record.get("model_version") or "", **record.get("reference_lineage", {})}
     if lineage.get("note"):
         context.log.warning(lineage["note"])
     return [
         chk.fold_outcomes(
-            monitor.checks[name], evaluation.outcomes, keys.drift_report, skipped_reason=skipped, lineage=lineage
+            monitor.checks[name],
+            evaluation.outcomes,
+            keys.drift_report,
+            skipped_reason=evaluation.skipped_reason(name),
+            lineage=lineage,
+            what_changed=evaluation.what_changed(name),
         )
         for name in names
     ]

@@ -61,6 +61,7 @@ def _message(record, dagster_url: str) -> dict:
         threshold=meta.get("threshold", float("nan")),
         columns=columns,
         dagster_url=f"{dagster_url.rstrip('/')}/runs/{record.run_id}" if dagster_url else None,
+        what_changed=meta.get("what_changed"),
     )
 
 

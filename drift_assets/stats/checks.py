@@ -494,6 +494,31 @@ DEFAULT_CHECKS = CheckTable(
             " absolute change)",
             requires=("sudden_rates",),
         ),
+        # Joint distribution and segments, evaluated by monitoring.evaluation in the same streaming pass
+        # (stats.multivariate, stats.domain_classifier, stats.segments). ERROR: a changed joint
+        # distribution is a change of the model's input as real as a marginal one.
+        CheckRule(
+            NO_MULTIVARIATE_DRIFT,
+            "ERROR",
+            "reconstruction_error",
+            "higher",
+            "The joint distribution of the features did not change: mean PCA reconstruction error within the"
+            " reference's own range (and, when enabled, a domain classifier cannot tell window from reference)",
+            requires=("multivariate",),
+        ),
+        # WARN, like features_have_no_significant_drift: a change confined to one segment is a
+        # minority of traffic and one of up to 20 x segment columns x features tests; it names the
+        # segment for an operator to investigate but neither pages nor triggers retraining by itself
+        # (add it to retraining.on_checks or raise it in a CheckTable of your own to change that).
+        CheckRule(
+            NO_SEGMENT_DRIFT,
+            "WARN",
+            "drifted_pairs",
+            "higher",
+            "No feature drifted within a segment (Holm across segments and features, alpha {feature_alpha:g},"
+            " and a large effect)",
+            requires=("segments",),
+        ),
         # On labelled production rows, evaluated by ``auc_check`` once labels arrive.
         CheckRule(
             AUC_VS_CHAMPION,
@@ -514,26 +539,6 @@ DEFAULT_CHECKS = CheckTable(
             " {auc_drop_error:g} below the champion's reference AUC",
             asset="model_performance",
             requires=("prediction", "labels", "probability_prediction"),
-        ),
-        # Evaluated by stats.multivariate / stats.domain_classifier and stats.segments. No monitor has
-        # these capabilities yet (the pipeline does not run them), so Dagster carries no spec for them.
-        CheckRule(
-            NO_MULTIVARIATE_DRIFT,
-            "ERROR",
-            "effect",
-            "higher",
-            "The window's rows cannot be told from the reference's jointly (PCA reconstruction error; the"
-            " domain classifier's cross-validated AUC when enabled)",
-            requires=("multivariate",),
-        ),
-        # WARN, like features_have_no_significant_drift: a minority of traffic, one of many tests.
-        CheckRule(
-            NO_SEGMENT_DRIFT,
-            "WARN",
-            "count",
-            "higher",
-            "No feature drifted within a segment (Holm across segments and features, and a large effect)",
-            requires=("segments",),
         ),
     ]
 )

@@ -59,33 +59,48 @@ DEFAULT_THREADS = 1
 MAX_CATEGORY_CODES = 254
 
 
-def seeded_sample(
-    batches: Iterable[pa.RecordBatch | pa.Table], columns: Sequence[str], max_rows: int, seed: int = 0
-) -> pa.Table:
+class StreamingSample:
     """Exactly ``min(max_rows, total)`` rows, uniformly at random, drawn while streaming.
 
     Bottom-k sampling: every row gets a seeded uniform key and the ``max_rows`` smallest keys are
-    kept, so memory is one batch plus the sample whatever the window size.
+    kept, so memory is one batch plus the sample whatever the window size. ``add`` one batch at a
+    time (e.g. inside another streaming pass), then read ``table()``.
     """
-    rng = np.random.default_rng(seed)
-    kept: pa.Table | None = None
-    kept_keys = np.empty(0)
-    for batch in batches:
-        missing = [c for c in columns if c not in batch.schema.names]
+
+    def __init__(self, columns: Sequence[str], max_rows: int, seed: int = 0) -> None:
+        self.columns, self.max_rows = list(columns), max_rows
+        self._rng = np.random.default_rng(seed)
+        self._kept: pa.Table | None = None
+        self._keys = np.empty(0)
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        missing = [c for c in self.columns if c not in batch.schema.names]
         if missing:
             raise SchemaError(f"domain classifier: column(s) {', '.join(map(repr, missing))} missing from the window")
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-        table = table.select(list(columns))
-        keys = rng.random(table.num_rows)
-        merged = table if kept is None else pa.concat_tables([kept, table])
-        all_keys = np.concatenate([kept_keys, keys])
-        if len(all_keys) > max_rows:
-            order = np.argpartition(all_keys, max_rows - 1)[:max_rows]
+        table = table.select(self.columns)
+        keys = self._rng.random(table.num_rows)
+        merged = table if self._kept is None else pa.concat_tables([self._kept, table])
+        all_keys = np.concatenate([self._keys, keys])
+        if len(all_keys) > self.max_rows:
+            order = np.argpartition(all_keys, self.max_rows - 1)[: self.max_rows]
             merged, all_keys = merged.take(pa.array(order)), all_keys[order]
-        kept, kept_keys = merged, all_keys
-    if kept is None:
-        return pa.table({c: pa.array([], pa.float64()) for c in columns})
-    return kept
+        self._kept, self._keys = merged, all_keys
+
+    def table(self) -> pa.Table:
+        if self._kept is None:
+            return pa.table({c: pa.array([], pa.float64()) for c in self.columns})
+        return self._kept
+
+
+def seeded_sample(
+    batches: Iterable[pa.RecordBatch | pa.Table], columns: Sequence[str], max_rows: int, seed: int = 0
+) -> pa.Table:
+    """``StreamingSample`` over ``batches``: exactly ``min(max_rows, total)`` rows, seeded."""
+    sample = StreamingSample(columns, max_rows, seed)
+    for batch in batches:
+        sample.add(batch)
+    return sample.table()
 
 
 def _category_codes(reference: pa.Array, window: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -58,6 +58,8 @@ class ColumnChange:
 def _bin_phrase(bin_index: int, edges: np.ndarray, reference_below: np.ndarray) -> tuple[str, int]:
     """Words for PSI bin ``bin_index`` of a numerical column, and whether it is a tail (-1, 0, 1)."""
     last = len(edges)
+    if last == 0:  # every reference value tied: one PSI bin, no edges to name
+        return "in the reference's only bin", 0
     if bin_index == last:
         return f"above the reference's {ordinal(round(100 * reference_below[-1]))} percentile ({number(edges[-1])})", 1
     if bin_index == 0:

@@ -53,6 +53,44 @@ class ColumnDrift:
         return asdict(self)
 
 
+# The per-column keys of a result document (``DriftResult.to_dict``, and each segment's columns).
+COLUMN_KEYS = (
+    "kind",
+    "role",
+    "psi",
+    "psi_bins",
+    "ks_statistic",
+    "ks_pvalue",
+    "chi2_pvalue",
+    "jensen_shannon",
+    "wasserstein_normed",
+    "missing_rate",
+    "reference_missing_rate",
+    "missing_rate_pvalue",
+    "unseen_share",
+    "out_of_range_share",
+    "max_category_share_change",
+    "adjusted_pvalue",
+    # What a sequential detector reads from stored results (stats.sequential): no rescan.
+    "current_valid",
+    "current_mean",
+    "reference_mean",
+    "reference_std",
+    "drifted",
+    "problem",
+)
+
+
+def column_entry(col: ColumnDrift) -> dict:
+    data = col.to_dict()
+    entry = {k: data[k] for k in COLUMN_KEYS}
+    if col.unseen_values:
+        entry["unseen_values"] = col.unseen_values
+    if col.psi_bins_detail:
+        entry["psi_top_bins"] = col.psi_bins_detail
+    return entry
+
+
 @dataclass
 class DriftResult:
     reference_rows: int
@@ -100,40 +138,7 @@ class DriftResult:
         }
 
     def to_dict(self) -> dict:
-        keys = [
-            "kind",
-            "role",
-            "psi",
-            "psi_bins",
-            "ks_statistic",
-            "ks_pvalue",
-            "chi2_pvalue",
-            "jensen_shannon",
-            "wasserstein_normed",
-            "missing_rate",
-            "reference_missing_rate",
-            "missing_rate_pvalue",
-            "unseen_share",
-            "out_of_range_share",
-            "max_category_share_change",
-            "adjusted_pvalue",
-            # What a sequential detector reads from stored results (stats.sequential): no rescan.
-            "current_valid",
-            "current_mean",
-            "reference_mean",
-            "reference_std",
-            "drifted",
-            "problem",
-        ]
-        columns = {}
-        for name, col in self.columns.items():
-            data = col.to_dict()
-            entry = {k: data[k] for k in keys}
-            if col.unseen_values:
-                entry["unseen_values"] = col.unseen_values
-            if col.psi_bins_detail:
-                entry["psi_top_bins"] = col.psi_bins_detail
-            columns[name] = entry
+        columns = {name: column_entry(col) for name, col in self.columns.items()}
         return {
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,

@@ -34,6 +34,7 @@ from drift_assets.stats.checks import DEFAULT_CHECKS
 from drift_assets.stats.compare import ColumnDrift, compare
 from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.profile import ColumnProfile, ReferenceProfile
+from drift_assets.stats.result import column_entry
 from drift_assets.stats.summary import WindowSummary, summarize_batch
 from drift_assets.stats.validation import category_strings
 
@@ -191,7 +192,7 @@ class SegmentDrift:
     def to_dict(self) -> dict:
         return {
             "segments": {
-                k: {"rows": self.rows[k], "columns": {c: d.to_dict() for c, d in cols.items()}}
+                k: {"rows": self.rows[k], "columns": {c: column_entry(d) for c, d in cols.items()}}
                 for k, cols in self.columns.items()
             },
             "findings": [f.to_dict() for f in self.findings],
@@ -251,7 +252,7 @@ def segment_check(result: SegmentDrift) -> r.CheckOutcome | None:
         severity=DEFAULT_CHECKS[CHECK_NAME].severity,
         value=float(len(result.findings)),
         threshold=0.0,
-        description=DEFAULT_CHECKS[CHECK_NAME].description,
+        description="No feature drifted within a segment (Holm across segments and features, and a large effect)",
         details={
             "segment": first.segment if first else None,
             "findings": [f.to_dict() for f in result.findings[:10]],
