@@ -243,3 +243,27 @@ def test_compare_path_imports_neither_scipy_stats_nor_dagster_aws(tmp_path):
     assert not {m for m in modules if m == "scipy.stats" or m.startswith("scipy.stats.")}
     # (pandas is imported by pyarrow itself on its first numpy conversion: not ours to avoid)
     assert not {m for m in modules if m.split(".")[0] in ("dagster_aws", "dagster", "evidently")}
+
+
+def test_help_loads_neither_numpy_nor_the_engine(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "drift_assets", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and "compare" in proc.stdout
+    modules = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "drift_assets.cli.app" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("numpy", "pyarrow", "scipy", "dagster")}
+    assert not {m for m in modules if m.startswith("drift_assets.stats")}
+
+
+def test_normal_tails_from_scipy_special_equal_scipy_stats_norm():
+    """multivariate / domain_classifier use ndtr / ndtri for norm.sf / norm.isf: bit-identical."""
+    from scipy import special
+
+    for alpha in (0.5, 0.05, 0.01, 1e-3, 1e-6, 1e-12, 0.9):
+        assert float(-special.ndtri(alpha)) == float(stats.norm.isf(alpha))
+    for z in np.linspace(-40, 40, 801):
+        assert float(special.ndtr(-z)) == float(stats.norm.sf(z))
