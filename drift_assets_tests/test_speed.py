@@ -267,3 +267,13 @@ def test_normal_tails_from_scipy_special_equal_scipy_stats_norm():
         assert float(-special.ndtri(alpha)) == float(stats.norm.isf(alpha))
     for z in np.linspace(-40, 40, 801):
         assert float(special.ndtr(-z)) == float(stats.norm.sf(z))
+
+
+def test_definitions_load_without_dagster_aws_or_scipy_stats(tmp_path):
+    """Local storage (the default) never imports dagster-aws; the S3 resource module does."""
+    modules = _imported_modules("import drift_assets.definitions", tmp_path)
+    assert "drift_assets.orchestration.resources" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("dagster_aws", "evidently")}
+    assert not {m for m in modules if m == "scipy.stats" or m.startswith("scipy.stats.")}
+    s3_modules = _imported_modules("import drift_assets.orchestration.s3_resources", tmp_path)
+    assert "dagster_aws.s3" in s3_modules
