@@ -35,8 +35,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
+# STORY=covariate_harmful: a covariate shift the estimated AUC sees before the labels arrive.
 demo: setup
-	$(VENV)/bin/drift-assets demo
+	$(VENV)/bin/drift-assets demo $(if $(STORY),--story $(STORY))
 
 # Postgres, Redis, Dask (scheduler + 2 workers), Dagster webserver + daemon and 2 Celery workers on
 # 127.0.0.1 (deploy/dagster/dagster.postgres-celery.yaml); Ctrl-C stops them. State in .cluster/.

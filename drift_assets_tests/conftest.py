@@ -43,3 +43,7 @@ def pytest_configure(config):
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    # Profiles of s3:// references are cached under the project's cache dir: not the user's, in tests.
+    import tempfile
+
+    os.environ.setdefault("DRIFT_ASSETS_CACHE_DIR", tempfile.mkdtemp(prefix="drift-assets-cache-"))

@@ -10,12 +10,16 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 from cluster_servers import start_dask_cluster
 from servers import free_port
 from test_cli_compare import ROLE_ARGS, table
+
+from drift_assets.simulate.calibrated_scores import FRAUD_2_PERCENT
 
 pytestmark = pytest.mark.slow  # a Dask cluster and CLI subprocesses, ~20 s
 
@@ -84,6 +88,22 @@ def test_counts_on_the_cluster_give_the_in_process_result(files, cluster, curren
     _assert_same_result(actual, expected)
 
 
+def test_the_performance_estimate_on_the_cluster_is_the_in_process_one_exactly(tmp_path, cluster):
+    """--prediction/--target: the score counts ride with the drift counts in every row-group task."""
+    rng = np.random.default_rng(7)
+    for name, rows, row_group in (("ref", 20_000, None), ("cur", 12_000, 1_000)):
+        scores, target = FRAUD_2_PERCENT.sample(rng, rows, np.zeros(3), np.full(3, 0.7) if name == "cur" else None)
+        labelled = pa.table({"x": rng.normal(size=rows), "s": scores, "y": target})
+        pq.write_table(labelled, tmp_path / f"{name}.parquet", row_group_size=row_group)
+    args = [tmp_path / "ref.parquet", tmp_path / "cur.parquet", "--numerical", "x", "--prediction", "s"]
+    args += ["--target", "y", "--json", "-"]
+    here, there = run(*args), run(*args, "--dask", cluster.address)
+    assert here.returncode == there.returncode and here.returncode in (0, 1), there.stderr
+    expected, actual = json.loads(here.stdout)["performance"], json.loads(there.stdout)["performance"]
+    assert expected["estimated"]["rows"] == 12_000 and expected["realized"]["labelled_rows"] == 12_000
+    assert actual == expected
+
+
 def test_relative_paths_are_resolved_before_the_workers_open_them(files, cluster):
     out = subprocess.run(
         [CLI, "compare", "ref.parquet", "drifted", *ROLE_ARGS, "--json", "-", "--dask", cluster.address],
@@ -118,3 +138,43 @@ def test_an_unreachable_or_malformed_address_exits_2_in_one_line(files):
     bad = run(files / "ref.parquet", files / "same.parquet", *ROLE_ARGS, "--dask", "127.0.0.1:8786")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "tcp://host:port" in bad.stderr and "'127.0.0.1:8786'" in bad.stderr
+
+
+def test_a_local_cluster_gives_the_in_process_result_and_leaves_no_process(files):
+    """``--dask local:2``: a LocalCluster of two worker processes for the call; same result, and no
+    process carrying the call's marker outlives it."""
+    import uuid
+
+    import psutil
+
+    marker = uuid.uuid4().hex
+    here = run(files / "ref.parquet", files / "drifted", *ROLE_ARGS, "--json", "-")
+    there = run(
+        files / "ref.parquet", files / "drifted", *ROLE_ARGS, "--json", "-", "--dask", "local:2", env={"MARK": marker}
+    )
+    assert here.returncode == there.returncode == 1, there.stderr
+    _assert_same_result(json.loads(there.stdout), json.loads(here.stdout))
+    left = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("MARK") == marker:
+                left.append(proc.pid)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    assert left == []
+
+
+def test_a_local_cluster_binds_loopback_only_and_rejects_a_bad_worker_count():
+    from drift_assets.monitoring.dask_compute import _connected, local_workers
+    from drift_assets.orchestration.resources import ComputeResource
+
+    with _connected("local:2") as client:
+        info = client.scheduler_info()
+        assert info["address"].startswith("tcp://127.0.0.1:")
+        assert len(info["workers"]) == 2 and all(a.startswith("tcp://127.0.0.1:") for a in info["workers"])
+        assert client.dashboard_link.startswith("http://127.0.0.1:")
+    assert local_workers("local") == (os.cpu_count() or 1) and local_workers("tcp://h:1") is None
+    ComputeResource(kind="dask", dask_address="local:2").validate()
+    for bad in ("local:0", "local:x", "localhost:8786"):
+        with pytest.raises(ValueError, match="local"):
+            ComputeResource(kind="dask", dask_address=bad).validate()

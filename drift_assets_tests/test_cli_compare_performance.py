@@ -89,3 +89,24 @@ def test_bad_reference_names_the_column_and_drift_still_runs(files, column, valu
     assert doc["performance"]["estimated"] is None and fragment in doc["performance"]["error"]
     assert "bad.parquet" in doc["performance"]["error"] or "reference" in doc["performance"]["error"]
     assert "x" in doc["columns"]  # the drift comparison ran
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "fragment"),
+    [
+        ("s", lambda s, y: s * 3.0 + 0.5, "column 's' (prediction) has"),
+        ("y", lambda s, y: y * 2, "column 'y' (target) must be binary"),
+    ],
+)
+def test_bad_current_names_the_column_and_drift_still_runs(files, column, values, fragment):
+    current = pq.read_table(files / "current.parquet")
+    s, y = current.column("s").to_numpy(), current.column("y").to_numpy()
+    bad = current.set_column(current.schema.get_field_index(column), column, [values(s, y)])
+    pq.write_table(bad, files / "bad-current.parquet", row_group_size=5000)
+    out = run(files / "ref.parquet", files / "bad-current.parquet", *ARGS)
+    assert out.returncode in (0, 1) and "Traceback" not in out.stderr, out.stderr
+    doc = json.loads(out.stdout)
+    error = doc["performance"]["error"]
+    assert doc["performance"]["estimated"] is None and fragment in error and "\n" not in error
+    assert "bad-current.parquet" in error  # the file is named
+    assert {"x", "s"} <= set(doc["columns"])  # the drift comparison ran, the score's drift included

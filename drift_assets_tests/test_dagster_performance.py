@@ -18,6 +18,8 @@ from drift_assets.cli.demo import evaluate_sensor, performance_line, retraining_
 from drift_assets.definitions import build_definitions
 from drift_assets.monitoring.config import load_monitors
 from drift_assets.stats.calibration import CalibrationMap
+from drift_assets.stats.performance_estimation import PerformanceEstimator, count_scores, estimate_performance
+from drift_assets.stats.summary import WindowSummary
 
 pytestmark = pytest.mark.slow  # Dagster runs
 
@@ -213,3 +215,46 @@ def test_a_reference_that_cannot_calibrate_leaves_drift_and_realized_auc_running
         metadata = instance.get_latest_materialization_event(PERFORMANCE).asset_materialization.metadata
         assert "outside [0, 1]" in metadata["check estimated_auc_not_below_champion"].value
         assert (project / "reports" / "fraud" / "drift" / f"{LABELLED}.json").exists()
+
+
+def test_the_estimate_is_made_from_the_score_counts_of_the_drift_pass(project):
+    """drift_report counts the scores in its own pass over the window and stores them with the drift
+    counts; model_performance's estimate is exactly the one made from those stored counts."""
+    defs = build_definitions()
+    with instance_for_test() as instance:
+        run_job(defs, instance, "fraud_reference_job")
+        run_job(defs, instance, "fraud_window_job", PENDING)
+    stored = json.loads((project / "assets" / "fraud" / "window_counts" / f"{PENDING}.json").read_text())
+    summary = WindowSummary.from_dict(stored["summary"])
+    estimator = PerformanceEstimator.from_json(
+        (project / "assets" / "fraud" / "performance_estimator" / "__all__.json").read_text()
+    )
+    assert summary.performance is not None and summary.performance.total_rows == summary.rows == 3000
+    assert summary.performance.estimator_fingerprint == estimator.fingerprint
+    # Independent: the week's scores counted by themselves.
+    assert summary.performance.to_dict() == count_scores(estimator, week_scores(project, PENDING)).to_dict()
+    assert record(project, PENDING)["estimated"] == estimate_performance(estimator, summary.performance).to_dict()
+
+
+def test_scores_outside_0_1_in_a_window_name_the_column_and_drift_still_runs(project):
+    day = project / "data" / "fraud" / "log" / "date=2026-08-04"
+    for path in day.glob("*.parquet"):
+        table = pq.read_table(path)
+        scores = table.column("fraud_score").to_numpy() * 3.0 + 0.5  # not a probability any more
+        pq.write_table(table.set_column(table.schema.get_field_index("fraud_score"), "fraud_score", [scores]), path)
+    defs = build_definitions()
+    with instance_for_test() as instance:
+        run_job(defs, instance, "fraud_reference_job")
+        run_job(defs, instance, "fraud_window_job", LABELLED)
+        rec = record(project, LABELLED)
+        problem = rec["estimate_problem"]
+        assert rec["estimated"] is None and "\n" not in problem
+        assert problem.startswith(f"fraud window {LABELLED}: column 'fraud_score' (prediction) has ")
+        assert "outside [0, 1]" in problem
+        assert rec["status"] == "ok" and rec["auc"] > 0.5  # realized AUC from the labels still runs
+        assert not hasattr(check(instance, ESTIMATED, LABELLED), "passed")  # not evaluated, not passed
+        # Every drift check ran on the window, the prediction's drift included (it sees the damage).
+        drift = json.loads((project / "reports" / "fraud" / "drift" / f"{LABELLED}.json").read_text())
+        names = {c["name"] for c in drift["checks"]}
+        assert {"prediction_has_no_drift", "feature_psi_below_retrain_threshold"} <= names
+        assert not next(c for c in drift["checks"] if c["name"] == "prediction_has_no_drift")["passed"]

@@ -46,9 +46,11 @@ from drift_assets.monitoring.dask_compute import (
     window_locations,
 )
 from drift_assets.monitoring.evaluation import evaluate_window, read_reference
+from drift_assets.monitoring.performance import fit_estimator_record
 from drift_assets.monitoring.windows import Window, WindowScan, expected_log_types, parse_partition_key, stream_window
 from drift_assets.stats import compare, fit_profile
 from drift_assets.stats.errors import EmptyWindowError
+from drift_assets.stats.performance_estimation import PerformanceEstimator, count_window, estimate_performance
 from drift_assets.stats.summary import CategoricalCounts, WindowSummary
 from drift_assets.storage.root import Root
 from drift_assets.storage.s3 import s3_filesystem
@@ -215,6 +217,42 @@ def test_cluster_counts_equal_in_process_counts_and_the_streamed_window(setting,
             assert result.columns[name].current_mean == pytest.approx(column.current_mean, rel=1e-12)
     # The simulated drift is found (or not) the same way: the comparison above is not vacuous.
     assert bool(result.failed_checks("ERROR")) == (week == DRIFTED_WEEK)
+
+
+@pytest.fixture(scope="module")
+def estimator(setting):
+    """The fraud monitor's performance estimator, fitted on its labelled reference."""
+    monitor, _, root = setting
+    reference = read_reference(monitor, root.table(monitor.reference))
+    return PerformanceEstimator.from_dict(fit_estimator_record(monitor, reference))
+
+
+def test_score_counts_ride_with_the_drift_counts_and_the_cluster_equals_in_process_exactly(setting, client, estimator):
+    """One pass per row group counts drift and the estimator's scores; fixed-point sums make the
+    cluster's score counts (and the seeded estimate from them) equal the in-process ones exactly,
+    and equal the streamed window's, whose batches span row groups."""
+    monitor, profile, root = setting
+    window = parse_partition_key(DRIFTED_WEEK, "weekly")
+    read = WindowRead.for_monitor(monitor, window)
+    files = window_locations(root, monitor.log, window)
+
+    on_cluster = summarize_window_on_dask(client, profile, files, read, estimator=estimator)
+    in_process = summarize_window_in_process(profile, files, read, estimator=estimator)
+    assert on_cluster.to_dict() == in_process.to_dict()
+    assert on_cluster.performance is not None and on_cluster.performance_problem is None
+    assert on_cluster.performance.total_rows + on_cluster.performance.missing_scores == on_cluster.rows > 2000
+    assert estimate_performance(estimator, on_cluster.performance).to_dict() == (
+        estimate_performance(estimator, in_process.performance).to_dict()
+    )
+    # The drift counts are the ones a drift-only pass gives.
+    assert on_cluster.without_performance().to_dict() == summarize_window_in_process(profile, files, read).to_dict()
+
+    # Independent: the streamed window's scores counted by themselves, in 256k-row batches.
+    batches = stream_window(
+        root, monitor.log, window, timestamp_column=monitor.timestamp_column, types=expected_log_types(monitor)
+    )
+    separate = count_window(estimator, (b.select([monitor.prediction]) for b in batches))
+    assert on_cluster.performance.to_dict() == separate.to_dict()
 
 
 def test_a_window_cutting_through_files_counts_only_its_rows(setting, client):

@@ -5,6 +5,7 @@ definitions load; an unreachable scheduler fails the run with its address named.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -92,13 +93,27 @@ def test_a_fraud_week_on_the_dask_cluster_gives_the_in_process_check_results(pro
 
     assert {week for _, week in in_process} == {STATIONARY, DRIFTED}
     assert set(on_dask) == set(in_process)
+    # The performance estimate, from the score counts the row-group tasks made in the same pass:
+    # fixed-point sums, so exactly the in-process estimate (band included).
+    for week in (STATIONARY, DRIFTED):
+        estimated = [
+            json.loads((project / f"reports-{label}" / "fraud" / "performance" / f"{week}.json").read_text())[
+                "estimated"
+            ]
+            for label in ("in-process", "dask")
+        ]
+        assert estimated[0] is not None and estimated[0]["rows"] > 0
+        assert estimated[1] == estimated[0], week
+    # The joint check needs the window's rows, which stay on the cluster: skipped there, with why.
+    for week in (STATIONARY, DRIFTED):
+        passed, _, meta = on_dask.pop(("no_multivariate_drift", week))
+        assert passed and "counted elsewhere" in meta["status"], meta
+        assert "value" in in_process.pop(("no_multivariate_drift", week))[2]  # evaluated in process
     _assert_same(on_dask, in_process)
     # Not vacuous: the drifted week fails the ERROR PSI check in both.
     assert in_process[("feature_psi_below_retrain_threshold", DRIFTED)][:2] == (False, "ERROR")
     assert in_process[("feature_psi_below_retrain_threshold", STATIONARY)][0] is True
     # The stored results (row counts, PSI per column) agree too.
-    import json
-
     records = [
         json.loads((project / f"reports-{label}" / "fraud" / "drift" / f"{DRIFTED}.json").read_text())
         for label in ("in-process", "dask")

@@ -38,7 +38,7 @@ from drift_assets.stats.performance_estimation import (
 )
 from drift_assets.stats.profile import ColumnSpec, fit_profile
 from drift_assets.stats.rules import DecisionRules
-from drift_assets.stats.summary import summarize
+from drift_assets.stats.summary import WindowSummary, summarize
 
 NO_SHIFT = (np.zeros(3), np.ones(3))
 # Tests that re-estimate hundreds of windows use fewer Monte Carlo draws than the default 2,000.
@@ -342,6 +342,95 @@ def test_bad_window_fails_clearly_and_drift_summary_still_runs(estimator):
 def test_constant_window_score_is_estimated_as_no_ranking(estimator):
     estimate = estimate_performance(estimator, count_scores(estimator, np.full(5000, 0.02)), draws=200)
     assert estimate.roc_auc.value == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- one pass with the drift counts
+
+
+def _one_pass_setting(estimator, seed: int, rows: int = 28_000):
+    """A window with features, the score and (optionally) the label, and a drift profile over it."""
+    rng = np.random.default_rng(seed)
+    scores, target = fraud_like(rng, rows)
+    window = pa.table(
+        {
+            "amount": rng.lognormal(3.8, 0.7, rows),
+            "channel": np.asarray(["pos", "web", "mobile"])[rng.integers(0, 3, rows)],
+            "fraud_score": scores,
+            "is_fraud": target,
+        }
+    )
+    specs = [
+        ColumnSpec("amount", "numerical", "feature"),
+        ColumnSpec("channel", "categorical", "feature"),
+        ColumnSpec("fraud_score", "numerical", "prediction"),
+    ]
+    return fit_profile(window.slice(0, 5000), specs), window
+
+
+def test_one_pass_carries_the_same_score_counts_as_a_separate_pass(estimator):
+    profile, window = _one_pass_setting(estimator, 31)
+    batches = window.to_batches(max_chunksize=4096)
+    one_pass = summarize(profile, batches, estimator=estimator)
+    drift_only = summarize(profile, batches)
+    separate = count_window(estimator, batches)
+    # The drift counts are untouched by the estimator, and the score counts equal a pass of their own.
+    assert one_pass.without_performance().to_dict() == drift_only.to_dict()
+    assert one_pass.performance.to_dict() == separate.to_dict()
+    assert one_pass.performance_problem is None and one_pass.performance.total_labelled == window.num_rows
+    assert estimate_performance(estimator, one_pass.performance).to_dict() == (
+        estimate_performance(estimator, separate).to_dict()
+    )
+    # A drift-only summary keeps its stored form (no performance keys): stored baselines still load.
+    assert set(drift_only.to_dict()) == {"rows", "columns", "problems"}
+
+
+def test_one_pass_daily_parts_add_up_to_the_week_and_round_trip_through_json(estimator):
+    profile, window = _one_pass_setting(estimator, 32)
+    days = [window.slice(start, 4000) for start in range(0, window.num_rows, 4000)]
+    assert len(days) == 7
+    week = summarize(profile, window.to_batches(max_chunksize=10_000), estimator=estimator)
+    parts = [summarize(profile, [day], estimator=estimator) for day in days]
+    merged = sum(parts[1:], parts[0])
+    stored = [WindowSummary.from_dict(json.loads(json.dumps(part.to_dict()))) for part in parts]
+    from_stored = sum(stored[1:], stored[0])
+    # Score counts add exactly (fixed point), so the seeded estimate of the merged week is the week's.
+    assert merged.performance.to_dict() == week.performance.to_dict() == from_stored.performance.to_dict()
+    assert merged.rows == week.rows == window.num_rows
+    assert estimate_performance(estimator, from_stored.performance).to_dict() == (
+        estimate_performance(estimator, week.performance).to_dict()
+    )
+    # The drift counts add as before, next to them.
+    assert merged.columns["channel"].counts.tolist() == week.columns["channel"].counts.tolist()
+    for name in ("amount", "fraud_score"):
+        assert merged.columns[name].sketch_counts.tolist() == week.columns[name].sketch_counts.tolist()
+
+
+def test_bad_scores_in_one_pass_name_the_column_and_the_drift_counts_still_run(estimator):
+    profile, window = _one_pass_setting(estimator, 33, rows=9000)
+    bad = np.asarray(window.column("fraud_score")).copy()
+    bad[5000:5003] = 1.5  # in the second batch only
+    damaged = window.set_column(2, "fraud_score", pa.array(bad))
+    summary = summarize(profile, damaged.to_batches(max_chunksize=4096), table_name="w.parquet", estimator=estimator)
+    assert summary.performance is None
+    assert summary.performance_problem.startswith("w.parquet: column 'fraud_score' (prediction) has 3 value(s)")
+    assert "\n" not in summary.performance_problem
+    drift_only = summarize(profile, damaged.to_batches(max_chunksize=4096), table_name="w.parquet")
+    assert summary.to_dict() == {**drift_only.to_dict(), "performance_problem": summary.performance_problem}
+    assert summary.problems == {}  # the score's drift is still measured
+    not_binary = window.set_column(3, "is_fraud", pa.array(np.where(np.arange(9000) == 7, 2, 0)))
+    assert (
+        "'is_fraud' (target) must be binary"
+        in summarize(profile, [not_binary], estimator=estimator).performance_problem
+    )
+    missing = summarize(profile, [window.drop(["fraud_score"])], estimator=estimator)
+    assert missing.performance_problem == "current window: column 'fraud_score' (prediction) is missing; " + (
+        "performance estimation needs it"
+    )
+    assert "fraud_score" in missing.problems and missing.columns["amount"].valid == 9000
+    # A part counted without the estimator cannot hide in the week: a problem, not a crash.
+    mixed = summarize(profile, [window], estimator=estimator) + summarize(profile, [window])
+    assert mixed.performance is None and "missing for part of the window" in mixed.performance_problem
+    assert mixed.rows == 18_000
 
 
 # --------------------------------------------------------------------------- the check

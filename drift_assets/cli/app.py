@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # imported for real by _import_engine(), on the first command
         DriftResult,
         ProfileError,
         compare,
-        fit_profile,
         infer_column_specs,
         summarize,
     )
@@ -40,7 +39,7 @@ def _import_engine() -> None:
     """numpy, pyarrow and the statistics engine, imported when a command runs, not at import:
     ``drift-assets --help`` (and every usage error) answers without loading them (~0.5-1 s)."""
     global np, pa, combined_multivariate_outcome, multivariate_section, CheckOutcome, ColumnSpec
-    global DecisionRules, DriftInputError, DriftResult, ProfileError, compare, fit_profile
+    global DecisionRules, DriftInputError, DriftResult, ProfileError, compare
     global infer_column_specs, summarize, dc, mv, sg, DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
     global TableSource
     import numpy as np
@@ -55,7 +54,6 @@ def _import_engine() -> None:
         DriftResult,
         ProfileError,
         compare,
-        fit_profile,
         infer_column_specs,
         summarize,
     )
@@ -65,6 +63,10 @@ def _import_engine() -> None:
     from drift_assets.stats.validation import DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
     from drift_assets.storage.tables import TableSource
 
+
+if TYPE_CHECKING:  # imported where used: compare without --prediction never loads the estimator
+    from drift_assets.stats.performance_estimation import PerformanceEstimator
+    from drift_assets.stats.summary import WindowSummary
 
 EXIT_OK, EXIT_ERROR_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 # Set to print the traceback after the one-line error (for bug reports).
@@ -212,23 +214,30 @@ def run_compare(args: argparse.Namespace) -> int:
     require_reference_rows(
         reference_rows, DEFAULT_MIN_REFERENCE_ROWS if min_rows is None else min_rows, reference.display
     )
-    profile = fit_profile(reference, specs, psi_bins=args.bins, table_name=reference.display)
+    from drift_assets.monitoring.profile_cache import fit_profile_cached
+
+    profile, _ = fit_profile_cached(
+        reference, specs, psi_bins=args.bins, table_name=reference.display, use_cache=not args.no_cache
+    )
     segments = _split(args.segments)
     joint = JointCompare(args, specs, reference, current, segments)
     if joint.wants_reference_rows:
         joint.fit(reference.read(names + joint.extra_columns), profile)
+    # The performance estimate's score counts come from the same pass over CURRENT as the drift counts.
+    estimator, estimator_error = fit_compare_estimator(args, reference)
+    scored = [c for c in (args.prediction, args.target) if estimator and c in current_schema.names and c not in names]
     if args.dask:
-        window = summarize_on_dask(args.dask, profile, current, {n: current_schema.field(n).type for n in names})
+        types = {n: current_schema.field(n).type for n in names + scored}
+        window = summarize_on_dask(args.dask, profile, current, types, estimator)
     else:
-        window = summarize(
-            profile, joint.observe(current.batches(names + joint.extra_columns)), table_name=current.display
-        )
+        batches = joint.observe(current.batches(names + joint.extra_columns + scored))
+        window = summarize(profile, batches, table_name=current.display, estimator=estimator)
     if window.problems:
         raise DriftInputError("; ".join(window.problems.values()))
     result = compare(profile, window, rules, top_features=top, table_name=current.display)
     performance = None
     if args.prediction and args.target:
-        performance = compare_performance(reference, current, args.prediction, args.target, args.threshold, rules)
+        performance = compare_performance(estimator, estimator_error, window, rules)
     extra_checks, sections = joint.finish(rules, lambda: reference.batches(names))
     if args.html:
         _write_html(args.html, reference, current, names, specs)
@@ -270,26 +279,40 @@ def _report(args, result: DriftResult, performance: dict | None, extra_checks: l
     return EXIT_ERROR_CHECK_FAILED if failed_error or performance_failed else EXIT_OK
 
 
+def fit_compare_estimator(
+    args: argparse.Namespace, reference: TableSource
+) -> tuple[PerformanceEstimator | None, str | None]:
+    """With --prediction and --target: the performance estimator fitted on the labelled reference,
+    or the one-line reason it cannot be (the drift comparison runs either way)."""
+    if not (args.prediction and args.target):
+        return None, None
+    from drift_assets.stats.performance_estimation import fit_performance_estimator
+
+    try:
+        table = reference.read([args.prediction, args.target])
+        estimator = fit_performance_estimator(
+            table, score_column=args.prediction, target_column=args.target, threshold=args.threshold
+        )
+    except DriftInputError as exc:
+        return None, str(exc)
+    return estimator, None
+
+
 def compare_performance(
-    reference: TableSource, current: TableSource, prediction: str, target: str, threshold: float, rules: DecisionRules
+    estimator: PerformanceEstimator | None, estimator_error: str | None, window: WindowSummary, rules: DecisionRules
 ) -> dict:
     """The ``performance`` object: metrics estimated from the current scores (calibrated on the
-    labelled reference) with their bands, and realized ones when the current table has the target.
-    Input the estimator cannot use gives ``error`` (one line naming the column); drift still runs."""
+    labelled reference) with their bands, and realized ones when the current table has the target,
+    both from the score counts of the drift pass. Input the estimator cannot use gives ``error``
+    (one line naming the column); drift still runs."""
     from drift_assets.stats.checks import estimated_auc_check
-    from drift_assets.stats.performance_estimation import (
-        count_window,
-        estimate_performance,
-        fit_performance_estimator,
-        realized_performance,
-    )
+    from drift_assets.stats.performance_estimation import estimate_performance, realized_performance
 
-    columns = [prediction] + ([target] if target in current.schema().names else [])
+    counts = window.performance
+    if estimator is None or counts is None:
+        error = estimator_error or window.performance_problem or "the current table's scores were not counted"
+        return {"estimated": None, "realized": None, "error": error}
     try:
-        estimator = fit_performance_estimator(
-            reference.read([prediction, target]), score_column=prediction, target_column=target, threshold=threshold
-        )
-        counts = count_window(estimator, current.batches(columns), current.display)
         estimate = estimate_performance(estimator, counts)
     except DriftInputError as exc:
         return {"estimated": None, "realized": None, "error": str(exc)}
@@ -326,10 +349,17 @@ def format_performance(performance: dict) -> str:
     return "\n".join(lines)
 
 
-def summarize_on_dask(address: str, profile, current: TableSource, types: dict[str, pa.DataType]):
+def summarize_on_dask(
+    address: str,
+    profile,
+    current: TableSource,
+    types: dict[str, pa.DataType],
+    estimator: PerformanceEstimator | None = None,
+):
     """CURRENT's counts on the Dask scheduler at ``address``: one task per parquet row group, the
-    profile scattered once, the parts added here. Workers open the files themselves (local paths
-    must exist on every worker; s3:// URIs are read with each worker's own AWS environment)."""
+    profile (and the performance estimator) scattered once, the parts added here. Workers open the
+    files themselves (local paths must exist on every worker; s3:// URIs are read with each
+    worker's own AWS environment)."""
     from drift_assets.monitoring.dask_compute import WindowRead, summarize_window_on_dask
     from drift_assets.storage.s3 import display_path
 
@@ -339,7 +369,8 @@ def summarize_on_dask(address: str, profile, current: TableSource, types: dict[s
     if not_parquet:
         raise DriftInputError(f"{not_parquet[0]}: --dask reads parquet files only (split in row groups)")
     try:
-        return summarize_window_on_dask(address, profile, locations, WindowRead.for_table(types, current.display))
+        read = WindowRead.for_table(types, current.display)
+        return summarize_window_on_dask(address, profile, locations, read, estimator=estimator)
     except ConnectionError as exc:
         raise DriftInputError(f"--dask {address}: {exc}") from exc
 
@@ -566,6 +597,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout)")
     p.add_argument("--html", metavar="PATH", help="write an Evidently HTML report to PATH")
     p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="fit the reference profile afresh and do not store it (default: reuse the profile cached for "
+        "the same reference bytes, columns and bins, in .drift_assets/profiles next to the reference)",
+    )
+    p.add_argument(
         "--csv-delimiter",
         metavar="CHAR",
         type=_delimiter,
@@ -574,7 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dask",
         metavar="ADDRESS",
-        help="count CURRENT on the Dask scheduler at ADDRESS (tcp://host:port), one task per parquet row group",
+        help="count CURRENT on the Dask scheduler at ADDRESS (tcp://host:port; local or local:N starts a"
+        " LocalCluster of N worker processes on 127.0.0.1 for this call), one task per parquet row group",
     )
     p.add_argument(
         "--no-multivariate",

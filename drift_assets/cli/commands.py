@@ -33,7 +33,13 @@ def _simulate(sub: argparse._SubParsersAction) -> None:
         "production log with an injected drift, delayed labels and champion model; and an LLM response "
         "log with two incidents. TARGET is a local directory or s3://bucket/prefix.",
     )
-    p.add_argument("--target", default=None, help="data root to write into (default: the configured data root)")
+    p.add_argument(
+        "--target",
+        default=None,
+        help="data root to write into (default: the configured data root); or postgresql://user@host/db: "
+        "the files go to the configured data root and each monitor's log and reference are also loaded "
+        "into tables <monitor>_log and <monitor>_reference of that database",
+    )
     p.add_argument("--only", choices=["fraud", "llm"], help="simulate one monitor's data only")
     p.add_argument("--rows-per-week", type=int, default=20_000, help="fraud transactions per week (default 20000)")
     p.add_argument("--weeks", type=int, default=13, help="weeks of fraud traffic (default 13)")
@@ -51,9 +57,13 @@ def _simulate(sub: argparse._SubParsersAction) -> None:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from drift_assets.cli.demo import simulate_all
+    from drift_assets.cli.sql_demo import check_connection, is_database_target, load_demo_tables
 
-    simulate_all(
-        target=args.target,
+    database = args.target if is_database_target(args.target) else None
+    if database:
+        check_connection(database)
+    simulated = simulate_all(
+        target=None if database else args.target,
         only=args.only,
         rows_per_week=args.rows_per_week,
         weeks=args.weeks,
@@ -63,6 +73,10 @@ def run_simulate(args: argparse.Namespace) -> int:
         echo=print,
         story=args.story,
     )
+    if database:
+        from drift_assets.cli.demo import _data_root
+
+        load_demo_tables(database, _data_root(None), list(simulated), echo=print)
     return 0
 
 
@@ -100,13 +114,20 @@ def _demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rows-per-week", type=int, default=20_000)
     p.add_argument("--fresh", action="store_true", help="re-simulate data and forget earlier results")
     p.add_argument("--no-html", action="store_true", help="skip the Evidently HTML reports (faster)")
+    p.add_argument(
+        "--story",
+        default="card_testing",
+        choices=["card_testing", "covariate_harmful", "covariate_benign", "concept"],
+        help="what the fraud drift does (default card_testing; covariate_harmful: the estimated AUC drops "
+        "before any label arrives); data simulated with another story are re-simulated",
+    )
     p.set_defaults(handler=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from drift_assets.cli.demo import run_demo as demo
 
-    return demo(rows_per_week=args.rows_per_week, fresh=args.fresh, html=not args.no_html)
+    return demo(rows_per_week=args.rows_per_week, fresh=args.fresh, html=not args.no_html, story=args.story)
 
 
 def _results_store(reports_root: str | None):

@@ -116,7 +116,9 @@ def failed_checks_of(result) -> list[tuple[str, str, str]]:
     return out
 
 
-def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = True) -> int:
+def run_demo(
+    *, rows_per_week: int = 20_000, fresh: bool = False, html: bool = True, story: str = "card_testing"
+) -> int:
     from drift_assets.definitions import build_definitions
     from drift_assets.retraining.attempt import retraining_supported
 
@@ -129,9 +131,12 @@ def run_demo(*, rows_per_week: int = 20_000, fresh: bool = False, html: bool = T
     if not fresh and _retrained_before(monitors, storage):
         print("== a previous demo retrained a model (registry and log changed): re-simulating for a clean start")
         fresh = True
+    if not fresh and _simulated_story(storage) not in (None, story):
+        print(f"== the demo data tell the {_simulated_story(storage)} story: re-simulating for {story}")
+        fresh = True
     if fresh or not storage.data.exists("fraud/manifest.json"):
         print("== simulating demo data")
-        simulate_all(rows_per_week=rows_per_week)
+        simulate_all(rows_per_week=rows_per_week, story=story)
         for monitor in monitors:
             storage.reports.delete_dir(f"{monitor.name}/retraining")  # attempts on the old registry
     instance = local_instance()
@@ -370,6 +375,14 @@ def serve_champion_from(storage, monitor, since) -> int:
             data.write_bytes(relative, sink.getvalue().to_pybytes())
             rows += table.num_rows
     return rows
+
+
+def _simulated_story(storage) -> str | None:
+    """The fraud drift story of the data on disk (None: no fraud data yet)."""
+    path = "fraud/manifest.json"
+    if not storage.data.exists(path):
+        return None
+    return storage.data.read_json(path).get("drift_story", "card_testing")
 
 
 def _retrained_before(monitors, storage) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from drift_assets.monitoring.derived import FUNCTIONS as DERIVED_FUNCTIONS
+from drift_assets.monitoring.source_config import SourceConfigError, SourceSpec, parse_source
 from drift_assets.monitoring.timestamps import parse_timestamp
 from drift_assets.stats import ColumnSpec, DecisionRules
 from drift_assets.stats.checks import DEFAULT_CHECKS, CheckRule, CheckTable
@@ -80,6 +81,10 @@ class LabelsConfig:
     location: str
     delay_days: float
     id_column: str
+    # ``target.labels`` as a PostgreSQL table or query (None: ``arrived=YYYY-MM-DD/`` folders);
+    # ``arrived_column`` says when each label arrived there.
+    source: SourceSpec | None = None
+    arrived_column: str = "arrived"
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,9 @@ class MonitorConfig:
     decision_threshold: float = 0.5
     # The check registry this monitor is evaluated with (tests extend it; users extend it in code).
     checks: CheckTable = DEFAULT_CHECKS
+    # ``log:`` / ``reference:`` given as a source mapping (PostgreSQL, DuckDB); None: a parquet path.
+    log_source: SourceSpec | None = None
+    reference_source: SourceSpec | None = None
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -347,11 +355,14 @@ def _parse_labels(r: _Reader) -> LabelsConfig | None:
     target = r.sub("target")
     if target is None:
         return None
+    location, source = _parse_source(target, "labels", target.where, windowed=False)
     labels = LabelsConfig(
         column=target.text("column"),
-        location=target.text("labels"),
+        location=location,
         delay_days=target.bounded("delay_days", 0.0, low=0),
         id_column=target.text("id_column", default="id"),
+        source=source,
+        arrived_column=target.text("arrived_column", default="arrived"),
     )
     target.reject_unknown()
     return labels
@@ -491,6 +502,8 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
     if not NAME_PATTERN.match(name):
         raise ConfigError(f"{where}: monitor names are lower_snake_case (they prefix asset keys), got {name!r}")
     r = _Reader(data, where)
+    log, log_source = _parse_source(r, "log", where, windowed=True)
+    reference, reference_source = _parse_source(r, "reference", where, windowed=False)
     cadence, start, end = _parse_window(r, where)
     numerical, categorical, top = _parse_features(r, where)
     prediction = r.optional_text("prediction")
@@ -523,8 +536,8 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         cadence=cadence,
         start=start,
         end=end,
-        reference=r.text("reference"),
-        log=r.text("log"),
+        reference=reference,
+        log=log,
         timestamp_column=r.text("timestamp_column", default="timestamp"),
         model_version_column=model_version_column,
         numerical=numerical,
@@ -545,9 +558,19 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         multivariate=_parse_multivariate(r, where),
         extra=dict(r._get("extra", False, {}) or {}),
         decision_threshold=decision_threshold,
+        log_source=log_source,
+        reference_source=reference_source,
     )
     r.reject_unknown()
     return monitor
+
+
+def _parse_source(r: _Reader, key: str, where: str, *, windowed: bool) -> tuple[str, SourceSpec | None]:
+    """``log:`` / ``reference:``: a path under the data root, or a source mapping (``source_config``)."""
+    try:
+        return parse_source(r._get(key, True), f"{where}.{key}", windowed=windowed)
+    except SourceConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _positive_int(value: float, where: str) -> int:
@@ -578,6 +601,8 @@ def check_reference_files(monitors: MonitorsFile, data_root: str | Path) -> None
     asset fails naming the key."""
     root = Path(data_root)
     for monitor in monitors:
+        if monitor.reference_source is not None:
+            continue  # a database table is not a file: reference_data names what is missing
         if (root / monitor.log).exists() and not (root / monitor.reference).exists():
             raise ConfigError(
                 f"{monitors.path.name}: monitors.{monitor.name}.reference: {monitor.reference!r} does not exist"

@@ -13,6 +13,11 @@ Window summaries are mergeable counts (``WindowSummary.__add__``), which is all 
 4. the parts are added in task order (file order, then row-group order) and the same statistics
    code (``stats.compare``) runs on the total.
 
+Given a performance estimator (sent once per worker like the profile), each task also counts the
+row group's scores on the estimator's grid in the same pass (``WindowSummary.performance``): fixed-point
+sums, so the cluster's score counts, and the seeded estimate made from them, equal the in-process ones
+exactly.
+
 ``summarize_window_in_process`` runs the same tasks in a loop and adds them in the same order, so
 the two give bit-for-bit the same summary (floating sums included). Against ``stream_window`` +
 ``summarize`` (batches of 256k rows that span row groups), counts are equal exactly and the float
@@ -26,6 +31,7 @@ calls one of the two functions, which share their signature after the Dask clien
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import uuid
@@ -48,6 +54,8 @@ from drift_assets.storage.tables import BATCH_ROWS, TableReadError, resolve
 
 if TYPE_CHECKING:
     from distributed import Client, Future
+
+    from drift_assets.stats.performance_estimation import PerformanceEstimator
 
 # How long a client waits for a scheduler that is not (yet) there before failing with its address
 # (DRIFT_ASSETS_DASK_TIMEOUT overrides it, in seconds).
@@ -141,9 +149,14 @@ def _row_group_batches(
 
 
 def count_row_group(
-    task: RowGroupTask, profile: ReferenceProfile, read: WindowRead, filesystem: pafs.FileSystem | None = None
+    task: RowGroupTask,
+    profile: ReferenceProfile,
+    read: WindowRead,
+    filesystem: pafs.FileSystem | None = None,
+    estimator: PerformanceEstimator | None = None,
 ) -> RowGroupCounts:
-    """The counts of one row group's rows in the window (the unit of work on a cluster)."""
+    """The counts of one row group's rows in the window (the unit of work on a cluster); with
+    ``estimator``, its score counts from the same batches."""
     fs, path = _open(task.location, filesystem)
     scan = WindowScan()
     types = dict(read.types)
@@ -166,19 +179,23 @@ def count_row_group(
             if rows is not None:
                 yield rows
 
-    summary = summarize(profile, selected(), table_name=read.table_name)
+    summary = summarize(profile, selected(), table_name=read.table_name, estimator=estimator)
     return RowGroupCounts(summary, scan.rows, scan.first_timestamp, scan.last_timestamp, scan.problems)
 
 
 # --------------------------------------------------------------------------- merging
 def merge_counts(
-    profile: ReferenceProfile, parts: Iterator[RowGroupCounts], files: Sequence[str], scan: WindowScan | None = None
+    profile: ReferenceProfile,
+    parts: Iterator[RowGroupCounts],
+    files: Sequence[str],
+    scan: WindowScan | None = None,
+    estimator: PerformanceEstimator | None = None,
 ) -> WindowSummary:
     """Add the parts in order. Column problems met while reading (first reason kept, as when
     streaming) are added to the summary's problems, as ``evaluate_window`` does."""
     scan = scan if scan is not None else WindowScan()
     scan.files.extend(files)
-    total = empty_summary(profile)
+    total = empty_summary(profile, estimator)
     for part in parts:
         total = total + part.summary
         scan.rows += part.rows
@@ -205,11 +222,12 @@ def summarize_window_in_process(
     *,
     filesystem: pafs.FileSystem | None = None,
     scan: WindowScan | None = None,
+    estimator: PerformanceEstimator | None = None,
 ) -> WindowSummary:
     """The window's summary from one task per row group, run here one after the other."""
     tasks = _tasks(files, [row_group_count(f, filesystem) for f in files])
-    parts = (count_row_group(t, profile, read, filesystem) for t in tasks)
-    return merge_counts(profile, parts, files, scan)
+    parts = (count_row_group(t, profile, read, filesystem, estimator) for t in tasks)
+    return merge_counts(profile, parts, files, scan, estimator)
 
 
 def summarize_window_on_dask(
@@ -220,6 +238,7 @@ def summarize_window_on_dask(
     *,
     filesystem: pafs.FileSystem | None = None,
     scan: WindowScan | None = None,
+    estimator: PerformanceEstimator | None = None,
 ) -> WindowSummary:
     """The same summary, each row group a task on a Dask cluster (``tcp://host:port`` or a Client).
 
@@ -233,6 +252,10 @@ def summarize_window_on_dask(
         counts = client.gather(client.map(row_group_count, list(files), filesystem=filesystem, pure=False))
         tasks = _tasks(files, counts)
         shared_profile = client.scatter(profile, broadcast=True, hash=False)
+        # A fresh copy: none of the caller's cached lookup tables (5 MB) travel; each worker builds its own.
+        shared_estimator = (
+            client.scatter(dataclasses.replace(estimator), broadcast=True, hash=False) if estimator else None
+        )
         # Task names unique per call: two windows (or two runs of one window) in flight on one
         # cluster never share a task, whatever their arguments.
         run = uuid.uuid4().hex[:12]
@@ -243,14 +266,17 @@ def summarize_window_on_dask(
                 profile=shared_profile,
                 read=read,
                 filesystem=filesystem,
+                estimator=shared_estimator,
                 key=[f"count-row-group-{run}-{i}" for i in range(len(tasks))],
             )
         )
         try:
-            return merge_counts(profile, _results_in_order(pending), files, scan)
+            return merge_counts(profile, _results_in_order(pending), files, scan, estimator)
         finally:
             client.cancel(list(pending))
             shared_profile.release()
+            if shared_estimator is not None:
+                shared_estimator.release()
 
 
 def _results_in_order(pending: deque[Future]) -> Iterator[RowGroupCounts]:
@@ -261,15 +287,49 @@ def _results_in_order(pending: deque[Future]) -> Iterator[RowGroupCounts]:
         pending.popleft().release()
 
 
+LOCAL_PREFIX = "local"
+
+
+def local_workers(address: str) -> int | None:
+    """``local`` (one worker per core) or ``local:N``: the number of workers of a ``LocalCluster``
+    started for the call; None for a scheduler address."""
+    if address != LOCAL_PREFIX and not address.startswith(LOCAL_PREFIX + ":"):
+        return None
+    count = address.partition(":")[2]
+    if count and (not count.isdigit() or int(count) < 1):
+        raise ValueError(f"dask address {address!r}: expected local or local:N with N >= 1 workers")
+    return int(count) if count else max(1, os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def _connected(client_or_address: Client | str) -> Iterator[Client]:
-    from distributed import Client
+    """A client of the scheduler at an address; or of a ``LocalCluster`` (``local[:N]``: worker
+    processes on this machine, one thread each, every port on 127.0.0.1, dashboard included)
+    started here and ended with the call, for one big machine without a cluster to run."""
+    from distributed import Client, LocalCluster
 
     if isinstance(client_or_address, Client):
         yield client_or_address
         return
+    workers = local_workers(client_or_address) if isinstance(client_or_address, str) else None
+    if workers is not None:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            yield client
+        return
     if not isinstance(client_or_address, str) or not client_or_address.startswith(("tcp://", "tls://", "inproc://")):
-        raise ValueError(f"dask scheduler address must look like tcp://host:port, got {client_or_address!r}")
+        raise ValueError(
+            f"dask scheduler address must look like tcp://host:port, got {client_or_address!r}"
+            " (or local[:N] for a LocalCluster on this machine)"
+        )
     try:
         timeout = float(os.environ.get("DRIFT_ASSETS_DASK_TIMEOUT") or CONNECT_TIMEOUT_SECONDS)
         client = Client(client_or_address, timeout=timeout, set_as_default=False)

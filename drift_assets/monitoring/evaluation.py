@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,6 +15,7 @@ from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.monitoring.derived import apply_derived
 from drift_assets.monitoring.explanations import explain_evaluation
 from drift_assets.monitoring.joint import JointObserver, JointResult, JointState
+from drift_assets.monitoring.sources import stream_log
 from drift_assets.monitoring.trailing_baseline import (
     SuddenChangeResult,
     evaluate_sudden_change,
@@ -23,7 +25,6 @@ from drift_assets.monitoring.windows import (
     Window,
     expected_log_types,
     partition_key,
-    stream_window,
 )
 from drift_assets.stats import (
     DriftResult,
@@ -39,6 +40,9 @@ from drift_assets.stats.summary import CategoricalCounts, NumericalCounts
 from drift_assets.stats.validation import require_reference_rows
 from drift_assets.storage.root import Root
 from drift_assets.storage.tables import TableSource
+
+if TYPE_CHECKING:
+    from drift_assets.stats.performance_estimation import PerformanceEstimator
 
 
 @dataclass
@@ -87,19 +91,21 @@ def evaluate_window(
     fitted: Mapping | None = None,
     window_rows: int | None = None,
     reference_batches: Callable[[], Iterable[pa.RecordBatch]] | None = None,
+    estimator: PerformanceEstimator | None = None,
 ) -> WindowEvaluation:
     """The window's measures and checks, from its record batches (summarised here) or from a ready
     ``WindowSummary`` (counted elsewhere, e.g. one task per row group on a Dask cluster: counts
     add, so the statistics that follow are the same). ``fitted``: the reference_profile document
     (its multivariate model and segment profiles); ``window_rows`` sizes the multivariate sample;
-    ``reference_batches`` feeds the domain classifier."""
+    ``reference_batches`` feeds the domain classifier; with ``estimator`` the same pass counts the
+    scores for the performance estimate (``summary.performance``, stored with the drift counts)."""
     name = f"{monitor.name} window {window.key}"
     observer: JointObserver | None = None
     if isinstance(batches, WindowSummary):
         summary = replace(batches, problems=dict(batches.problems))  # problems are added below, not to the caller's
     else:
         observer = JointObserver(monitor, profile, JointState.from_profile_doc(fitted or {}), window_rows)
-        summary = summarize(profile, observer.observe(batches, name), table_name=name)
+        summary = summarize(profile, observer.observe(batches, name), table_name=name, estimator=estimator)
     for column, reason in (problems or {}).items():
         summary.problems.setdefault(column, reason)
     result = compare(
@@ -191,18 +197,19 @@ def baseline_summary(
             doc = counts_store.read_json(path) if counts_store.exists(path) else None
             if doc is None or doc.get("profile") != fingerprint:
                 break
-            stored.append(WindowSummary.from_dict(doc["summary"]))
+            # Drift counts only: a baseline never estimates performance (its windows' score counts may
+            # come from different estimators).
+            stored.append(WindowSummary.from_dict(doc["summary"]).without_performance())
     if stored and len(stored) == n:
         total = stored[0]
         for part in stored[1:]:
             total = total + part
         return total
     baseline = Window("baseline", window.start - n * length, window.start)
-    batches = stream_window(
+    batches = stream_log(
         data,
-        monitor.log,
+        monitor,
         baseline,
-        timestamp_column=monitor.timestamp_column,
         types=expected_log_types(monitor),
         derived=monitor.derived,
     )

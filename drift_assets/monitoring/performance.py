@@ -11,16 +11,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drift_assets.monitoring.config import LabelsConfig, MonitorConfig
+from drift_assets.monitoring.evaluation import counts_path
+from drift_assets.monitoring.sources import postgres_source
 from drift_assets.monitoring.windows import Window
 from drift_assets.stats import DriftInputError
+from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.performance_estimation import (
     METRICS,
     PerformanceEstimate,
     PerformanceEstimator,
+    ScoreCounts,
     count_window,
     estimate_performance,
     fit_performance_estimator,
 )
+from drift_assets.stats.summary import PERFORMANCE_NOT_COUNTED, WindowSummary
 from drift_assets.storage.root import Root
 from drift_assets.storage.tables import TableSource
 
@@ -92,8 +97,8 @@ def labels_since(
     """Labels that arrived on/after the window start (none can arrive before the transaction).
     A label file with no rows is a day without labels, not an error."""
     wanted = pa.chunked_array(ids).combine_chunks()
-    parts = []
-    for name in data_root.list_dir(location):
+    parts = [] if labels.source is None else _labels_from_database(labels, since, wanted)
+    for name in data_root.list_dir(location) if labels.source is None else []:
         if name.startswith("arrived=") and name[len("arrived=") :] >= since.date().isoformat():
             batches = list(data_root.table(f"{location}/{name}").batches([labels.id_column, labels.column]))
             if not any(b.num_rows for b in batches):
@@ -105,6 +110,28 @@ def labels_since(
     # A transaction relabelled later (chargeback after review) counts as positive if ever positive.
     agg = pa.concat_tables(parts).group_by(labels.id_column).aggregate([(labels.column, "max")])
     return pa.table({labels.id_column: agg.column(labels.id_column), labels.column: agg.column(f"{labels.column}_max")})
+
+
+def _labels_from_database(labels: LabelsConfig, since: dt.datetime, wanted: pa.Array) -> list[pa.Table]:
+    """Labels of the window's ids that arrived on/after ``since`` (``arrived_column`` >= $1), read
+    from the PostgreSQL table or query ``target.labels`` names, streamed and filtered batch by batch."""
+    assert labels.source is not None
+    source = postgres_source(labels.source, labels.arrived_column)
+    if labels.arrived_column not in source.schema().names:
+        raise SchemaError(
+            f"{source.display}: labels column {labels.arrived_column!r} (target.arrived_column) is missing"
+        )
+    far = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+    parts = []
+    for batch in source.batches([labels.id_column, labels.column], since, far):
+        table = pa.Table.from_batches([batch])
+        if labels.id_column not in table.column_names or labels.column not in table.column_names:
+            missing = labels.column if labels.id_column in table.column_names else labels.id_column
+            raise SchemaError(f"{source.display}: labels column {missing!r} is missing")
+        ids = pc.cast(table.column(labels.id_column), wanted.type)
+        table = table.set_column(0, labels.id_column, ids)
+        parts.append(table.filter(pc.is_in(ids, value_set=wanted)))
+    return parts
 
 
 # ------------------------------------------------------------------------------------------------
@@ -129,18 +156,57 @@ def fit_estimator_record(monitor: MonitorConfig, reference: pa.Table) -> dict:
     return estimator.to_dict()
 
 
+def estimator_of(estimator_record: dict | None) -> PerformanceEstimator | None:
+    """The fitted estimator from its asset's JSON; None when there is none or it could not be fitted."""
+    if estimator_record is None or "error" in estimator_record:
+        return None
+    return PerformanceEstimator.from_dict(estimator_record)
+
+
+def stored_summary(counts_store: Root, monitor: MonitorConfig, key: str) -> WindowSummary | None:
+    """The window's counts as its drift pass stored them (``evaluation.store_counts``), if any."""
+    path = counts_path(monitor, key)
+    if not counts_store.exists(path):
+        return None
+    return WindowSummary.from_dict(counts_store.read_json(path)["summary"])
+
+
 def estimate_window(
-    monitor: MonitorConfig, estimator_record: dict, production_window: TableSource
+    monitor: MonitorConfig,
+    estimator_record: dict,
+    production_window: TableSource,
+    summary: WindowSummary | None = None,
 ) -> tuple[PerformanceEstimate | None, str | None]:
-    """The window's estimated metrics with their bands, streamed from its scores alone; or why not."""
+    """The window's estimated metrics with their bands, or why not.
+
+    From the score counts of the drift pass (``summary``, counted with this estimator) when they are
+    there: the window is not read again. Otherwise (a window counted before the estimator was
+    refitted, or by an older version) its scores are streamed here."""
     if "error" in estimator_record:
         return None, f"no performance estimator: {estimator_record['error']}"
     estimator = PerformanceEstimator.from_dict(estimator_record)
     try:
-        counts = count_window(estimator, production_window.batches([estimator.score_column]), production_window.display)
+        counts = _counts_of_the_pass(estimator, summary)
+        if isinstance(counts, str):
+            return None, counts
+        if counts is None:
+            batches = production_window.batches([estimator.score_column])
+            counts = count_window(estimator, batches, production_window.display)
         return estimate_performance(estimator, counts), None
     except DriftInputError as exc:
         return None, str(exc)
+
+
+def _counts_of_the_pass(estimator: PerformanceEstimator, summary: WindowSummary | None) -> ScoreCounts | str | None:
+    """The drift pass's score counts, its one-line problem (bad scores: named there), or None (not
+    counted with this estimator: read the window)."""
+    if summary is None:
+        return None
+    if summary.performance is not None and summary.performance.estimator_fingerprint == estimator.fingerprint:
+        return summary.performance
+    if summary.performance_problem is not None and summary.performance_problem != PERFORMANCE_NOT_COUNTED:
+        return summary.performance_problem
+    return None
 
 
 def threshold_metrics_of(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | None]:

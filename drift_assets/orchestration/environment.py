@@ -5,7 +5,8 @@ instance under DAGSTER_HOME. ``DRIFT_ASSETS_ENV=s3``: the same layout under
 ``s3://$DRIFT_ASSETS_S3_BUCKET/$DRIFT_ASSETS_S3_PREFIX`` through dagster-aws's S3Resource settings.
 
 Where a window's counts are computed: ``DRIFT_ASSETS_COMPUTE=in_process`` (the default) or ``dask``
-with ``DRIFT_ASSETS_DASK_ADDRESS=tcp://host:port`` (a Dask scheduler; see ``ComputeResource``).
+with ``DRIFT_ASSETS_DASK_ADDRESS=tcp://host:port`` (a Dask scheduler) or ``local[:N]`` (a ``LocalCluster``;
+see ``ComputeResource``).
 """
 
 from __future__ import annotations

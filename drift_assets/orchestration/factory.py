@@ -22,6 +22,7 @@ from drift_assets.orchestration.jobs import (
 from drift_assets.orchestration.monitor_assets import build_monitor_assets
 from drift_assets.orchestration.notifications import notification_sensors
 from drift_assets.orchestration.retraining_assets import build_retraining_assets
+from drift_assets.orchestration.run_watchdog import lost_run_watchdog_sensor
 from drift_assets.orchestration.schedules import window_schedule
 from drift_assets.orchestration.sensors import retraining_sensors
 from drift_assets.retraining.attempt import retraining_supported
@@ -42,5 +43,8 @@ def monitor_definitions(monitor: MonitorConfig) -> Definitions:
 
 
 def shared_definitions(monitors: Sequence[MonitorConfig], environment: str | None = None) -> Definitions:
-    """What serves every monitor: the check-failure notifier and the resources."""
-    return Definitions(sensors=notification_sensors(list(monitors)), resources=resources_for_environment(environment))
+    """What serves every monitor: the check-failure notifier, the lost-run watchdog and the resources."""
+    return Definitions(
+        sensors=[*notification_sensors(list(monitors)), lost_run_watchdog_sensor()],
+        resources=resources_for_environment(environment),
+    )

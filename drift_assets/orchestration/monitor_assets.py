@@ -41,11 +41,14 @@ from drift_assets.monitoring.evaluation import (
 from drift_assets.monitoring.joint import fit_joint, joint_columns
 from drift_assets.monitoring.performance import (
     estimate_window,
+    estimator_of,
     fit_estimator_record,
     model_versions_in,
     realized_performance,
     reconcile,
+    stored_summary,
 )
+from drift_assets.monitoring.profile_cache import fit_profile_cached
 from drift_assets.monitoring.registry import (
     RegistryError,
     reference_location,
@@ -53,22 +56,22 @@ from drift_assets.monitoring.registry import (
 )
 from drift_assets.monitoring.results import record_drift, record_performance
 from drift_assets.monitoring.results_store import ResultsStore
+from drift_assets.monitoring.sources import log_display, preflight_log, reference_table, stream_log
 from drift_assets.monitoring.windows import (
     WindowScan,
     expected_log_types,
     parse_partition_key,
-    preflight,
-    stream_window,
 )
 from drift_assets.orchestration import checks as chk
 from drift_assets.orchestration.io_managers import BatchStream, StoredTable
 from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
 from drift_assets.orchestration.resources import ComputeResource, StorageResource
-from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check, fit_profile
+from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check
 from drift_assets.stats.checks import estimated_auc_check
-from drift_assets.stats.performance_estimation import PerformanceEstimate
+from drift_assets.stats.performance_estimation import PerformanceEstimate, PerformanceEstimator
 from drift_assets.storage.root import sha256_of_files
+from drift_assets.storage.tables import TableSource
 
 WINDOW_PROBLEMS_KEY = "drift_assets.window_problems"
 
@@ -112,7 +115,7 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
     def reference_data(context: AssetExecutionContext, storage: StorageResource) -> Output:
         data = storage.storage().data
         location = reference_location(monitor, data)
-        source = data.table(location)
+        source = reference_table(monitor, data, location)  # parquet, or the PostgreSQL table/query
         seen: dict[str, pa.Schema] = {}
 
         def batches():
@@ -128,6 +131,11 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
             raise Failure(description=str(exc)) from exc
         if first is None:
             raise Failure(description=f"{source.display}: reference has no rows")
+        fingerprint = (
+            {"content_sha256": sha256_of_files(source.filesystem, source.files())}
+            if isinstance(source, TableSource)
+            else {}
+        )
 
         def describe() -> dict:
             return {"dagster/column_schema": _table_schema(seen["schema"])}
@@ -138,7 +146,7 @@ def reference_data_asset(monitor: MonitorConfig) -> AssetsDefinition:
                 "source": MetadataValue.path(source.display),
                 # Whose reference this is: a champion's own (after a promotion) or the configured one.
                 "reference_version": _reference_owner(monitor, data, location),
-                "content_sha256": sha256_of_files(source.filesystem, source.files()),
+                **fingerprint,
             },
         )
 
@@ -168,8 +176,9 @@ def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
         kinds={"json"},
     )
     def reference_profile(context: AssetExecutionContext, reference_data: StoredTable) -> Output:
-        # One column at a time, streamed from the stored reference (bounded memory, same profile).
-        profile = fit_profile(
+        # One column at a time, streamed from the stored reference (bounded memory, same profile);
+        # reused from the profile cache when the stored reference's bytes, roles and bins are unchanged.
+        profile, cached = fit_profile_cached(
             reference_data,
             specs,
             psi_bins=monitor.psi_bins,
@@ -194,6 +203,7 @@ def reference_profile_asset(monitor: MonitorConfig) -> AssetsDefinition:
             "fingerprint": profile.fingerprint(),
             "reference_rows": profile.reference_rows,
             "effective_bins": MetadataValue.json(bins),
+            "profile_cache": "hit" if cached.hit else "fitted",
         }
         fitted = joint.get("multivariate") or {}
         if fitted:
@@ -226,20 +236,19 @@ def production_window_asset(monitor: MonitorConfig) -> AssetsDefinition:
         root = storage.storage().data
         scan = WindowScan()
         try:
-            files, rows = preflight(root, monitor.log, window, monitor.timestamp_column)
+            files, rows = preflight_log(root, monitor, window)
         except DriftInputError as exc:
             raise Failure(description=f"{monitor.name} window {window.key}: {exc}") from exc
         if rows == 0:
             raise Failure(
-                description=f"{monitor.name} window {window.key}: no rows in {root.uri_of(monitor.log)} "
+                description=f"{monitor.name} window {window.key}: no rows in {log_display(root, monitor)} "
                 f"between {window.start.isoformat()} and {window.end.isoformat()} "
                 f"({len(files)} file(s) read); an empty window has no drift value"
             )
-        batches = stream_window(
+        batches = stream_log(
             root,
-            monitor.log,
+            monitor,
             window,
-            timestamp_column=monitor.timestamp_column,
             types=expected_log_types(monitor),
             derived=monitor.derived,
             scan=scan,
@@ -304,19 +313,23 @@ def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None
 
 
 def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
+    """With a performance estimator (a probability prediction and labels), the same pass over the
+    window counts its scores for the estimate: they are stored with the drift counts and
+    model_performance estimates from them without reading the window again."""
     keys = MonitorKeys(monitor.name)
     partitions_def = partitions_for(monitor)
-    specs = monitor.column_specs()
     drift_checks = chk.drift_check_names(monitor)
-
-    @asset(
+    ins = {
+        "reference_profile": _in(keys.reference_profile),
+        "production_window": _in(keys.production_window),
+        "reference_data": _in(keys.reference_data),
+    }
+    if monitor.estimates_performance:
+        ins["performance_estimator"] = _in(keys.performance_estimator)
+    decorate = asset(
         key=keys.drift_report,
         partitions_def=partitions_def,
-        ins={
-            "reference_profile": _in(keys.reference_profile),
-            "production_window": _in(keys.production_window),
-            "reference_data": _in(keys.reference_data),
-        },
+        ins=ins,
         group_name=monitor.name,
         io_manager_key="json_io_manager",
         check_specs=chk.check_specs(monitor, keys.drift_report, drift_checks, partitions_def),
@@ -324,7 +337,25 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         "Evidently HTML report.",
         kinds={"evidently", "json"},
     )
-    def drift_report(
+    if monitor.estimates_performance:
+
+        @decorate
+        def drift_report(
+            context: AssetExecutionContext,
+            storage: StorageResource,
+            compute: ComputeResource,
+            reference_profile: dict,
+            production_window: StoredTable,
+            reference_data: StoredTable,
+            performance_estimator: dict,
+        ):  # MaterializeResult with a value (an annotation would declare a Nothing output)
+            inputs = (reference_profile, production_window, reference_data, estimator_of(performance_estimator))
+            return _evaluate_drift_report(monitor, context, storage, compute, *inputs)
+
+        return drift_report
+
+    @decorate
+    def drift_report_without_estimate(
         context: AssetExecutionContext,
         storage: StorageResource,
         compute: ComputeResource,
@@ -332,50 +363,68 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         production_window: StoredTable,
         reference_data: StoredTable,
     ):  # MaterializeResult with a value (an annotation would declare a Nothing output)
-        window = parse_partition_key(context.partition_key, monitor.cadence)
-        profile = ReferenceProfile.from_dict(reference_profile)
-        st = storage.storage()
-        # Problems met while reading the log (a column missing or retyped in some file) are
-        # reported by the schema check, with the file named.
-        problems = json.loads(production_window.footer().get(WINDOW_PROBLEMS_KEY, "{}"))
-        evaluation = evaluate_window(
-            monitor,
-            profile,
-            window,
-            _window_counts(context, compute, monitor, profile, window, st.data, production_window),
-            data=st.data,
-            counts_store=st.assets,
-            problems=problems,
-            fitted=reference_profile,
-            window_rows=production_window.num_rows(),
-            reference_batches=lambda: reference_data.batches(profile.column_names()),
-        )
-        html_uri = None
-        if _wants_html(monitor, evaluation):
-            html_uri = _write_html(storage, monitor, window.key, reference_data, production_window, specs)
-        record = record_drift(
-            st.reports,
-            monitor,
-            window,
-            evaluation.result,
-            evaluation.summary,
-            model_version=model_versions_in(production_window, monitor.model_version_column),
-            html_report=html_uri,
-            extra={**evaluation.extra, **by_model_version(monitor, production_window)},
-            extra_checks=evaluation.extra_outcomes,
-            reference_version=_reference_version(context, keys),
-            sections={**evaluation.joint.sections, "explanation": evaluation.explanation},
-        )
-        store_counts(st.assets, monitor, window.key, evaluation)
-        push_metrics_if_configured(context, st)
-        results_uri = st.reports.uri_of(ResultsStore.drift_path(monitor.name, window.key))
-        return MaterializeResult(
-            value=record,
-            metadata=_drift_metadata(evaluation.result, record, results_uri, html_uri, evaluation.extra_outcomes),
-            check_results=_drift_check_results(context, monitor, keys, drift_checks, evaluation, record),
-        )
+        inputs = (reference_profile, production_window, reference_data, None)
+        return _evaluate_drift_report(monitor, context, storage, compute, *inputs)
 
-    return drift_report
+    return drift_report_without_estimate
+
+
+def _evaluate_drift_report(
+    monitor: MonitorConfig,
+    context: AssetExecutionContext,
+    storage: StorageResource,
+    compute: ComputeResource,
+    reference_profile: dict,
+    production_window: StoredTable,
+    reference_data: StoredTable,
+    estimator: PerformanceEstimator | None,
+) -> MaterializeResult:
+    keys = MonitorKeys(monitor.name)
+    window = parse_partition_key(context.partition_key, monitor.cadence)
+    profile = ReferenceProfile.from_dict(reference_profile)
+    st = storage.storage()
+    # Problems met while reading the log (a column missing or retyped in some file) are
+    # reported by the schema check, with the file named.
+    problems = json.loads(production_window.footer().get(WINDOW_PROBLEMS_KEY, "{}"))
+    evaluation = evaluate_window(
+        monitor,
+        profile,
+        window,
+        _window_counts(context, compute, monitor, profile, window, st.data, production_window, estimator),
+        data=st.data,
+        counts_store=st.assets,
+        problems=problems,
+        fitted=reference_profile,
+        window_rows=production_window.num_rows(),
+        reference_batches=lambda: reference_data.batches(profile.column_names()),
+        estimator=estimator,
+    )
+    html_uri = None
+    if _wants_html(monitor, evaluation):
+        specs = monitor.column_specs()
+        html_uri = _write_html(storage, monitor, window.key, reference_data, production_window, specs)
+    record = record_drift(
+        st.reports,
+        monitor,
+        window,
+        evaluation.result,
+        evaluation.summary,
+        model_version=model_versions_in(production_window, monitor.model_version_column),
+        html_report=html_uri,
+        extra={**evaluation.extra, **by_model_version(monitor, production_window)},
+        extra_checks=evaluation.extra_outcomes,
+        reference_version=_reference_version(context, keys),
+        sections={**evaluation.joint.sections, "explanation": evaluation.explanation},
+    )
+    # The drift counts and (with an estimator) the score counts: model_performance reads the latter.
+    store_counts(st.assets, monitor, window.key, evaluation)
+    push_metrics_if_configured(context, st)
+    results_uri = st.reports.uri_of(ResultsStore.drift_path(monitor.name, window.key))
+    return MaterializeResult(
+        value=record,
+        metadata=_drift_metadata(evaluation.result, record, results_uri, html_uri, evaluation.extra_outcomes),
+        check_results=_drift_check_results(context, monitor, keys, chk.drift_check_names(monitor), evaluation, record),
+    )
 
 
 def failed_error_checks(record: dict) -> list[dict]:
@@ -422,13 +471,15 @@ def drift_alert_asset(monitor: MonitorConfig) -> AssetsDefinition:
     return drift_alert
 
 
-def _window_counts(context, compute: ComputeResource, monitor, profile, window, data, production_window):
+def _window_counts(
+    context, compute: ComputeResource, monitor, profile, window, data, production_window, estimator=None
+):
     """The window's batches to summarise here, or (compute=dask) its counts from the cluster, read
-    from the log one task per parquet row group."""
+    from the log one task per parquet row group (with ``estimator``, the score counts too)."""
     if not compute.on_cluster:
         return production_window.batches(profile.column_names() + joint_columns(monitor))
     try:
-        counts = compute.window_summary(monitor, profile, window, data)
+        counts = compute.window_summary(monitor, profile, window, data, estimator)
     except (DriftInputError, ConnectionError) as exc:
         raise Failure(description=f"{monitor.name} window {window.key}: {exc}") from exc
     context.log.info(f"window counts from the Dask scheduler at {compute.dask_address}: {counts.rows:,} rows")
@@ -590,7 +641,10 @@ def _evaluate_performance(
     perf = realized_performance(st.data, monitor, window, production_window)
     estimate, problem = (None, None)
     if performance_estimator is not None:
-        estimate, problem = estimate_window(monitor, performance_estimator, production_window)
+        # From the score counts drift_report stored in its pass over the window (read again only
+        # when they were not counted with this estimator).
+        counted = stored_summary(st.assets, monitor, window.key)
+        estimate, problem = estimate_window(monitor, performance_estimator, production_window, counted)
     champion_auc = champion_model["metadata"].get("auc_reference")
     champion_auc = float(champion_auc) if champion_auc is not None else None
     outcomes = _performance_outcomes(monitor, perf, estimate, champion_auc)
@@ -646,6 +700,8 @@ def model_performance_asset(monitor: MonitorConfig) -> AssetsDefinition:
         },
         partitions_def=partitions_def,
         ins=ins,
+        # The estimate comes from the score counts drift_report stores: it runs first.
+        deps=[keys.drift_report] if monitor.estimates_performance else [],
         group_name=monitor.name,
         check_specs=chk.check_specs(monitor, keys.model_performance, performance_checks, partitions_def),
         can_subset=True,

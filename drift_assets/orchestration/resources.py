@@ -104,8 +104,10 @@ class ComputeResource(ConfigurableResource):
     in its own process. ``dask``: the window's log files are split into one task per parquet row
     group on the Dask scheduler at ``dask_address`` (``tcp://host:port``); the reference profile is
     scattered to the workers once, each task returns its row group's counts, and the sums are added
-    here (``monitoring.dask_compute``). Workers open local paths or ``s3://`` URIs themselves, with
-    their own environment's endpoint and credentials, so every worker must see the data root.
+    here (``monitoring.dask_compute``). ``dask_address: local`` (or ``local:N``) starts a
+    ``LocalCluster`` of worker processes on this machine for each window instead. Workers open
+    local paths or ``s3://`` URIs themselves, with their own environment's endpoint and
+    credentials, so every worker must see the data root.
     Counts are equal to the in-process ones; the float sums behind means and Wasserstein distances
     agree to rounding (~1e-15 relative), so measures and checks are the same.
     """
@@ -121,20 +123,36 @@ class ComputeResource(ConfigurableResource):
         if self.kind not in COMPUTE_KINDS:
             raise ValueError(f"compute kind must be one of {', '.join(COMPUTE_KINDS)}, got {self.kind!r}")
         if self.on_cluster and not self.dask_address.startswith(("tcp://", "tls://")):
-            raise ValueError(
-                f"compute kind 'dask' needs a scheduler address like tcp://host:8786 "
-                f"(DRIFT_ASSETS_DASK_ADDRESS), got {self.dask_address!r}"
-            )
+            from drift_assets.monitoring.dask_compute import local_workers
+
+            try:
+                local = local_workers(self.dask_address)
+            except ValueError:
+                local = None
+            if local is None:
+                raise ValueError(
+                    f"compute kind 'dask' needs a scheduler address like tcp://host:8786, or local[:N] for a"
+                    f" LocalCluster of N workers on this machine (DRIFT_ASSETS_DASK_ADDRESS), got {self.dask_address!r}"
+                )
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self.validate()
 
-    def window_summary(self, monitor, profile, window, data) -> WindowSummary:
-        """The window's counts from the cluster (``kind='dask'`` only)."""
+    def window_summary(self, monitor, profile, window, data, estimator=None) -> WindowSummary:
+        """The window's counts from the cluster (``kind='dask'`` only); with ``estimator``, the
+        score counts for the performance estimate from the same tasks."""
         from drift_assets.monitoring.dask_compute import WindowRead, summarize_window_on_dask, window_locations
 
+        if monitor.log_source is not None and monitor.log_source.kind == "postgres":
+            from drift_assets.stats.errors import DriftInputError
+
+            raise DriftInputError(
+                f"{monitor.name}: compute kind 'dask' splits parquet files in row groups; this monitor's log is a"
+                " PostgreSQL source (use the in_process compute)"
+            )
         files = window_locations(data, monitor.log, window)
-        return summarize_window_on_dask(self.dask_address, profile, files, WindowRead.for_monitor(monitor, window))
+        read = WindowRead.for_monitor(monitor, window)
+        return summarize_window_on_dask(self.dask_address, profile, files, read, estimator=estimator)
 
 
 class DvcResource(ConfigurableResource):

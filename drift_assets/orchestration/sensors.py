@@ -92,12 +92,11 @@ from drift_assets.orchestration.keys import (
     TRIGGER_PARTITION_TAG,
     TRIGGER_RUN_TAG,
     WORKER_LOST_TAG,
-    WORKER_TAG,
     MonitorKeys,
 )
 from drift_assets.orchestration.resources import StorageResource
+from drift_assets.orchestration.run_watchdog import fail_lost_run, lost_worker_reason
 from drift_assets.retraining.attempt import retraining_supported
-from drift_assets.retraining.process_guard import worker_alive
 
 #: Runs per trigger (the first and its retries after lost workers) before the sensor gives up.
 MAX_ATTEMPTS_PER_TRIGGER = 3
@@ -301,17 +300,12 @@ def _busy_reason(instance, monitor: MonitorConfig, now: float, notes: list[str])
 
 
 def _fail_if_worker_lost(instance, run, notes: list[str]) -> bool:
-    """Fail a STARTED run whose recorded worker process no longer runs on this host."""
-    identity = run.tags.get(WORKER_TAG)
-    if run.status != DagsterRunStatus.STARTED or not identity or worker_alive(identity) is not False:
+    """Fail a STARTED run whose worker process is known to be gone (``run_watchdog``)."""
+    why = lost_worker_reason(instance, run)
+    if why is None:
         return False  # no record, another host or alive: the instance's word stands
-    host, pid = identity.rsplit(":", 2)[:2]
-    why = f"run worker pid {pid} on {host} is gone"
-    instance.add_run_tags(run.run_id, {WORKER_LOST_TAG: why})
-    instance.report_run_failed(
-        run, f"retraining sensor: {why}; the run is marked failed and its trigger requested again"
-    )
-    notes.append(f"retraining run {run.run_id[:8]} failed: {why}")
+    fail_lost_run(instance, run, why, "retraining sensor")
+    notes.append(f"retraining run {run.run_id[:8]} failed: {why}; its trigger is requested again")
     return True
 
 

@@ -262,6 +262,21 @@ class RetrainingAttempt:
         log, data = self.log, self.st.data
         labels = self.monitor.labels
         staging = workdir.parent / f"{self.run_id}-inputs"
+        in_database = [
+            name
+            for name, spec in (
+                ("log", self.monitor.log_source),
+                ("reference", self.monitor.reference_source),
+                ("target.labels", labels.source if labels else None),
+            )
+            if spec is not None and spec.kind == "postgres"
+        ]
+        if in_database:
+            self._fail(
+                f"the DVC pipeline reads its inputs as files; {', '.join(in_database)} of monitor"
+                f" {self.monitor.name!r} come from PostgreSQL (keep parquet copies under the data root to retrain)",
+                parent=champion.number,
+            )
         try:
             # Train on the configured training reference, not on the champion's reference: a
             # promoted champion's reference is a sample of production rows, which the pipeline

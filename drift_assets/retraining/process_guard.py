@@ -49,6 +49,20 @@ def process_start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+def process_started_at(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch (boot time + its start ticks); None if no
+    such process (a zombie counts as gone) or no /proc."""
+    ticks = process_start_time(pid)
+    if ticks is None or _is_zombie(pid):
+        return None
+    try:
+        with open("/proc/stat", "rb") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith(b"btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return boot + int(ticks) / os.sysconf("SC_CLK_TCK")
+
+
 def process_identity(pid: int | None = None) -> str:
     """``PID:START`` of ``pid`` (default: this process)."""
     pid = os.getpid() if pid is None else pid

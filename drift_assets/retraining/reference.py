@@ -10,7 +10,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from drift_assets.monitoring.config import MonitorConfig
-from drift_assets.monitoring.windows import Window, expected_log_types, stream_window
+from drift_assets.monitoring.sources import stream_log
+from drift_assets.monitoring.windows import Window, expected_log_types
 from drift_assets.storage.root import Root
 
 # Below this many unseen rows in the triggering window, the reference also takes the holdout.
@@ -33,7 +34,7 @@ def build_reference_table(
       scoring the training data (in-sample) would make every later window look like prediction
       drift. Rows of the window that ``prepare`` did not put in the training set are either in the
       holdout or have no label yet; either way the challenger never saw them, so their scores are
-      out-of-sample, like production scores. The window is read through ``stream_window`` with the
+      out-of-sample, like production scores. The window is read through ``stream_log`` with the
       production window's schema, so reference and windows have the same column types.
 
     If fewer than ``MIN_REFERENCE_ROWS`` such rows exist (e.g. a window whose rows are all
@@ -46,7 +47,7 @@ def build_reference_table(
     types = expected_log_types(monitor)
     keep = [id_col, ts_col, *features]
     schema = pa.schema([(c, types[c]) for c in keep])
-    batches = [b.select(keep) for b in stream_window(data, monitor.log, window, timestamp_column=ts_col, types=types)]
+    batches = [b.select(keep) for b in stream_log(data, monitor, window, types=types)]
     rows = pa.Table.from_batches(batches, schema=schema)
     trained = pq.read_table(workdir / "prepared" / "train.parquet", columns=[id_col]).column(id_col).cast(pa.string())
     unseen = rows.filter(pc.invert(pc.is_in(rows.column(id_col), value_set=trained.combine_chunks())))

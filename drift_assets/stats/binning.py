@@ -15,8 +15,10 @@ at and above its single value, so a window off that value has PSI ~9 and out-of-
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -126,13 +128,95 @@ class CategoricalBinning:
 Binning = NumericalBinning | CategoricalBinning
 
 
+class OrderStatistics(Protocol):
+    """The finite reference values of one column, seen through what fitting edges needs: values at
+    sorted ranks, heavy values and counts below edges. ``SortedValues`` answers from a sorted array;
+    ``stats.streamed_fit`` answers in a few streaming passes without holding the column, so both
+    give the same edges from the same arithmetic."""
+
+    @property
+    def size(self) -> int: ...
+
+    def values_at(self, ranks: np.ndarray) -> np.ndarray:
+        """Values at 0-based ranks of the sorted finite values."""
+        ...
+
+    def heavy_values(self, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Distinct values holding at least ``share`` of the finite values: (values ascending, their
+        frequencies, how many values are below each), and whether the column has one distinct value."""
+        ...
+
+    def count_below(self, edges: np.ndarray) -> np.ndarray:
+        """How many finite values are strictly below each (ascending) edge."""
+        ...
+
+
+@dataclass(frozen=True)
+class SortedValues:
+    """Order statistics of an in-memory sorted array of finite values."""
+
+    sorted_values: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.sorted_values.size)
+
+    def values_at(self, ranks: np.ndarray) -> np.ndarray:
+        return self.sorted_values[ranks]
+
+    def heavy_values(self, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        # A value holding >= share of the n values fills >= ceil(share * n) consecutive ranks, so
+        # one of these probes lands on it: no n-sized temporary (np.unique would make several).
+        size = self.sorted_values.size
+        probes = np.unique(self.sorted_values[:: max(1, math.ceil(share * size))])
+        below = self.count_below(probes)
+        frequency = np.searchsorted(self.sorted_values, probes, side="right") - below
+        heavy = frequency >= share * size
+        single = bool(self.sorted_values[0] == self.sorted_values[-1])
+        return probes[heavy], frequency[heavy], below[heavy], single
+
+    def count_below(self, edges: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.sorted_values, edges, side="left")
+
+
+@dataclass(frozen=True)
+class NumericalEdges:
+    """What a numerical binning is made of, before the reference's mean and spread are known."""
+
+    psi_edges: np.ndarray
+    sketch_edges: np.ndarray
+    point_masses: np.ndarray
+
+
+def quantile_positions(size: int, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower and upper ranks and the interpolation fraction of numpy's default (linear) quantiles."""
+    positions = probs * (size - 1)
+    lower = np.floor(positions).astype(np.int64)
+    upper = np.minimum(lower + 1, size - 1)
+    return lower, upper, positions - lower
+
+
+def _quantiles(
+    stats: OrderStatistics,
+    probs: np.ndarray,
+    subset: tuple[int, Callable[[np.ndarray], np.ndarray]] | None = None,
+) -> np.ndarray:
+    """Linear-interpolation quantiles (numpy's default method). ``subset``: quantiles of a subset
+    of the values (those that are not point masses), given as its size and a map from its ranks
+    to ranks of the whole column."""
+    size, rank_of = subset if subset is not None else (stats.size, None)
+    lower, upper, fraction = quantile_positions(size, probs)
+    if rank_of is not None:
+        lower, upper = rank_of(lower), rank_of(upper)
+    wanted = np.unique(np.concatenate((lower, upper)))
+    values = stats.values_at(wanted)
+    low, high = values[np.searchsorted(wanted, lower)], values[np.searchsorted(wanted, upper)]
+    return low + fraction * (high - low)
+
+
 def _quantiles_of_sorted(sorted_values: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Linear-interpolation quantiles (numpy's default method) of an already sorted array."""
-    positions = probs * (len(sorted_values) - 1)
-    lower = np.floor(positions).astype(np.int64)
-    upper = np.minimum(lower + 1, len(sorted_values) - 1)
-    fraction = positions - lower
-    return sorted_values[lower] + fraction * (sorted_values[upper] - sorted_values[lower])
+    return _quantiles(SortedValues(sorted_values), probs)
 
 
 def fit_numerical_binning(
@@ -146,54 +230,96 @@ def fit_numerical_binning(
     finite = values[~missing_mask(values)]
     if finite.size == 0:
         raise ProfileError(f"reference: column {column!r} has no finite values to fit bins on")
-    finite = np.sort(finite)
+    return fit_sorted_numerical_binning(
+        np.sort(finite),
+        psi_bins=psi_bins,
+        sketch_resolution=sketch_resolution,
+        point_mass_share=point_mass_share,
+    )
+
+
+def fit_sorted_numerical_binning(
+    sorted_finite: np.ndarray, *, psi_bins: int, sketch_resolution: int, point_mass_share: float = POINT_MASS_SHARE
+) -> NumericalBinning:
+    """``fit_numerical_binning`` of values already sorted, finite and non-empty."""
+    edges = fit_numerical_edges(
+        SortedValues(sorted_finite),
+        psi_bins=psi_bins,
+        sketch_resolution=sketch_resolution,
+        point_mass_share=point_mass_share,
+    )
+    return binning_from_edges(edges, psi_bins, float(sorted_finite.mean()), float(sorted_finite.std()))
+
+
+def binning_from_edges(edges: NumericalEdges, psi_bins: int, mean: float, std: float) -> NumericalBinning:
+    return NumericalBinning(
+        psi_edges=edges.psi_edges,
+        sketch_edges=edges.sketch_edges,
+        requested_bins=psi_bins,
+        reference_mean=mean,
+        reference_std=std,
+        point_masses=tuple(float(v) for v in edges.point_masses),
+    )
+
+
+def fit_numerical_edges(
+    stats: OrderStatistics, *, psi_bins: int, sketch_resolution: int, point_mass_share: float = POINT_MASS_SHARE
+) -> NumericalEdges:
+    """PSI and sketch edges from the column's order statistics (see the module docstring)."""
     probs = np.arange(sketch_resolution + 1) / sketch_resolution
-    quantiles = _quantiles_of_sorted(finite, probs)
-    minimum, maximum = float(finite[0]), float(finite[-1])
-    distinct, frequency = np.unique(finite, return_counts=True)
-    masses = distinct[frequency >= point_mass_share * finite.size]
+    quantiles = _quantiles(stats, probs)
+    extremes = stats.values_at(np.array([0, stats.size - 1], dtype=np.int64))
+    maximum = float(extremes[1])
+    masses, frequency, below, single_value = stats.heavy_values(point_mass_share)
     if masses.size == 0:
         # PSI edges are picked out of the sketch quantiles so that they are exactly sketch edges.
         step = sketch_resolution // psi_bins
         interior = quantiles[step:sketch_resolution:step]
-        psi_edges = np.unique(interior[interior > minimum])
+        psi_edges = np.unique(interior[interior > float(extremes[0])])
         sketch_edges = np.append(np.unique(quantiles), np.nextafter(maximum, np.inf))
     else:
-        psi_edges = _point_mass_edges(finite, masses, psi_bins, single_value=distinct.size == 1)
+        psi_edges = _point_mass_edges(stats, masses, frequency, below, psi_bins, single_value=single_value)
         # Every PSI edge is a sketch edge, so a window is still binned once (PSI counts are sums).
         sketch_edges = np.unique(np.concatenate((quantiles, psi_edges, [np.nextafter(maximum, np.inf)])))
-    return NumericalBinning(
-        psi_edges=psi_edges,
-        sketch_edges=sketch_edges,
-        requested_bins=psi_bins,
-        reference_mean=float(finite.mean()),
-        reference_std=float(finite.std()),
-        point_masses=tuple(float(v) for v in masses),
-    )
+    return NumericalEdges(psi_edges, sketch_edges, masses)
 
 
 def _point_mass_edges(
-    sorted_finite: np.ndarray, masses: np.ndarray, psi_bins: int, *, single_value: bool
+    stats: OrderStatistics,
+    masses: np.ndarray,
+    frequency: np.ndarray,
+    below: np.ndarray,
+    psi_bins: int,
+    *,
+    single_value: bool,
 ) -> np.ndarray:
     """Edges isolating each point mass, plus quantile edges over the values that are not one."""
     parts = [masses, np.nextafter(masses, np.inf)]
-    rest = sorted_finite[~np.isin(sorted_finite, masses)]
+    rest_size = stats.size - int(frequency.sum())
     rest_bins = max(1, psi_bins - masses.size)
-    if rest.size and rest_bins > 1:
-        parts.append(_quantiles_of_sorted(rest, np.arange(1, rest_bins) / rest_bins))
+    if rest_size and rest_bins > 1:
+
+        def rank_of(rest_ranks: np.ndarray) -> np.ndarray:
+            """Rank in the whole column of the value at a rank among the values that are not masses."""
+            full = rest_ranks.astype(np.int64)
+            for start, count in zip(below, frequency, strict=True):  # ascending masses
+                full = np.where(full >= start, full + count, full)
+            return full
+
+        parts.append(_quantiles(stats, np.arange(1, rest_bins) / rest_bins, (rest_size, rank_of)))
     candidates = np.unique(np.concatenate(parts))
     if single_value:
         return candidates  # below / at / above the reference's one value
-    return _drop_empty_bins(sorted_finite, candidates)
+    return _drop_empty_bins(stats.count_below(candidates), stats.size, candidates)
 
 
-def _drop_empty_bins(sorted_finite: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Keep an edge only if the reference has values both in the bin it closes and at or above it."""
-    left_of = np.searchsorted(sorted_finite, edges, side="left")  # values below each edge
+def _drop_empty_bins(left_of: np.ndarray, size: int, edges: np.ndarray) -> np.ndarray:
+    """Keep an edge only if the reference has values both in the bin it closes and at or above it
+    (``left_of``: how many values are below each edge)."""
     kept: list[float] = []
     last = 0
     for edge, below in zip(edges, left_of, strict=True):
-        if below > last and below < sorted_finite.size:
+        if below > last and below < size:
             kept.append(float(edge))
             last = int(below)
     return np.asarray(kept, dtype=np.float64)
@@ -202,8 +328,15 @@ def _drop_empty_bins(sorted_finite: np.ndarray, edges: np.ndarray) -> np.ndarray
 def fit_categorical_binning(column: pa.Array, *, max_categories: int, name: str) -> CategoricalBinning:
     strings = category_strings(column, name, "reference")
     counts = pc.value_counts(strings.drop_null())
-    values = counts.field("values").to_pylist()
-    freqs = counts.field("counts").to_numpy()
+    return categorical_binning_from_counts(
+        counts.field("values").to_pylist(), counts.field("counts").to_numpy(), max_categories, name
+    )
+
+
+def categorical_binning_from_counts(
+    values: list[str], freqs: np.ndarray, max_categories: int, name: str
+) -> CategoricalBinning:
+    """The vocabulary from the reference's value counts (``values[i]`` seen ``freqs[i]`` times)."""
     if len(values) == 0:
         raise ProfileError(f"reference: column {name!r} has no non-missing values")
     if len(values) > max_categories:

@@ -16,25 +16,21 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
+import numpy as np
 import pyarrow as pa
 
 from drift_assets.stats.binning import (
     Binning,
     CategoricalBinning,
     NumericalBinning,
-    fit_categorical_binning,
-    fit_numerical_binning,
+    fit_sorted_numerical_binning,
 )
-from drift_assets.stats.counts import (
-    ColumnCounts,
-    count_categorical,
-    count_numerical,
-    counts_from_dict,
-)
+from drift_assets.stats.counts import ColumnCounts, counts_from_dict
 from drift_assets.stats.errors import ProfileError, SchemaError
-from drift_assets.stats.validation import category_strings, numeric_values
+from drift_assets.stats.streamed_fit import categorical_from_strings, counts_of_sorted, fit_streamed_numerical
+from drift_assets.stats.validation import category_strings, missing_mask, numeric_values
 
 PROFILE_FORMAT = "drift_assets.reference_profile"
 # 2: point masses get their own PSI bin (issue 11). A version-1 profile is refused: refit it.
@@ -46,6 +42,10 @@ DEFAULT_PSI_BINS = 10
 DEFAULT_SKETCH_RESOLUTION = 1000
 # A "categorical" column with more distinct values than this is almost certainly an identifier.
 DEFAULT_MAX_CATEGORIES = 1000
+# A reference read from files with more rows than this is fitted streamed (exact, in a few passes,
+# memory flat in the rows: ``streamed_fit.py``); up to it, each column is sorted in memory (~16
+# bytes a row for the column being fitted, the fastest exact fit).
+DEFAULT_MAX_IN_MEMORY_ROWS = 2_000_000
 
 Kind = Literal["numerical", "categorical"]
 Role = Literal["feature", "prediction", "target"]
@@ -167,6 +167,16 @@ class ColumnSource(Protocol):
     def column(self, name: str) -> pa.ChunkedArray: ...
 
 
+@runtime_checkable
+class StreamableSource(ColumnSource, Protocol):
+    """A ``ColumnSource`` that also knows its row count (parquet footers; None when it cannot
+    tell without reading) and yields a column batch by batch, for a fit in bounded memory."""
+
+    def num_rows(self) -> int | None: ...
+
+    def column_chunks(self, name: str) -> Iterable[pa.Array]: ...
+
+
 def fit_profile(
     reference: pa.Table | ColumnSource,
     columns: Sequence[ColumnSpec],
@@ -176,11 +186,15 @@ def fit_profile(
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     metadata: Mapping | None = None,
     table_name: str = "reference",
+    max_in_memory_rows: int = DEFAULT_MAX_IN_MEMORY_ROWS,
 ) -> ReferenceProfile:
     """Fit bins and vocabularies on the reference, then count the reference in them.
 
     ``reference`` is a table, or a ``ColumnSource``: then one column is read at a time (exact, the
-    same profile as from the table; memory is one column, not the whole reference)."""
+    same profile as from the table; memory is one column, not the whole reference). A
+    ``StreamableSource`` with more than ``max_in_memory_rows`` rows is fitted streamed: the same
+    edges, counts and vocabularies, memory flat in the rows (mean, spread and bin sums agree to
+    rounding)."""
     if psi_bins < 2:
         raise ProfileError(f"psi_bins must be at least 2, got {psi_bins}")
     if sketch_resolution % psi_bins:
@@ -194,11 +208,17 @@ def fit_profile(
     _require_columns(schema, [c.name for c in columns], table_name)
     profiled: dict[str, ColumnProfile] = {}
     rows: int | None = reference.num_rows if isinstance(reference, pa.Table) else None
+    streamed = _streams(reference, max_in_memory_rows)
     for spec in columns:
         try:
-            profiled[spec.name], length = _fit_column(
-                spec, reference.column, psi_bins, sketch_resolution, max_categories, table_name
-            )
+            if streamed is not None:
+                profiled[spec.name], length = _fit_streamed_column(
+                    spec, streamed, psi_bins, sketch_resolution, max_categories, table_name
+                )
+            else:
+                profiled[spec.name], length = _fit_column(
+                    spec, reference.column, psi_bins, sketch_resolution, max_categories, table_name
+                )
         except (SchemaError, ProfileError) as exc:
             # The binning names the table "reference"; say which one.
             message = str(exc)
@@ -217,6 +237,14 @@ def fit_profile(
     )
 
 
+def _streams(reference: pa.Table | ColumnSource, max_in_memory_rows: int) -> StreamableSource | None:
+    """The reference, when it is to be fitted streamed (big enough, and able to stream a column)."""
+    if isinstance(reference, pa.Table) or not isinstance(reference, StreamableSource):
+        return None
+    rows = reference.num_rows()
+    return reference if rows is not None and rows > max_in_memory_rows else None
+
+
 def _fit_column(
     spec: ColumnSpec,
     read: Callable[[str], pa.ChunkedArray],
@@ -225,24 +253,58 @@ def _fit_column(
     max_categories: int,
     table_name: str = "reference",
 ) -> tuple[ColumnProfile, int]:
-    """Read one column, fit its binning, then count the reference in it (the counts windows
-    compare with). Returns the profile and the column's length. Only this frame holds the column,
-    so it is freed before the next one is read."""
+    """Read one column, fit its binning, and read the reference's own counts off the sorted
+    values (never re-binned). Returns the profile and the column's length. Only this frame holds
+    the column, so it is freed before the next one is read."""
     column = read(spec.name)
     length = len(column)
     if length == 0:
         raise ProfileError(f"{table_name}: reference table has no rows")
     if spec.kind == "numerical":
-        values = numeric_values(column, spec.name, table_name)
-        del column  # numpy holds the values now; the arrow chunks can go
-        binning = fit_numerical_binning(
-            values, psi_bins=psi_bins, sketch_resolution=sketch_resolution, column=spec.name
-        )
-        return ColumnProfile(spec, binning, count_numerical(values, binning)), length
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        # One numpy copy of the column (cast batch by batch), then the arrow chunks can go.
+        values = np.concatenate([numeric_values(c, spec.name, table_name) for c in chunks] or [np.empty(0)])
+        del column, chunks
+        missing = missing_mask(values)
+        finite = values[~missing] if missing.any() else values  # a copy of its own: sorted in place
+        n_missing = int(missing.sum())
+        del values, missing
+        if finite.size == 0:
+            raise ProfileError(f"reference: column {spec.name!r} has no finite values to fit bins on")
+        finite.sort()
+        binning = fit_sorted_numerical_binning(finite, psi_bins=psi_bins, sketch_resolution=sketch_resolution)
+        return ColumnProfile(spec, binning, counts_of_sorted(finite, n_missing, binning)), length
     strings = category_strings(column, spec.name, table_name)
     del column
-    categorical = fit_categorical_binning(strings, max_categories=max_categories, name=spec.name)
-    return ColumnProfile(spec, categorical, count_categorical(strings, categorical)), length
+    categorical, counts, _ = categorical_from_strings([strings], max_categories=max_categories, name=spec.name)
+    return ColumnProfile(spec, categorical, counts), length
+
+
+def _fit_streamed_column(
+    spec: ColumnSpec,
+    source: StreamableSource,
+    psi_bins: int,
+    sketch_resolution: int,
+    max_categories: int,
+    table_name: str,
+) -> tuple[ColumnProfile, int]:
+    """One column fitted in passes over its batches (``streamed_fit.py``)."""
+    name = spec.name
+    if spec.kind == "numerical":
+        binning, counts, rows, _ = fit_streamed_numerical(
+            lambda: (numeric_values(chunk, name, table_name) for chunk in source.column_chunks(name)),
+            psi_bins=psi_bins,
+            sketch_resolution=sketch_resolution,
+            column=name,
+        )
+        profile = ColumnProfile(spec, binning, counts)
+    else:
+        strings = (category_strings(chunk, name, table_name) for chunk in source.column_chunks(name))
+        vocabulary, counted, rows = categorical_from_strings(strings, max_categories=max_categories, name=name)
+        profile = ColumnProfile(spec, vocabulary, counted)
+    if rows == 0:
+        raise ProfileError(f"{table_name}: reference table has no rows")
+    return profile, rows
 
 
 def _require_columns(schema: pa.Schema, names: Iterable[str], table: str) -> None:

@@ -192,6 +192,12 @@ class TableSource:
         field_ = self.schema().field(name)
         return pa.chunked_array([b.column(0) for b in self.batches([name])], type=field_.type)
 
+    def column_chunks(self, name: str) -> Iterator[pa.Array]:
+        """One column batch by batch (parquet: row group by row group, ``pre_buffer=False``): what a
+        reference above the in-memory threshold is fitted from, in a few passes."""
+        for batch in self.batches([name]):
+            yield batch.column(0)
+
     def column_reader(self) -> Callable[[str], pa.ChunkedArray]:
         return self.column
 
@@ -411,9 +417,26 @@ def iter_file_batches(
             parquet = pq.ParquetFile(handle, pre_buffer=False)
             present = parquet.schema_arrow.names
             wanted = [c for c in columns if c in present] if columns is not None else None
-            yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
+            for groups in _row_group_runs(parquet):
+                yield from parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=groups, columns=wanted)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise TableReadError(f"{shown}: cannot read ({type(exc).__name__}: {_one_line(exc)})") from exc
+
+
+def _row_group_runs(parquet: pq.ParquetFile) -> Iterator[list[int]]:
+    """Consecutive row groups of about ``BATCH_ROWS`` rows: pyarrow's ``iter_batches`` over a whole
+    file can keep the buffers of every row group it has read until the end (memory growing with
+    the file), while one call per tiny row group would make tiny batches."""
+    groups: list[int] = []
+    rows = 0
+    for index in range(parquet.num_row_groups):
+        groups.append(index)
+        rows += parquet.metadata.row_group(index).num_rows
+        if rows >= BATCH_ROWS:
+            yield groups
+            groups, rows = [], 0
+    if groups:
+        yield groups
 
 
 def _one_line(exc: BaseException) -> str:
