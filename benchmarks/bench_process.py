@@ -15,6 +15,9 @@ once per size to parquet (``--data``, default ``/tmp/drift-assets-bench``; 128k-
 - ``ours``: ``python -m drift_assets compare REF CUR --numerical ... --categorical ... --json OUT``
   (all the checks ``compare`` runs by default, the multivariate reconstruction check included);
 - ``ours_core``: the same with ``--no-multivariate`` (the per-column checks only);
+- ``ours_cached``: ``ours`` without ``--no-cache``: the reference profile read from the cache
+  next to the reference (written by the first such run); every other engine passes ``--no-cache``
+  (first-call figures);
 - ``baseline``: ``ours`` run from another checkout (``--baseline PATH``, e.g. the main branch before
   these changes), to show the change in the same run;
 - ``evidently``: a fresh process that reads both files with pandas, runs
@@ -75,14 +78,18 @@ def command(engine: str, ref: Path, cur: Path, out: Path) -> list[str]:
         return [sys.executable, __file__, "--evidently-child", str(ref), str(cur), str(out)]
     cmd = [sys.executable, "-m", "drift_assets", "compare", str(ref), str(cur)]
     cmd += ["--numerical", ",".join(NUMERICAL), "--categorical", ",".join(CATEGORICAL), "--json", str(out)]
+    if engine != "ours_cached":  # first call: the reference profile is fitted, not read from its cache
+        cmd.append("--no-cache")
     return cmd + (["--no-multivariate"] if engine == "ours_core" else [])
 
 
-def timed(cmd: list[str], pythonpath: str | None = None) -> dict:
+def timed(cmd: list[str], cwd: str, pythonpath: str | None = None) -> dict:
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
+    # cwd outside any checkout: `python -m` puts the working directory first on sys.path, which
+    # would shadow PYTHONPATH (and run the wrong drift_assets for the baseline).
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, cwd=cwd)
     if proc.returncode not in (0, 1):  # compare exits 1 when an ERROR check failed: drift is expected
         raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", proc.stderr)
@@ -112,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeat):
             for engine in engines:
                 cmd = command("ours" if engine == "baseline" else engine, ref, cur, Path(tmp) / f"{engine}.json")
-                r = timed(cmd, args.baseline if engine == "baseline" else None)
+                r = timed(cmd, tmp, args.baseline if engine == "baseline" else None)
                 runs[engine].append(r)
                 print(f"  run {i + 1} {engine}: {r['seconds']:.2f} s, {r['peak_mb']:.0f} MB", flush=True)
     print(f"\nrows={args.rows:,} per file, {args.repeat} run(s) each, medians; {os.cpu_count()} CPUs")
