@@ -37,7 +37,7 @@ def test_a_probability_prediction_carries_the_estimated_auc_check():
     assert fraud.prediction_kind == "probability" and fraud.decision_threshold == 0.5
     assert "probability_prediction" in fraud.capabilities()
     names = [rule.name for rule in fraud.check_rules("model_performance")]
-    assert names == ["auc_not_below_champion", "estimated_auc_not_below_champion"]
+    assert names == ["auc_not_below_champion", "estimated_auc_not_below_champion", "target_prevalence_unchanged"]
     # Profiled as a numerical column: the drift checks see the same prediction as before.
     assert [s.kind for s in fraud.column_specs() if s.role == "prediction"] == ["numerical"]
     assert fraud.retraining.require_performance_impact is False  # the design document's matrix

@@ -359,7 +359,7 @@ def test_dask_compute_refuses_a_postgres_log_with_one_line(fraud):
         compute.window_summary(_with_log(monitor), profile, parse_partition_key(WEEKS[0], "weekly"), data)
 
 
-def test_a_retraining_attempt_on_a_postgres_log_fails_with_one_line_before_dvc(project):
+def test_a_retraining_attempt_whose_postgres_dsn_is_unset_fails_with_one_line_before_dvc(project, monkeypatch):
     from drift_assets.retraining.attempt import DvcSettings, RetrainingAttempt, RetrainingFailed
     from drift_assets.storage.root import Storage
 
@@ -377,6 +377,12 @@ def test_a_retraining_attempt_on_a_postgres_log_fails_with_one_line_before_dvc(p
         trigger={"partition": "2026-08-17", "check": "manual", "run_id": None},
         log=Log(),
     )
-    with pytest.raises(RetrainingFailed, match=r"the DVC pipeline reads its inputs as files; log of monitor 'fraud'"):
+    monkeypatch.delenv("DRIFT_TEST_PG_DSN", raising=False)
+    # The log is exported from PostgreSQL before dvc runs (test_sql_retraining.py runs it end to end).
+    with pytest.raises(RetrainingFailed) as failed:
         attempt.run()
+    assert str(failed.value) == (
+        "retraining of fraud for 2026-08-17 failed: cannot export the training inputs from PostgreSQL: environment"
+        " variable DRIFT_TEST_PG_DSN (the database DSN) is not set; champion v0001 unchanged"
+    )
     assert not list((project / "work").rglob("dvc.yaml"))  # DVC never started

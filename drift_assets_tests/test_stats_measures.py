@@ -225,9 +225,10 @@ def test_asymptotic_ks_pvalue_is_within_1e_3_of_the_exact_one(effective_n):
     ours = np.array([ks_pvalue(d, 2 * effective_n, 2 * effective_n) for d in statistics])
     exact = stats.kstwo.sf(statistics, effective_n)
     assert np.max(np.abs(ours - exact)) < 1e-3
-    # ...and the exact branch is used at and below the cut-over.
+    # ...and the exact branch is used at and below the cut-over (kstwo's algorithm without
+    # scipy.stats, its Smirnov sum vectorised: equal to 1e-9 relative).
     d = 1.5 / np.sqrt(EXACT_MAX_N)
-    assert ks_pvalue(d, 2 * EXACT_MAX_N, 2 * EXACT_MAX_N) == pytest.approx(stats.kstwo.sf(d, EXACT_MAX_N), rel=1e-12)
+    assert ks_pvalue(d, 2 * EXACT_MAX_N, 2 * EXACT_MAX_N) == pytest.approx(stats.kstwo.sf(d, EXACT_MAX_N), rel=1e-9)
 
 
 @pytest.mark.parametrize("case", ["clipped_poisson", "uniform_integers", "out_of_range"])

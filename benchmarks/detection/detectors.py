@@ -63,17 +63,19 @@ class Ours:
         rules = DecisionRules()
         return {n: measure_column(self.profile.columns[n], c, rules.psi_epsilon) for n, c in summary.columns.items()}
 
-    def alarms(self, base: dict[str, ColumnDrift], extra: dict[str, ColumnDrift] | None = None) -> dict[str, bool]:
-        """Per column: did any of its checks fail? ``"(window)"``: did any check fail at all?
-
-        The steps of ``stats.compare.compare`` (measure, decide with Holm over the window's
-        features, evaluate the check table), with the stationary columns measured once per window.
-        """
+    def failed(self, base: dict[str, ColumnDrift], extra: dict[str, ColumnDrift] | None = None) -> list:
+        """The failed check outcomes of the window: the steps of ``stats.compare.compare`` (measure,
+        decide with Holm over the window's features, evaluate the check table), with the stationary
+        columns measured once per window."""
         columns = {n: copy.copy(c) for n, c in {**base, **(extra or {})}.items()}
         rules = DecisionRules()
         decide_drift(columns, rules)
-        failed = [o for o in DEFAULT_CHECKS.evaluate_window(WindowFacts(columns, {}, rules, None)) if not o.passed]
-        out = {name: any(c.column == name for c in failed) for name in columns}
+        return [o for o in DEFAULT_CHECKS.evaluate_window(WindowFacts(columns, {}, rules, None)) if not o.passed]
+
+    def alarms(self, base: dict[str, ColumnDrift], extra: dict[str, ColumnDrift] | None = None) -> dict[str, bool]:
+        """Per column: did any of its checks fail? ``"(window)"``: did any check fail at all?"""
+        failed = self.failed(base, extra)
+        out = {name: any(c.column == name for c in failed) for name in {**base, **(extra or {})}}
         out["(window)"] = bool(failed)
         return out
 

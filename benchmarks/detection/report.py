@@ -33,6 +33,8 @@ def load(mode: str, here: Path = HERE) -> dict:
             merged["counts"].setdefault(detector, {}).update(by_n)
         if set(data["detectors"]) - {"evidently"}:
             merged["windows"] = data["windows"]
+        if data.get("stationary_windows"):
+            merged["stationary_windows"] = data["stationary_windows"]
         if "evidently" in data["detectors"]:
             merged["evidently_windows"] = data["evidently_windows"]
         merged["seconds"][",".join(data["detectors"])] = data["total_seconds"]
@@ -72,6 +74,32 @@ def false_alarm_table(results: dict, detector: str) -> list[str]:
             fmt(rate(results, detector, n, column), flag_above=budget(n) if flag is not None else None) for n in sizes
         ]
         lines.append(f"| {column} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def stationary_table(results: dict) -> list[str]:
+    """The large stationary-only run: window-level rate, per family, and which checks fired."""
+    by_n = results["counts"].get("ours_stationary", {})
+    checks = results["counts"].get("ours_stationary_checks", {})
+    sizes = sorted(by_n, key=int)
+    if not sizes:
+        return ["(not run)"]
+    fired = sorted({name for n in sizes for name, c in checks.get(n, {}).items() if c[0]})
+    lines = [
+        "| | " + " | ".join(f"{int(n):,}" for n in sizes) + " |",
+        "|---" * (len(sizes) + 1) + "|",
+        "| **(window): any WARN/ERROR** | "
+        + " | ".join(fmt(tuple(by_n[n]["(window)"]), flag_above=budget(n)) for n in sizes)
+        + " |",
+    ]
+    for name in fired:
+        lines.append(f"| check `{name}` | " + " | ".join(fmt(tuple(checks[n][name])) for n in sizes) + " |")
+    for family in FAMILIES:
+        lines.append(
+            f"| family {family.name} | "
+            + " | ".join(fmt(tuple(by_n[n][family.name]), flag_above=budget(n)) for n in sizes)
+            + " |"
+        )
     return lines
 
 

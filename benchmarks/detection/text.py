@@ -76,6 +76,21 @@ def render(results: dict, mode: str, r, with_notes: bool = True) -> str:
         lines += [f"### {r.LABEL[detector]}", "", *r.false_alarm_table(results, detector), ""]
     lines += ["**drift_assets cells over budget:** " + ("; ".join(misses) if misses else "none."), ""]
     lines += [
+        "### drift_assets on many stationary windows: which checks fire",
+        "",
+        "Stationary windows only (seeds disjoint from the tables above), drift_assets only, where 30 windows"
+        " cannot resolve a rate of 1-2%: "
+        + ", ".join(
+            f"{int(n):,} rows: {w:,} windows"
+            for n, w in sorted(results.get("stationary_windows", {}).items(), key=lambda kv: int(kv[0]))
+        )
+        + ". A window counts once per check that failed on it; budget: the window row (any WARN/ERROR) and"
+        " every family, bold above it. Every check of the registry that fired on any of them is listed.",
+        "",
+        *r.stationary_table(results),
+        "",
+    ]
+    lines += [
         "## Power",
         "",
         "Share of shifted windows in which the shifted column alarms. Magnitudes:",

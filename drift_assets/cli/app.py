@@ -12,26 +12,57 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
+if TYPE_CHECKING:  # imported for real by _import_engine(), on the first command that needs them
+    import numpy as np
+    import pyarrow as pa
 
-from drift_assets.monitoring.joint import combined_multivariate_outcome, multivariate_section
-from drift_assets.stats import (
-    CheckOutcome,
-    ColumnSpec,
-    DecisionRules,
-    DriftInputError,
-    DriftResult,
-    ProfileError,
-    compare,
-    infer_column_specs,
-    summarize,
-)
-from drift_assets.stats import domain_classifier as dc
-from drift_assets.stats import multivariate as mv
-from drift_assets.stats import segments as sg
-from drift_assets.stats.validation import DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
-from drift_assets.storage.tables import TableSource
+    from drift_assets.monitoring.joint import combined_multivariate_outcome, multivariate_section
+    from drift_assets.stats import (
+        CheckOutcome,
+        ColumnSpec,
+        DecisionRules,
+        DriftInputError,
+        DriftResult,
+        ProfileError,
+        compare,
+        infer_column_specs,
+        summarize,
+    )
+    from drift_assets.stats import domain_classifier as dc
+    from drift_assets.stats import multivariate as mv
+    from drift_assets.stats import segments as sg
+    from drift_assets.stats.validation import DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
+    from drift_assets.storage.tables import TableSource
+
+
+def _import_engine() -> None:
+    """numpy, pyarrow and the statistics engine, imported when a command runs, not at import:
+    ``drift-assets --help`` (and every usage error) answers without loading them (~0.5-1 s)."""
+    global np, pa, combined_multivariate_outcome, multivariate_section, CheckOutcome, ColumnSpec
+    global DecisionRules, DriftInputError, DriftResult, ProfileError, compare
+    global infer_column_specs, summarize, dc, mv, sg, DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
+    global TableSource
+    import numpy as np
+    import pyarrow as pa
+
+    from drift_assets.monitoring.joint import combined_multivariate_outcome, multivariate_section
+    from drift_assets.stats import (
+        CheckOutcome,
+        ColumnSpec,
+        DecisionRules,
+        DriftInputError,
+        DriftResult,
+        ProfileError,
+        compare,
+        infer_column_specs,
+        summarize,
+    )
+    from drift_assets.stats import domain_classifier as dc
+    from drift_assets.stats import multivariate as mv
+    from drift_assets.stats import segments as sg
+    from drift_assets.stats.validation import DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
+    from drift_assets.storage.tables import TableSource
+
 
 if TYPE_CHECKING:  # imported where used: compare without --prediction never loads the estimator
     from drift_assets.stats.performance_estimation import PerformanceEstimator
@@ -643,7 +674,7 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         # S3 errors name s3://bucket/key and the error code; local ones the file and the reason.
         text = f"{exc.filename}: {exc.strerror}" if exc.filename is not None and exc.strerror else str(exc)
-    elif isinstance(exc, DriftInputError | ValueError):
+    elif isinstance(exc, ValueError):  # DriftInputError is a ValueError
         text = str(exc)
     elif isinstance(exc, KeyError):
         text = f"unknown key {exc}"
@@ -680,6 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _import_engine()
         # Overflow near 1e308 and the like are reported in the result (non-finite values), not as
         # numpy's multi-line RuntimeWarnings on stderr.
         with warnings.catch_warnings(), np.errstate(all="ignore"):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drift_assets.stats.errors import DriftInputError
-
 REGISTRY: list = []
 
 
@@ -161,6 +159,7 @@ def _serve_metrics(sub: argparse._SubParsersAction) -> None:
 
 def _run_serve(args: argparse.Namespace) -> int:
     from drift_assets.alerting.exporter import serve_metrics_forever
+    from drift_assets.stats.errors import DriftInputError
 
     store = _results_store(args.reports_root)
     try:
@@ -213,6 +212,7 @@ def _push_metrics(sub: argparse._SubParsersAction) -> None:
 
 def _run_push(args: argparse.Namespace) -> int:
     from drift_assets.alerting.exporter import push_once
+    from drift_assets.stats.errors import DriftInputError
 
     store = _results_store(args.reports_root)
     try:

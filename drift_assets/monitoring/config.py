@@ -196,7 +196,14 @@ class MonitorConfig:
             have.add("multivariate")
         if self.segments:
             have.add("segments")
+        if self.gradual_columns:
+            have.add("gradual_columns")
         return have
+
+    @property
+    def gradual_columns(self) -> tuple[str, ...]:
+        """The numerical top features: ``no_gradual_drift`` follows each one's mean across windows."""
+        return tuple(c for c in self.top_features if c in self.numerical)
 
     @property
     def estimates_performance(self) -> bool:

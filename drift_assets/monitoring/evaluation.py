@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from drift_assets.monitoring import gradual
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.monitoring.derived import MEAN_UNITS, apply_derived
 from drift_assets.monitoring.explanations import explain_evaluation
@@ -56,6 +57,9 @@ class WindowEvaluation:
     joint: JointResult = field(default_factory=JointResult)
     # "What changed" (``monitoring.explanations``): window text and one text per failed check.
     explanation: dict = field(default_factory=dict)
+    # ``no_gradual_drift``: one outcome per numerical top feature, from the stored earlier windows.
+    gradual: list[r.CheckOutcome] = field(default_factory=list)
+    gradual_skipped: str | None = None
 
     def what_changed(self, check: str) -> str | None:
         return self.explanation.get("by_check", {}).get(check)
@@ -63,7 +67,7 @@ class WindowEvaluation:
     @property
     def extra_outcomes(self) -> list[r.CheckOutcome]:
         """Checks evaluated beside the core's: trailing baseline, multivariate, segments."""
-        return (self.sudden.outcomes if self.sudden else []) + self.joint.outcomes
+        return (self.sudden.outcomes if self.sudden else []) + self.joint.outcomes + self.gradual
 
     @property
     def outcomes(self) -> list[r.CheckOutcome]:
@@ -73,6 +77,8 @@ class WindowEvaluation:
         """Why ``check`` has no outcome in this window (None: nothing to say)."""
         if check in self.joint.skipped:
             return self.joint.skipped[check]
+        if check == r.NO_GRADUAL_DRIFT:
+            return self.gradual_skipped
         return self.sudden.skipped if self.sudden else None
 
     def failed(self, severity: str | None = None) -> list[r.CheckOutcome]:
@@ -91,6 +97,7 @@ def evaluate_window(
     fitted: Mapping | None = None,
     window_rows: int | None = None,
     reference_batches: Callable[[], Iterable[pa.RecordBatch]] | None = None,
+    reports: Root | None = None,
     estimator: PerformanceEstimator | None = None,
 ) -> WindowEvaluation:
     """The window's measures and checks, from its record batches (summarised here) or from a ready
@@ -98,7 +105,9 @@ def evaluate_window(
     add, so the statistics that follow are the same). ``fitted``: the reference_profile document
     (its multivariate model and segment profiles); ``window_rows`` sizes the multivariate sample;
     ``reference_batches`` feeds the domain classifier; with ``estimator`` the same pass counts the
-    scores for the performance estimate (``summary.performance``, stored with the drift counts)."""
+    scores for the performance estimate (``summary.performance``, stored with the drift counts).
+    ``reports``: the results store, whose stored documents of earlier windows ``no_gradual_drift``
+    continues from (no rescan of their rows)."""
     name = f"{monitor.name} window {window.key}"
     observer: JointObserver | None = None
     if isinstance(batches, WindowSummary):
@@ -132,8 +141,27 @@ def evaluate_window(
         )
     )
     evaluation = WindowEvaluation(window, summary, result, sudden, fingerprint, extra, joint)
+    evaluation.gradual, evaluation.gradual_skipped = gradual_outcomes(monitor, window, result, reports)
     evaluation.explanation = explain_evaluation(profile, summary, result, evaluation.outcomes, joint)
     return evaluation
+
+
+def gradual_outcomes(
+    monitor: MonitorConfig, window: Window, result: DriftResult, reports: Root | None
+) -> tuple[list[r.CheckOutcome], str | None]:
+    """``no_gradual_drift`` of this window (outcomes, or why there are none)."""
+    if r.NO_GRADUAL_DRIFT not in [rule.name for rule in monitor.check_rules("drift_report")]:
+        return [], None
+    if reports is None:
+        return [], "no results store to read earlier windows from"
+    rule = monitor.checks[r.NO_GRADUAL_DRIFT]
+    columns = list(monitor.gradual_columns)
+    current = {"columns": {name: col.to_dict() for name, col in result.columns.items() if name in columns}}
+    previous, state = gradual.read_earlier_windows(reports, monitor.name, monitor.cadence, window, rule.name, columns)
+    outcomes = gradual.evaluate_gradual_drift(previous, current, columns, state=state)
+    return [
+        rule.outcome(o.column, o.passed, o.statistic, o.threshold, **o.details()) for o in outcomes
+    ], None if outcomes else "no numerical top feature measured in this window"
 
 
 def stream_reference(monitor: MonitorConfig, source: TableSource) -> Iterator[pa.RecordBatch]:

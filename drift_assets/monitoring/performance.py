@@ -81,14 +81,43 @@ def realized_performance(
     if out["label_coverage"] < MIN_LABEL_COVERAGE or len(np.unique(y)) < 2:
         return {**out, "status": "labels_pending", "auc": None}
     auc = float(roc_auc_score(y, s))
+    reference_labels, problem = reference_label_counts(data_root, monitor)
     return {
         **out,
+        "reference_labels": reference_labels,
+        "reference_labels_problem": problem,
         "status": "ok",
         "auc": auc,
         "average_precision": float(average_precision_score(y, s)),
         "positive_rate": float(y.mean()),
         "realized": {"roc_auc": auc, **threshold_metrics_of(y, s, monitor.decision_threshold)},
     }
+
+
+def reference_label_counts(data_root: Root, monitor: MonitorConfig) -> tuple[dict | None, str | None]:
+    """``{"rows", "positives"}`` of the 0/1 label in the reference the monitor compares with (the
+    champion's, as ``reference_data`` reads it): the base of ``target_prevalence_unchanged``. Read once
+    a window's labels are in, one column streamed. None and why when the reference cannot say."""
+    from drift_assets.monitoring.registry import reference_location
+    from drift_assets.monitoring.sources import reference_table
+
+    assert monitor.labels is not None
+    column = monitor.labels.column
+    try:
+        # Parquet, or the configured PostgreSQL table/query, as reference_data reads it.
+        source = reference_table(monitor, data_root, reference_location(monitor, data_root))
+        if column not in source.schema().names:
+            return None, f"{source.display}: no label column {column!r} in the reference"
+        rows = positives = 0
+        for batch in source.batches([column]):
+            values = batch.column(column).drop_null()
+            rows += len(values)
+            positives += int(pc.sum(pc.cast(values, pa.int64())).as_py() or 0)
+    except (DriftInputError, OSError, ValueError) as exc:
+        return None, str(exc)
+    if rows == 0:
+        return None, "the reference has no labelled rows"
+    return {"rows": rows, "positives": positives}, None
 
 
 def labels_since(

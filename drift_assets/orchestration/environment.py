@@ -21,7 +21,6 @@ from drift_assets.orchestration.resources import (
     NotifierResource,
     compute_resource,
     local_storage_resource,
-    s3_storage_resource,
 )
 
 
@@ -30,6 +29,8 @@ def resources_for_environment(env: str | None = None) -> dict:
     if env == "local":
         storage = local_storage_resource()
     elif env == "s3":
+        from drift_assets.orchestration.s3_resources import s3_storage_resource  # dagster-aws: only here
+
         storage = s3_storage_resource()
     else:
         raise ValueError(f"DRIFT_ASSETS_ENV must be 'local' or 's3', got {env!r}")

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 
 import pyarrow as pa
 from dagster import (
@@ -68,8 +69,9 @@ from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
 from drift_assets.orchestration.resources import ComputeResource, StorageResource
 from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check
-from drift_assets.stats.checks import estimated_auc_check
+from drift_assets.stats.checks import estimated_auc_check, target_prevalence_check
 from drift_assets.stats.performance_estimation import PerformanceEstimate, PerformanceEstimator
+from drift_assets.stats.rules import TARGET_PREVALENCE
 from drift_assets.storage.root import sha256_of_files
 from drift_assets.storage.tables import TableSource
 
@@ -245,13 +247,16 @@ def production_window_asset(monitor: MonitorConfig) -> AssetsDefinition:
                 f"between {window.start.isoformat()} and {window.end.isoformat()} "
                 f"({len(files)} file(s) read); an empty window has no drift value"
             )
-        batches = stream_log(
-            root,
-            monitor,
-            window,
-            types=expected_log_types(monitor),
-            derived=monitor.derived,
-            scan=scan,
+        batches = _failing_as_window(
+            stream_log(
+                root,
+                monitor,
+                window,
+                types=expected_log_types(monitor),
+                derived=monitor.derived,
+                scan=scan,
+            ),
+            f"{monitor.name} window {window.key}",
         )
 
         def describe() -> dict:
@@ -271,6 +276,15 @@ def production_window_asset(monitor: MonitorConfig) -> AssetsDefinition:
         return Output(BatchStream(batches, describe=describe, footer=footer))
 
     return production_window
+
+
+def _failing_as_window(batches: Iterator[pa.RecordBatch], where: str) -> Iterator[pa.RecordBatch]:
+    """The stream is consumed by the IO manager, after the asset returned: a read that breaks after
+    the first batch (a statement timeout, the server gone) still fails the window with one line."""
+    try:
+        yield from batches
+    except DriftInputError as exc:
+        raise Failure(description=f"{where}: {exc}") from exc
 
 
 def _wants_html(monitor: MonitorConfig, evaluation) -> bool:
@@ -403,6 +417,7 @@ def _evaluate_drift_report(
         window_rows=production_window.num_rows(),
         reference_batches=lambda: reference_data.batches(profile.column_names()),
         estimator=estimator,
+        reports=st.reports,
     )
     html_uri = None
     if _wants_html(monitor, evaluation):
@@ -631,6 +646,19 @@ def _performance_outcomes(
     outcomes = []
     if perf["status"] == "ok" and champion_auc is not None:
         outcomes.append(auc_check(perf["auc"], champion_auc, monitor.rules, monitor.checks))
+    if perf["status"] == "ok" and perf.get("reference_labels") and monitor.labels is not None:
+        ref = perf["reference_labels"]
+        outcomes.append(
+            target_prevalence_check(
+                monitor.labels.column,
+                perf["positives"],
+                perf["labelled_rows"],
+                ref["positives"],
+                ref["rows"],
+                monitor.rules,
+                monitor.checks,
+            )
+        )
     if estimate is not None and champion_auc is not None:
         outcomes.append(estimated_auc_check(estimate, champion_auc, monitor.rules, monitor.checks))
     return outcomes
@@ -661,7 +689,10 @@ def _evaluate_performance(
     record = record_performance(st.reports, monitor, window, reconcile(perf, estimate, problem))
     reasons = {chk.ESTIMATED_AUC_VS_CHAMPION: problem or "no champion AUC to compare with"}
     if perf["status"] != "ok":
-        reasons[chk.AUC_VS_CHAMPION] = f"labels pending: {perf['labelled_rows']} of {perf['rows']} rows labelled"
+        pending = f"labels pending: {perf['labelled_rows']} of {perf['rows']} rows labelled"
+        reasons[chk.AUC_VS_CHAMPION] = reasons[TARGET_PREVALENCE] = pending
+    elif not perf.get("reference_labels"):
+        reasons[TARGET_PREVALENCE] = perf.get("reference_labels_problem") or "no labels in the reference"
     metadata = _performance_metadata(record)
     evaluated = {o.name for o in outcomes}
     for rule in monitor.check_rules("model_performance"):

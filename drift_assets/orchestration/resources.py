@@ -12,29 +12,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource, InitResourceContext
-from dagster_aws.s3 import S3Resource
 
 from drift_assets.monitoring.config import PROJECT_ROOT
 from drift_assets.stats.summary import WindowSummary
 from drift_assets.storage.root import Storage
 
+if TYPE_CHECKING:  # dagster-aws costs ~0.5 s to import: loaded only for s3:// storage
+    from dagster_aws.s3 import S3Resource
+
 
 class StorageResource(ConfigurableResource):
     """Where inputs, asset outputs and reports live (local paths or s3:// URIs).
 
-    With s3:// roots, ``s3`` (dagster-aws) holds the connection settings: endpoint, region and, if
-    given at all, credentials as Dagster ``EnvVar``s (default: the standard AWS chain). Both the
-    boto3 client (bucket check at run start, file uploads) and pyarrow's S3 filesystem (streaming
-    tables) are built from it. Use ``AWS_PROFILE`` rather than ``profile_name``: pyarrow reads the
-    former only.
+    With s3:// roots, ``S3StorageResource`` (``orchestration/s3_resources.py``, the subclass
+    ``DRIFT_ASSETS_ENV=s3`` builds) holds dagster-aws's connection settings in ``s3``: endpoint,
+    region and, if given at all, credentials as Dagster ``EnvVar``s (default: the standard AWS
+    chain). Both the boto3 client (bucket check at run start, file uploads) and pyarrow's S3
+    filesystem (streaming tables) are built from it. Use ``AWS_PROFILE`` rather than
+    ``profile_name``: pyarrow reads the former only. Local storage never imports dagster-aws.
     """
 
     data_root: str
     assets_root: str
     reports_root: str
-    s3: S3Resource | None = None
 
     @property
     def roots(self) -> tuple[str, str, str]:
@@ -45,7 +48,7 @@ class StorageResource(ConfigurableResource):
         return any(r.startswith("s3://") for r in self.roots)
 
     def s3_resource(self) -> S3Resource:
-        return self.s3 if self.s3 is not None else default_s3_resource()
+        return default_s3_resource()
 
     def buckets(self) -> list[str]:
         from drift_assets.storage.s3 import split_s3_uri
@@ -180,6 +183,8 @@ def default_s3_resource() -> S3Resource:
     """dagster-aws's S3Resource from the environment: endpoint (``S3_ENDPOINT_URL``, else the AWS
     SDKs' ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``) and region. No credentials here: boto3 and
     pyarrow both read the standard AWS chain themselves."""
+    from dagster_aws.s3 import S3Resource
+
     from drift_assets.storage.s3 import MAX_ATTEMPTS, endpoint_from_env, region_from_env
 
     return S3Resource(endpoint_url=endpoint_from_env(), region_name=region_from_env(), max_attempts=MAX_ATTEMPTS)
@@ -194,16 +199,3 @@ def compute_resource() -> ComputeResource:
     )
     resource.validate()
     return resource
-
-
-def s3_storage_resource() -> StorageResource:
-    bucket = os.environ.get("DRIFT_ASSETS_S3_BUCKET")
-    if not bucket:
-        raise ValueError("DRIFT_ASSETS_ENV=s3 needs DRIFT_ASSETS_S3_BUCKET (and optionally DRIFT_ASSETS_S3_PREFIX)")
-    base = f"s3://{bucket}/{os.environ.get('DRIFT_ASSETS_S3_PREFIX', 'drift_assets').strip('/')}"
-    return StorageResource(
-        data_root=f"{base}/data",
-        assets_root=f"{base}/assets",
-        reports_root=f"{base}/reports",
-        s3=default_s3_resource(),
-    )

@@ -4,7 +4,9 @@ materialisation):
 1. copy the DVC template (``training/``) into ``<DvcResource.work_root>/<monitor>/<run_id>`` with a
    merged ``params.yaml`` (absolute local paths of the training reference, production log, label
    feed and champion model; the monitor's columns; ``window.cutoff`` = end of the window;
-   ``split.holdout_anchor: latest_label`` because labels arrive days after the traffic);
+   ``split.holdout_anchor: latest_label`` because labels arrive days after the traffic); a log,
+   reference or label feed in PostgreSQL is first streamed to parquet in the staging folder
+   (``retraining/export.py``: the log up to the window's end; the DSN never reaches a file);
 2. ``dvc repro`` (prepare -> train -> evaluate) from the DVC virtualenv; its output goes to the
    logger. A failing stage raises ``RetrainingFailed`` with the stderr tail; the
    registry is not touched, and a ``failed-<run_id>`` record goes to the results store;
@@ -23,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -37,15 +40,18 @@ from drift_assets.monitoring.registry import (
     registry_of,
 )
 from drift_assets.monitoring.results import now_iso, record_retraining
+from drift_assets.monitoring.source_config import SourceSpec
 from drift_assets.monitoring.windows import parse_partition_key
 from drift_assets.retraining.dvc_runner import (
     DvcRunResult,
     prepare_workdir,
     run_dvc_repro,
 )
+from drift_assets.retraining.export import export_labels, export_log, export_reference
 from drift_assets.retraining.gate import GateDecision, gate
 from drift_assets.retraining.reference import build_reference_table, table_bytes
 from drift_assets.storage.root import Root, Storage, sha256_file
+from drift_assets.storage.sql import SqlSourceError
 
 REFERENCE_FILE = "reference.parquet"
 # Copied next to the model for lineage (what exactly produced this version).
@@ -259,36 +265,18 @@ class RetrainingAttempt:
         return AttemptOutcome(record, version, decision, metrics, result, record_uri)
 
     def _repro(self, champion: ModelVersion, workdir: Path) -> DvcRunResult:
-        log, data = self.log, self.st.data
-        labels = self.monitor.labels
+        log = self.log
         staging = workdir.parent / f"{self.run_id}-inputs"
-        in_database = [
-            name
-            for name, spec in (
-                ("log", self.monitor.log_source),
-                ("reference", self.monitor.reference_source),
-                ("target.labels", labels.source if labels else None),
-            )
-            if spec is not None and spec.kind == "postgres"
-        ]
-        if in_database:
-            self._fail(
-                f"the DVC pipeline reads its inputs as files; {', '.join(in_database)} of monitor"
-                f" {self.monitor.name!r} come from PostgreSQL (keep parquet copies under the data root to retrain)",
-                parent=champion.number,
-            )
         try:
-            # Train on the configured training reference, not on the champion's reference: a
-            # promoted champion's reference is a sample of production rows, which the pipeline
-            # also reads from the log (duplicates, and holdout rows leaking into training).
-            inputs = Inputs(
-                reference=local_path(data, self.monitor.reference, staging),
-                log=local_path(data, self.monitor.log, staging),
-                labels=local_path(data, labels.location, staging),
-                champion_model=self._verified_champion(champion, staging),
-            )
+            inputs = self._inputs(champion, staging)
             params = retraining_params(self.monitor, inputs, self.window.end)
             prepare_workdir(Path(self.dvc.template_dir), workdir, params)
+        except SqlSourceError as exc:  # one line naming host, database and table, never the DSN
+            shutil.rmtree(staging, ignore_errors=True)
+            self._fail(
+                f"cannot export the training inputs from PostgreSQL: {exc}; champion {champion.name} unchanged",
+                parent=champion.number,
+            )
         except RegistryError as exc:  # the champion's model does not match its recorded sha256
             self._fail(f"champion {champion.name} cannot be used: {exc}", parent=champion.number)
         except (OSError, KeyError) as exc:
@@ -326,6 +314,43 @@ class RetrainingAttempt:
             f"champion AUC {result.metrics['champion_auc']:.4f} on {result.metrics.get('holdout_rows')} holdout rows"
         )
         return result
+
+    def _inputs(self, champion: ModelVersion, staging: Path) -> Inputs:
+        """Absolute local paths of the pipeline's inputs. Train on the configured training reference,
+        not on the champion's reference: a promoted champion's reference is a sample of production
+        rows, which the pipeline also reads from the log (duplicates, and holdout rows leaking into
+        training). Sources in PostgreSQL are exported to parquet under ``staging`` (the log up to
+        the window's end), files on S3 are copied there, local files are used in place."""
+        monitor, data = self.monitor, self.st.data
+        labels = monitor.labels
+        assert labels is not None
+        exported = []
+
+        def pick(spec: SourceSpec | None, export: Callable[[SourceSpec], tuple[str, int]], fallback: str) -> str:
+            if spec is None or spec.kind != "postgres":
+                return local_path(data, fallback, staging)
+            path, rows = export(spec)
+            exported.append(f"{rows} rows to {path}")
+            return path
+
+        cutoff = self.window.end
+        inputs = Inputs(
+            reference=pick(
+                monitor.reference_source,
+                lambda spec: export_reference(monitor, spec, staging / "reference.parquet"),
+                monitor.reference,
+            ),
+            log=pick(
+                monitor.log_source,
+                lambda spec: export_log(monitor, spec, cutoff, staging / "log"),
+                monitor.log,
+            ),
+            labels=pick(labels.source, lambda spec: export_labels(monitor, spec, staging / "labels"), labels.location),
+            champion_model=self._verified_champion(champion, staging),
+        )
+        if exported:
+            self.log.info(f"exported from PostgreSQL: {'; '.join(exported)}")
+        return inputs
 
     def _verified_champion(self, champion: ModelVersion, staging: Path) -> str:
         """A private copy of the champion's model, written from the sha256-verified bytes: the DVC

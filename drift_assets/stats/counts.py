@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from drift_assets.stats.bin_index import bin_index
 from drift_assets.stats.binning import CategoricalBinning, NumericalBinning
 from drift_assets.stats.validation import missing_mask
 
@@ -145,7 +146,7 @@ def _top(values: dict[str, int]) -> dict[str, int]:
 def count_numerical(values: np.ndarray, binning: NumericalBinning) -> NumericalCounts:
     missing = missing_mask(values)
     finite = values[~missing] if missing.any() else values
-    index = np.searchsorted(binning.sketch_edges, finite, side="right")
+    index = bin_index(binning.sketch_edges, finite)  # == np.searchsorted(..., side="right"), faster
     n = binning.n_sketch_bins
     return NumericalCounts(
         np.bincount(index, minlength=n).astype(np.int64),

@@ -18,3 +18,9 @@ def holm_adjusted(pvalues: list[float]) -> list[float]:
     adjusted = np.empty(m)
     adjusted[order] = adjusted_sorted
     return adjusted.tolist()
+
+
+# Windows smaller than this test at ``SMALL_WINDOW_ALPHA`` (or the configured alpha, if stricter):
+# there the minimum effect no longer screens out sampling noise (stats.compare.effective_alpha).
+SMALL_WINDOW_ROWS = 1_000
+SMALL_WINDOW_ALPHA = 0.01

@@ -37,6 +37,8 @@ class ColumnDrift:
     unseen_count: int | None = None
     # The largest per-bin PSI terms: {"bin", "reference_share", "current_share", "contribution"}.
     psi_bins_detail: list[dict] = field(default_factory=list)
+    # The PSI of a stationary window of this size: (bins - 1)(1/n + 1/m) (stats.psi.expected_noise).
+    psi_noise: float | None = None
     # Filled by the decision step:
     pvalue: float | None = None
     adjusted_pvalue: float | None = None

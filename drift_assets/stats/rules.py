@@ -4,7 +4,7 @@
 |--------------------------|--------------------------------------------------|----------|
 | top feature PSI          | > 0.2 (and the shift is significant)             | WARN     |
 | top feature PSI          | > 0.25 (and significant; the retraining trigger) | ERROR    |
-| any feature drifted      | significant (Holm, family alpha 0.05) AND large  | WARN     |
+| any feature drifted      | significant (Holm, family alpha 0.05; 0.01 below 1,000 rows) AND large | WARN |
 | share of drifted features| >= 0.3                                           | ERROR    |
 | prediction drift         | p < 0.05 AND large                               | ERROR    |
 | missing rate (ceiling)   | > 0.05 (absolute; set 1.0 per column to disable) | WARN     |
@@ -12,6 +12,7 @@
 | column entirely missing  | no non-missing value (feature or prediction)     | ERROR    |
 | unseen categories        | share of values unseen in the reference > 0.01   | WARN     |
 | target prevalence        | p < 0.001 AND some class share moved >= 0.05     | ERROR    |
+| gradual drift (CUSUM)    | standardised mean shift accumulates > 5.5        | WARN     |
 | AUC vs champion          | < -0.02                                          | ERROR    |
 
 PSI has a small-sample bias (E[PSI] ~ (bins - 1) / n for identical distributions, 0.3 at n = 30), so
@@ -29,7 +30,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
-from drift_assets.stats import kolmogorov_smirnov, psi, wasserstein
+from drift_assets.stats import kolmogorov_smirnov, multiple_testing, psi, wasserstein
 
 Severity = Literal["WARN", "ERROR"]
 
@@ -76,9 +77,19 @@ class DecisionRules:
     # 1,000 windows per column, and a minimum absolute change keeps large n from flagging noise.
     missing_rate_alpha: float = DEFAULT_RATE_ALPHA
     target_alpha: float = DEFAULT_RATE_ALPHA
+    # Windows with fewer rows test features and the prediction at ``small_window_alpha`` (or the
+    # configured alpha when stricter): there sampling noise alone exceeds the minimum effect, so
+    # "significant AND large" alarms at the test's alpha (stats.compare.effective_alpha). 0 turns it off.
+    small_window_rows: float = multiple_testing.SMALL_WINDOW_ROWS
+    small_window_alpha: float = multiple_testing.SMALL_WINDOW_ALPHA
 
     def for_column(self, name: str) -> ColumnThresholds:
         return self.per_column.get(name, self.defaults)
+
+    def alpha_for(self, alpha: float, rows: int) -> float:
+        """``alpha``, or ``small_window_alpha`` when stricter and the window has fewer than
+        ``small_window_rows`` rows (see stats.compare.effective_alpha for why)."""
+        return min(alpha, self.small_window_alpha) if rows < self.small_window_rows else alpha
 
     @classmethod
     def from_mapping(
@@ -155,6 +166,8 @@ RANGES: dict[str, tuple[float, float | None, bool, bool]] = {
     "min_prevalence_change": (0.0, 1.0, False, False),
     "missing_rate_alpha": (0.0, 1.0, True, True),
     "target_alpha": (0.0, 1.0, True, True),
+    "small_window_rows": (0.0, None, False, False),
+    "small_window_alpha": (0.0, 1.0, True, True),
 }
 
 
@@ -240,6 +253,8 @@ NO_SEGMENT_DRIFT = "no_segment_drift"
 # Against the trailing baseline (the previous N windows): sudden changes, not slow trends.
 SUDDEN_SHIFT = "no_sudden_shift_vs_recent_windows"
 SUDDEN_RATE_CHANGE = "no_sudden_rate_change_vs_recent_windows"
+# Across windows: a CUSUM over the stored results of earlier windows (monitoring.gradual).
+NO_GRADUAL_DRIFT = "no_gradual_drift"
 
 __all__ = [
     "CheckOutcome",

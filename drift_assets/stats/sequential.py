@@ -56,14 +56,21 @@ def standardised_mean_shift(current_mean: float, reference_mean: float, referenc
     return (current_mean - reference_mean) / (reference_std / np.sqrt(valid))
 
 
-def cusum(z: Sequence[float], *, allowance: float = DEFAULT_ALLOWANCE, threshold: float = DEFAULT_THRESHOLD) -> Cusum:
+def cusum(
+    z: Sequence[float], *, allowance: float | Sequence[float] = DEFAULT_ALLOWANCE, threshold: float = DEFAULT_THRESHOLD
+) -> Cusum:
+    """``allowance``: one k for every window, or one per window (e.g. raised for large windows by a
+    minimum shift, ``monitoring.gradual.MIN_SHIFT_SD``). ``upper``/``lower`` hold the sums before
+    an alarm's reset, so at an alarm window they show the value that crossed."""
     upper = np.zeros(len(z))
     lower = np.zeros(len(z))
+    ks = np.broadcast_to(np.asarray(allowance, dtype=float), (len(z),))
     alarms = []
     s_plus = s_minus = 0.0
     for t, value in enumerate(z):
-        s_plus = max(0.0, s_plus + value - allowance)
-        s_minus = max(0.0, s_minus - value - allowance)
+        k = float(ks[t])
+        s_plus = max(0.0, s_plus + value - k)
+        s_minus = max(0.0, s_minus - value - k)
         upper[t], lower[t] = s_plus, s_minus
         if s_plus > threshold or s_minus > threshold:
             alarms.append(t)

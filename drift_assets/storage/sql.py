@@ -350,6 +350,10 @@ def classify(exc: BaseException, dsn: str, source: PostgresSource | None = None)
         return f"statement timed out{timeout}"
     if state in ("28P01", "28000") or "password authentication failed" in message:
         return f"authentication failed for user {p['user'] or '?'} (wrong credentials)"
+    if state in ("57P01", "57P02") or re.search(
+        r"server closed the connection unexpectedly|terminating connection|connection to server .* lost", message
+    ):
+        return "the connection was lost while reading (the server stopped or ended the session)"
     if "Connection refused" in message or "could not connect" in message.lower():
         return "connection refused (is the server running and listening there?)"
     if "timeout expired" in message:

@@ -1,0 +1,141 @@
+"""Whole-process figures: ``drift-assets compare`` vs Evidently's legacy DataDriftPreset, parquet in, JSON out.
+
+    python benchmarks/bench_process.py --rows 100000 --repeat 3
+    python benchmarks/bench_process.py --rows 1000000 --repeat 1
+    python benchmarks/bench_process.py --rows 100000 --engines ours,ours_core --repeat 5
+
+Everything a user waits for is in the figure: interpreter start, imports, reading the two parquet
+files, the work, writing the JSON. Each run is a fresh process under ``/usr/bin/time -v`` (wall
+clock and maximum resident set size); engines are interleaved run by run, so a busy spell on the
+shared machine hits both, and the medians are reported with the ratio of medians.
+
+Data: ``bench_compare.py``'s frames (20 numerical + 5 categorical columns, drift in five), written
+once per size to parquet (``--data``, default ``/tmp/drift-assets-bench``; 128k-row row groups).
+
+- ``ours``: ``python -m drift_assets compare REF CUR --numerical ... --categorical ... --json OUT``
+  (all the checks ``compare`` runs by default, the multivariate reconstruction check included);
+- ``ours_core``: the same with ``--no-multivariate`` (the per-column checks only);
+- ``ours_cached``: ``ours`` without ``--no-cache``: the reference profile read from the cache
+  next to the reference (written by the first such run); every other engine passes ``--no-cache``
+  (first-call figures);
+- ``baseline``: ``ours`` run from another checkout (``--baseline PATH``, e.g. the main branch before
+  these changes), to show the change in the same run;
+- ``evidently``: a fresh process that reads both files with pandas, runs
+  ``Report([DataDriftPreset()])`` (Evidently 0.7.23's legacy API) and writes ``as_dict()`` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_compare import make_columns  # noqa: E402
+
+from drift_assets.simulate.synthetic import CATEGORICAL, NUMERICAL  # noqa: E402
+
+
+def write_data(rows: int, root: Path, seed: int = 20240601) -> tuple[Path, Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = root / f"rows-{rows}"
+    ref, cur = folder / "reference.parquet", folder / "current.parquet"
+    if not (ref.exists() and cur.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, drifted, s in ((ref, False, seed), (cur, True, seed + 1)):
+            pq.write_table(pa.table(make_columns(rows, s, drifted)), path, row_group_size=128 * 1024)
+    return ref, cur
+
+
+def evidently_child(reference: str, current: str, out: str) -> int:
+    import pandas as pd
+    from evidently.legacy.metric_preset import DataDriftPreset
+    from evidently.legacy.pipeline.column_mapping import ColumnMapping
+    from evidently.legacy.report import Report
+
+    ref, cur = pd.read_parquet(reference), pd.read_parquet(current)
+    mapping = ColumnMapping(
+        target=None, prediction=None, numerical_features=NUMERICAL, categorical_features=CATEGORICAL
+    )
+    report = Report(metrics=[DataDriftPreset()])
+    report.run(reference_data=ref, current_data=cur, column_mapping=mapping)
+    Path(out).write_text(json.dumps(report.as_dict(), default=str))
+    return 0
+
+
+def command(engine: str, ref: Path, cur: Path, out: Path) -> list[str]:
+    if engine == "evidently":
+        return [sys.executable, __file__, "--evidently-child", str(ref), str(cur), str(out)]
+    cmd = [sys.executable, "-m", "drift_assets", "compare", str(ref), str(cur)]
+    cmd += ["--numerical", ",".join(NUMERICAL), "--categorical", ",".join(CATEGORICAL), "--json", str(out)]
+    if engine != "ours_cached":  # first call: the reference profile is fitted, not read from its cache
+        cmd.append("--no-cache")
+    return cmd + (["--no-multivariate"] if engine == "ours_core" else [])
+
+
+def timed(cmd: list[str], cwd: str, pythonpath: str | None = None) -> dict:
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    # cwd outside any checkout: `python -m` puts the working directory first on sys.path, which
+    # would shadow PYTHONPATH (and run the wrong drift_assets for the baseline).
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, cwd=cwd)
+    if proc.returncode not in (0, 1):  # compare exits 1 when an ERROR check failed: drift is expected
+        raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", proc.stderr)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    assert wall and rss, proc.stderr[-1000:]
+    seconds = 0.0
+    for part in wall.group(1).split(":"):
+        seconds = seconds * 60 + float(part)
+    return {"seconds": seconds, "peak_mb": int(rss.group(1)) / 1024}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--engines", default="ours,evidently")
+    parser.add_argument("--baseline", help="checkout whose drift_assets the 'baseline' engine runs")
+    parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "drift-assets-bench"))
+    parser.add_argument("--evidently-child", nargs=3, metavar=("REF", "CUR", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.evidently_child:
+        return evidently_child(*args.evidently_child)
+    ref, cur = write_data(args.rows, Path(args.data))
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    runs: dict[str, list[dict]] = {e: [] for e in engines}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeat):
+            for engine in engines:
+                cmd = command("ours" if engine == "baseline" else engine, ref, cur, Path(tmp) / f"{engine}.json")
+                r = timed(cmd, tmp, args.baseline if engine == "baseline" else None)
+                runs[engine].append(r)
+                print(f"  run {i + 1} {engine}: {r['seconds']:.2f} s, {r['peak_mb']:.0f} MB", flush=True)
+    print(f"\nrows={args.rows:,} per file, {args.repeat} run(s) each, medians; {os.cpu_count()} CPUs")
+    print(f"{'engine':<12}{'seconds':>10}{'peak MB':>10}   all seconds")
+    med = {}
+    for engine, rs in runs.items():
+        med[engine] = (statistics.median(r["seconds"] for r in rs), statistics.median(r["peak_mb"] for r in rs))
+        all_s = " / ".join(f"{r['seconds']:.2f}" for r in rs)
+        print(f"{engine:<12}{med[engine][0]:>10.2f}{med[engine][1]:>10.0f}   {all_s}")
+    if "evidently" in med:
+        for engine in engines:
+            if engine != "evidently":
+                e, o = med["evidently"], med[engine]
+                print(f"evidently/{engine}: {e[0] / o[0]:.1f}x time, {o[1] / e[1]:.2f}x Evidently's peak memory")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

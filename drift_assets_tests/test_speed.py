@@ -1,0 +1,279 @@
+"""Issue 16, window side: the faster paths give the same numbers as the plain ones.
+
+- the lookup-table bin index equals ``np.searchsorted(edges, x, side="right")`` on every input kind
+  (ties, ±inf, NaN, -0.0, duplicate edges, heavy tails), and is actually used on sketch edges;
+- the window summary counted on a thread pool is bit-identical to the serial one;
+- the KS p-value without ``scipy.stats`` equals ``kstwo.sf`` and the missing-rate Fisher p-value
+  equals ``fisher_exact``;
+- the compare path (``drift-assets compare``) never imports ``scipy.stats`` or ``dagster_aws``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy import stats
+
+from drift_assets.stats import ColumnSpec, fit_profile, summarize
+from drift_assets.stats import summary as summary_module
+from drift_assets.stats.bin_index import EdgeIndex, bin_index
+from drift_assets.stats.binning import fit_numerical_binning
+from drift_assets.stats.kolmogorov_distribution import MIN_N, ks_sf
+from drift_assets.stats.rates import increase_pvalue
+
+# --------------------------------------------------------------------------- bin index
+
+
+def _edge_sets(rng) -> list[tuple[str, np.ndarray]]:
+    """Sketch edges as the fit makes them, plus raw sorted arrays the fit never makes."""
+    n = 20_000
+    zero_inflated = rng.lognormal(2.0, 1.0, n)
+    zero_inflated[rng.random(n) < 0.4] = 0.0
+    samples = {
+        "normal": rng.normal(0, 1, n),
+        "lognormal": rng.lognormal(3.0, 1.5, n),
+        "heavy_negative": -rng.pareto(1.1, n),
+        "zero_inflated": zero_inflated,
+        "integers": rng.integers(0, 300, n).astype(np.float64),
+        "tiny_range": 1.0 + rng.random(n) * 1e-12,
+        "huge_range": rng.normal(0, 1, n) * 1e300,
+        "mixed_sign_log": np.sign(rng.normal(size=n)) * rng.lognormal(0, 4, n),
+    }
+    sets = [
+        (name, fit_numerical_binning(v, psi_bins=10, sketch_resolution=1000, column=name).sketch_edges)
+        for name, v in samples.items()
+    ]
+    sets.append(("duplicate_edges", np.sort(np.repeat(rng.normal(size=300), rng.integers(1, 4, 300)))))
+    sets.append(("signed_zeros", np.sort(np.concatenate((rng.normal(size=200), [-0.0, 0.0, 5e-324, -5e-324])))))
+    sets.append(("extreme", np.sort(np.concatenate((rng.normal(size=200), [-1.7e308, 1.7e308])))))
+    sets.append(("with_inf", np.sort(np.concatenate((rng.normal(size=200), [-np.inf, np.inf])))))
+    sets.append(("few_edges", np.sort(rng.normal(size=10))))
+    return sets
+
+
+def _probe_values(rng, edges: np.ndarray) -> np.ndarray:
+    finite = edges[np.isfinite(edges)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
+    picks = rng.choice(edges, 3_000)
+    return np.concatenate(
+        (
+            picks,  # ties: exactly on edges
+            np.nextafter(picks, np.inf),
+            np.nextafter(picks, -np.inf),
+            rng.uniform(lo, hi, 5_000) if np.isfinite(hi - lo) else rng.normal(size=5_000) * 1e300,
+            rng.normal(size=2_000) * np.abs(rng.choice(finite, 2_000)) * 3 if finite.size else rng.normal(size=2_000),
+            [np.inf, -np.inf, np.nan, -np.nan, 0.0, -0.0, 5e-324, -5e-324, 1.7e308, -1.7e308, lo, hi],
+            np.full(50, np.nan),
+        )
+    )
+
+
+def test_bin_index_equals_searchsorted_on_every_input_kind():
+    rng = np.random.default_rng(16)
+    for name, edges in _edge_sets(rng):
+        values = _probe_values(rng, edges)
+        rng.shuffle(values)
+        expected = np.searchsorted(edges, values, side="right")
+        got = bin_index(edges, values)
+        assert np.array_equal(got, expected), name
+        assert got.dtype == expected.dtype
+        # Contiguous slices and a single value take the same path.
+        assert np.array_equal(bin_index(edges, values[::3]), expected[::3]), name
+        assert np.array_equal(bin_index(edges, values[:1]), expected[:1]), name
+        assert bin_index(edges, values[:0]).size == 0
+
+
+def test_bin_index_uses_its_table_on_sketch_edges():
+    """The equality above would hold trivially if every value fell back to searchsorted."""
+    rng = np.random.default_rng(5)
+    for name, sample, layout in (
+        ("normal", rng.normal(0, 1, 50_000), "linear"),
+        ("lognormal", rng.lognormal(3.0, 1.5, 50_000), "float_bits"),
+    ):
+        edges = fit_numerical_binning(sample, psi_bins=10, sketch_resolution=1000, column=name).sketch_edges
+        index = EdgeIndex(edges)
+        assert index.layout == layout
+        assert index.table is not None and index.table.fallback_share < 0.05
+        window = rng.choice(sample, 20_000)
+        guess = index.table.guess[index._bucket(window)]
+        for _ in range(2):
+            guess += index.step[guess] <= window
+        resolved = np.mean((index.lower[guess] <= window) & (window < index.upper[guess]))
+        assert resolved > 0.95, (name, resolved)  # the table, not the fallback, bins the window
+
+
+# --------------------------------------------------------------------------- thread pool
+
+
+def _window_tables(rows: int = 120_000):
+    rng = np.random.default_rng(7)
+
+    def table(shift: float) -> pa.Table:
+        amounts = rng.lognormal(3 + shift, 1, rows)
+        amounts[rng.random(rows) < 0.05] = np.nan
+        return pa.table(
+            {
+                "x": rng.normal(shift, 1, rows),
+                "amount": amounts,
+                "count": rng.poisson(2 + shift, rows),
+                "refund": np.where(rng.random(rows) < 0.4, 0.0, rng.lognormal(2, 1, rows)),
+                "segment": rng.choice(["a", "b", "c", "new" if shift else "a"], rows),
+                "as_text": rng.choice(["1", "2"], rows) if shift else rng.normal(size=rows),
+            }
+        )
+
+    specs = [ColumnSpec(n, "numerical") for n in ("x", "amount", "count", "refund", "as_text")]
+    specs.append(ColumnSpec("segment", "categorical"))
+    return table(0.0), table(0.3), specs
+
+
+def test_threaded_window_summary_is_bit_identical_to_the_serial_one(monkeypatch):
+    reference, current, specs = _window_tables()
+    profile = fit_profile(reference, specs)
+    threads_seen: set[str] = set()
+    count_column = summary_module._count_column
+
+    def recording(*args, **kwargs):
+        threads_seen.add(threading.current_thread().name)
+        return count_column(*args, **kwargs)
+
+    monkeypatch.setattr(summary_module, "_count_column", recording)
+    results = {}
+    for threads in ("1", "4"):
+        monkeypatch.setenv("DRIFT_ASSETS_THREADS", threads)
+        threads_seen.clear()
+        results[threads] = summarize(profile, current.to_batches(max_chunksize=50_000))
+        if threads == "4":
+            assert len({t for t in threads_seen if t.startswith("drift-assets-count")}) >= 2
+        else:
+            assert threads_seen == {threading.current_thread().name}
+    serial, threaded = results["1"], results["4"]
+    assert serial.problems == threaded.problems and "as_text" in serial.problems  # a bad column stays a problem
+    assert list(serial.columns) == list(threaded.columns)  # same order
+    for name, counts in serial.columns.items():
+        other = threaded.columns[name]
+        for field in ("sketch_counts", "sketch_sums", "counts"):
+            if hasattr(counts, field):
+                assert getattr(counts, field).tobytes() == getattr(other, field).tobytes(), (name, field)
+    assert serial.to_dict() == threaded.to_dict()
+
+
+def test_thread_count_follows_the_machine_and_the_environment(monkeypatch):
+    monkeypatch.delenv("DRIFT_ASSETS_THREADS", raising=False)
+    cpus = len(os.sched_getaffinity(0))
+    assert summary_module.thread_count() == max(1, min(summary_module.MAX_THREADS, cpus))
+    monkeypatch.setenv("DRIFT_ASSETS_THREADS", "3")
+    assert summary_module.thread_count() == 3
+    monkeypatch.setenv("DRIFT_ASSETS_THREADS", "many")
+    with pytest.raises(ValueError, match="DRIFT_ASSETS_THREADS"):
+        summary_module.thread_count()
+
+
+# --------------------------------------------------------------------------- p-values without scipy.stats
+
+
+@pytest.mark.parametrize("n", [MIN_N, 500, 1_999, 2_001, 20_000, 50_000, 100_000])
+def test_ks_sf_equals_scipy_kstwo_on_every_branch(n):
+    root_n = np.sqrt(n)
+    statistics = np.concatenate(
+        (
+            [0.0, 0.4 / n, 0.5 / n, 0.8 / n, 1.0 / n, 1.5 / n, (n - 1) / n, (n - 0.5) / n, 0.5, 0.7, 1.0],
+            np.array([0.05, 0.1, 0.2, 0.5, 0.9, 1.2, 1.4, 1.47, 1.49, 2.0, 3.0, 5.0, 10.0, 19.0]) / root_n,
+        )
+    )
+    for d in statistics:
+        expected = float(stats.kstwo.sf(d, n))
+        assert ks_sf(n, float(d)) == pytest.approx(expected, rel=1e-9, abs=1e-300), d
+
+
+def test_increase_pvalue_equals_fisher_exact():
+    rng = np.random.default_rng(11)
+    cases = [(0, 10, 0, 10), (10, 10, 0, 10), (0, 10, 10, 10), (3, 30, 1, 100), (1, 1, 0, 1), (0, 1, 5, 5)]
+    for _ in range(150):
+        cur_n, ref_n = int(rng.integers(1, 300_000)), int(rng.integers(1, 300_000))
+        rate = rng.random() * 0.2
+        cases.append((int(rng.binomial(cur_n, rate * 1.05)), cur_n, int(rng.binomial(ref_n, rate)), ref_n))
+    for hits, total, ref_hits, ref_total in cases:
+        table = [[hits, total - hits], [ref_hits, ref_total - ref_hits]]
+        expected = stats.fisher_exact(table, alternative="greater").pvalue
+        assert increase_pvalue(hits, total, ref_hits, ref_total) == pytest.approx(expected, rel=1e-7, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def _imported_modules(code: str, cwd) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], cwd=cwd, capture_output=True, text=True, check=True
+    )
+    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_compare_path_imports_neither_scipy_stats_nor_dagster_aws(tmp_path):
+    rng = np.random.default_rng(3)
+    for name, shift in (("ref", 0.0), ("cur", 0.5)):
+        rows = 5_000
+        missing = rng.normal(shift, 1, rows)
+        missing[rng.random(rows) < 0.1 + shift / 5] = np.nan
+        pq.write_table(
+            pa.table(
+                {
+                    "x": rng.normal(shift, 1, rows),
+                    "m": missing,
+                    "k": rng.choice(["a", "b", "c"], rows),
+                }
+            ),
+            tmp_path / f"{name}.parquet",
+        )
+    code = (
+        "import sys; from drift_assets.cli.app import main;"
+        f" code = main(['compare', {str(tmp_path / 'ref.parquet')!r}, {str(tmp_path / 'cur.parquet')!r},"
+        f" '--json', {str(tmp_path / 'out.json')!r}]); assert code in (0, 1), code"
+    )
+    modules = _imported_modules(code, tmp_path)
+    assert "drift_assets.stats.compare" in modules and "scipy.special" in modules  # the probe works
+    assert (tmp_path / "out.json").exists()
+    assert not {m for m in modules if m == "scipy.stats" or m.startswith("scipy.stats.")}
+    # (pandas is imported by pyarrow itself on its first numpy conversion: not ours to avoid)
+    assert not {m for m in modules if m.split(".")[0] in ("dagster_aws", "dagster", "evidently")}
+
+
+def test_help_loads_neither_numpy_nor_the_engine(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "drift_assets", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and "compare" in proc.stdout
+    modules = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "drift_assets.cli.app" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("numpy", "pyarrow", "scipy", "dagster")}
+    assert not {m for m in modules if m.startswith("drift_assets.stats")}
+
+
+def test_normal_tails_from_scipy_special_equal_scipy_stats_norm():
+    """multivariate / domain_classifier use ndtr / ndtri for norm.sf / norm.isf: bit-identical."""
+    from scipy import special
+
+    for alpha in (0.5, 0.05, 0.01, 1e-3, 1e-6, 1e-12, 0.9):
+        assert float(-special.ndtri(alpha)) == float(stats.norm.isf(alpha))
+    for z in np.linspace(-40, 40, 801):
+        assert float(special.ndtr(-z)) == float(stats.norm.sf(z))
+
+
+def test_definitions_load_without_dagster_aws_or_scipy_stats(tmp_path):
+    """Local storage (the default) never imports dagster-aws; the S3 resource module does."""
+    modules = _imported_modules("import drift_assets.definitions", tmp_path)
+    assert "drift_assets.orchestration.resources" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("dagster_aws", "evidently")}
+    assert not {m for m in modules if m == "scipy.stats" or m.startswith("scipy.stats.")}
+    s3_modules = _imported_modules("import drift_assets.orchestration.s3_resources", tmp_path)
+    assert "dagster_aws.s3" in s3_modules
