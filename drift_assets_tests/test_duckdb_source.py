@@ -3,6 +3,7 @@ counts and check results as the default reader over the same files on local disk
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 
@@ -30,9 +31,9 @@ def s3_data(fraud_data):
     with pytest.MonkeyPatch.context() as mp:
         for name, value in _aws_env(endpoint).items():
             mp.setenv(name, value)
-        boto3.client("s3", endpoint_url=endpoint, region_name=REGION).create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
+        client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):  # moto's state is per process
+            client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         pafs.copy_files(
             str(fraud_data / "fraud" / "log"),
             f"{BUCKET}/duck/data/fraud/log",

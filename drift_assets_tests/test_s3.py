@@ -11,6 +11,7 @@ leaves nothing at the final key; the CLI (`simulate --target s3://`, `compare s3
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -86,7 +87,8 @@ def moto_endpoint():
         for name, value in _aws_env(endpoint).items():
             mp.setenv(name, value)
         client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
-        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):  # moto's state is per process
+            client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         from drift_assets.simulate import simulate_fraud
 
         simulate_fraud(f"{BUCKET}/{SEED_PREFIX}/data/fraud", filesystem=s3_filesystem(endpoint, REGION), **SMALL)
