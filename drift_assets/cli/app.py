@@ -117,7 +117,8 @@ def column_specs_from_args(
         )
         specs = roles.specs
         args.prediction, args.target = roles.prediction, roles.target
-        print(roles.describe(current_has_target=roles.target in current_names), file=sys.stderr)
+        if specs:  # with nothing to compare the one error line says so, and nothing else is printed
+            print(roles.describe(current_has_target=roles.target in current_names), file=sys.stderr)
     top = set(_split(args.top)) or None
     return specs, top
 
