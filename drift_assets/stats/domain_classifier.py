@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -310,19 +310,17 @@ def domain_classifier_check(result: DomainClassifierDrift) -> CheckOutcome | Non
     """The ``no_multivariate_drift`` check from the classifier (ERROR), or None when skipped."""
     if result.skipped is not None or result.auc is None:
         return None
-    return CheckOutcome(
-        CHECK_NAME,
+    outcome = DEFAULT_CHECKS[CHECK_NAME].outcome(
         None,
-        passed=not result.drifted,
-        severity=DEFAULT_CHECKS[CHECK_NAME].severity,
-        value=result.auc,
-        threshold=result.min_auc,
-        description="A classifier cannot tell window rows from reference rows (cross-validated AUC)",
-        details={
-            "method": "domain_classifier",
-            "p_value": result.p_value,
-            "z_score": result.z_score,
-            "explained_by": result.explained_by,
-            "importances": result.importances,
-        },
+        not result.drifted,
+        result.auc,
+        result.min_auc,
+        method="domain_classifier",
+        p_value=result.p_value,
+        z_score=result.z_score,
+        explained_by=result.explained_by,
+        importances=result.importances,
+    )
+    return replace(
+        outcome, description="A classifier cannot tell window rows from reference rows (cross-validated AUC)"
     )

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -652,20 +652,19 @@ def reconstruction_check(result: ReconstructionDrift) -> CheckOutcome | None:
     """The ``no_multivariate_drift`` check (ERROR), or None when the check was skipped."""
     if result.skipped is not None or result.mean_error is None or result.threshold is None:
         return None
-    return CheckOutcome(
-        CHECK_NAME,
+    outcome = DEFAULT_CHECKS[CHECK_NAME].outcome(
         None,
-        passed=not result.drifted,
-        severity=DEFAULT_CHECKS[CHECK_NAME].severity,
-        value=result.mean_error,
-        threshold=result.threshold,
+        not result.drifted,
+        result.mean_error,
+        result.threshold,
+        method="reconstruction_error",
+        expected_error=result.expected_error,
+        z_score=result.z_score,
+        p_value=result.p_value,
+        rows_evaluated=result.rows_evaluated,
+        explained_by=result.explained_by,
+    )
+    return replace(
+        outcome,
         description="The window's mean PCA reconstruction error is within the reference's own chunk-error range",
-        details={
-            "method": "reconstruction_error",
-            "expected_error": result.expected_error,
-            "z_score": result.z_score,
-            "p_value": result.p_value,
-            "rows_evaluated": result.rows_evaluated,
-            "explained_by": result.explained_by,
-        },
     )

@@ -23,7 +23,7 @@ most ``20 s`` segment label values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -245,18 +245,17 @@ def segment_check(result: SegmentDrift) -> r.CheckOutcome | None:
     if not result.columns:
         return None
     first = result.findings[0] if result.findings else None
-    return r.CheckOutcome(
-        CHECK_NAME,
+    outcome = DEFAULT_CHECKS[CHECK_NAME].outcome(
         first.column if first else None,
-        passed=first is None,
-        severity=DEFAULT_CHECKS[CHECK_NAME].severity,
-        value=float(len(result.findings)),
-        threshold=0.0,
+        first is None,
+        float(len(result.findings)),
+        0.0,
+        segment=first.segment if first else None,
+        findings=[f.to_dict() for f in result.findings[:10]],
+        segments_evaluated=len(result.columns),
+        segments_skipped=result.skipped,
+    )
+    return replace(
+        outcome,
         description="No feature drifted within a segment (Holm across segments and features, and a large effect)",
-        details={
-            "segment": first.segment if first else None,
-            "findings": [f.to_dict() for f in result.findings[:10]],
-            "segments_evaluated": len(result.columns),
-            "segments_skipped": result.skipped,
-        },
     )
