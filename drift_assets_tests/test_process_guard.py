@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from servers import wait_until
 
 from drift_assets.retraining.dvc_runner import run_dvc_repro
 from drift_assets.retraining.process_guard import identity_alive, process_identity
@@ -68,16 +69,6 @@ def _pgid_members(pgid: int) -> list[int]:
     return out
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def _workdir(tmp_path: Path, after: str = "wait", stage_seconds: int = 300) -> tuple[Path, Path]:
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -112,10 +103,10 @@ def test_the_dvc_process_group_ends_with_its_caller(tmp_path, mode, sig, target)
     caller = _start_caller(workdir, dvc, mode)
     try:
         stage = int(
-            _wait_for(
+            wait_until(
                 lambda: (workdir / "stage.pid").is_file() and (workdir / "stage.pid").read_text(),
                 20,
-                "the stage to start",
+                message="the stage to start",
             )
         )
         pgid = os.getpgid(stage)
@@ -124,7 +115,7 @@ def test_the_dvc_process_group_ends_with_its_caller(tmp_path, mode, sig, target)
         victim = caller.pid if target == "caller" else int((workdir / "step.pid").read_text())
         os.kill(victim, sig)
         started = time.monotonic()
-        _wait_for(lambda: not _pgid_members(pgid), 15, f"process group {pgid} to end")
+        wait_until(lambda: not _pgid_members(pgid), 15, message=f"process group {pgid} to end")
         assert time.monotonic() - started < 12  # the guard's poll (1 s) + grace, not the stage's 300 s
     finally:
         if caller.poll() is None:
@@ -137,10 +128,10 @@ def test_a_stage_left_behind_by_a_finished_dvc_is_killed(tmp_path):
     result = run_dvc_repro(workdir, dvc_executable=str(dvc), timeout_s=60)
     assert result.returncode == 0
     stage = int((workdir / "stage.pid").read_text())
-    _wait_for(
+    wait_until(
         lambda: not identity_alive(process_identity(stage)) or not Path(f"/proc/{stage}").exists(),
         5,
-        "the straggler to be killed",
+        message="the straggler to be killed",
     )
 
 

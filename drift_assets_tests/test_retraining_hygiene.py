@@ -25,6 +25,7 @@ import pytest
 import yaml
 from dagster import DagsterInstance, DagsterRunStatus, instance_for_test
 from dagster._core.test_utils import create_run_for_test
+from servers import wait_until
 from support import PROJECT_ROOT, write_monitors_file
 
 from drift_assets.cli.demo import evaluate_sensor
@@ -235,16 +236,6 @@ def _processes_mentioning(text: str) -> list[str]:
     return out
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def _run_worker(env: dict, tags: dict) -> subprocess.Popen:
     """A real run worker: ``dagster job execute`` (the CLI process runs the run, in process)."""
     return subprocess.Popen(
@@ -303,7 +294,9 @@ def test_kill_9_of_the_run_worker_mid_dvc_repro_fails_the_run_and_the_next_trigg
         first = evaluate_sensor(defs, SENSOR, instance, None)
         [request] = first.run_requests
         worker = _run_worker(env, {**request.tags, "dagster/partition": FAILING})
-        _wait_for(lambda: stage_pid.is_file() and stage_pid.read_text().strip(), 300, "the train stage to sleep")
+        wait_until(
+            lambda: stage_pid.is_file() and stage_pid.read_text().strip(), 300, message="the train stage to sleep"
+        )
         pgid = os.getpgid(int(stage_pid.read_text()))
         assert len(_group_members(pgid)) >= 3, _group_members(pgid)  # guard, dvc, the stage (sh, sleep)
         [started] = instance.get_run_records()[:1]
@@ -313,7 +306,7 @@ def test_kill_9_of_the_run_worker_mid_dvc_repro_fails_the_run_and_the_next_trigg
         os.kill(worker.pid, signal.SIGKILL)
         killed = time.monotonic()
         worker.wait(timeout=30)
-        _wait_for(lambda: not _group_members(pgid), 20, f"DVC process group {pgid} to end")
+        wait_until(lambda: not _group_members(pgid), 20, message=f"DVC process group {pgid} to end")
         group_gone = time.monotonic() - killed
         assert not _processes_mentioning(str(tmp / "retraining")), "orphans of the killed run"
         # The instance alone would count it as running forever (no worker health check):
