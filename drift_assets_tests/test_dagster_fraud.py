@@ -121,21 +121,59 @@ def test_weekly_windows_pass_when_stationary_and_fail_with_severity_when_drifted
         assert record["columns"]["txn_count_1h"]["psi"] > 0.25
 
 
-def test_evidently_html_report_is_written_and_linked(project, monkeypatch):
+EVIDENTLY_REPORT = AssetKey(["fraud", "evidently_report"])
+
+
+def report_events(instance) -> dict[str, list]:
+    """partition -> the evidently_report materialisations, oldest first."""
+    from dagster import AssetRecordsFilter
+
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=EVIDENTLY_REPORT), limit=100).records
+    out: dict[str, list] = {}
+    for r in sorted(records, key=lambda r: r.storage_id):
+        out.setdefault(r.partition_key, []).append(r.asset_materialization)
+    return out
+
+
+def materialize_report_on_demand(defs, instance, key):
+    """What the UI's Materialize on the asset does: a run of the implicit asset job selecting it alone."""
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        asset_selection=[EVIDENTLY_REPORT], partition_key=key, instance=instance, run_config=QUIET
+    )
+
+
+def test_evidently_report_asset_on_failure_on_demand_and_linked(project, monkeypatch):
+    """The HTML is its own asset: the window job writes it only for a week failing an ERROR check
+    (the on_failure policy), a run materialising it alone writes it whatever the verdict, and
+    DRIFT_ASSETS_HTML_REPORTS=0 turns the policy (not the on-demand run) off."""
     from support import write_monitors_file
 
-    write_monitors_file(project / "monitors.yaml", html=True)
+    write_monitors_file(project / "monitors.yaml", html="on_failure")
     defs = build_definitions()
     with instance_for_test() as instance:
         run_reference(defs, instance)
         monkeypatch.setenv("DRIFT_ASSETS_REPORTS_URL", "http://127.0.0.1:8765")
+        assert run_week(defs, instance, STATIONARY).success
+        assert report_events(instance) == {}  # a passing week: no report, the run still succeeds
+        drift_meta = instance.get_latest_materialization_event(DRIFT_REPORT).asset_materialization.metadata
+        assert "evidently_report" not in drift_meta
+        assert drift_meta["results_url"].value == f"http://127.0.0.1:8765/fraud/drift/{STATIONARY}.json"
+
         first = run_week(defs, instance, DRIFTED)
-        meta = instance.get_latest_materialization_event(DRIFT_REPORT).asset_materialization.metadata
+        [mat] = report_events(instance)[DRIFTED]
+        meta = mat.metadata
         html = meta["evidently_report"].value
         assert html.endswith(f"{DRIFTED}-{first.run_id[:8]}.html") and os.path.getsize(html) > 10_000
         assert meta["evidently_report_url"].value == f"http://127.0.0.1:8765/fraud/html/{Path(html).name}"
+        assert meta["reason"].value.startswith("on_failure: failed ERROR check(s): ")
+        assert "prediction_has_no_drift[fraud_score]" in meta["reason"].value
         text = Path(html).read_text(encoding="utf-8")
         assert "txn_count_1h" in text and "drift" in text.lower()
+        # Evidently's bundle is shared: referenced relatively, stored once next to the pages.
+        assert meta["shared_assets"].value is True and meta["size_bytes"].value < 1_500_000
+        [script] = [s for s in text.split('<script src="')[1:]]
+        script = script.split('"')[0]
+        assert script.startswith("_assets/evidently-") and (Path(html).parent / script).stat().st_size > 3_000_000
         # The project's decision comes first, as the checks saw it; Evidently's presets follow.
         record = json.loads((project / "reports" / "fraud" / "drift" / f"{DRIFTED}.json").read_text())
         decision = text[text.index('<section id="drift-assets-decision"') :]
@@ -144,10 +182,27 @@ def test_evidently_html_report_is_written_and_linked(project, monkeypatch):
         drifted = record["summary"]["drifted_features"]
         assert f"{len(drifted)} of " in decision and all(name in decision[:4000] for name in drifted)
         assert "feature_psi_below_retrain_threshold[txn_count_1h]" in decision
+        # Evidently knows the prediction column (no more "None"); the label is not in the window.
+        assert '["prediction column", "fraud_score", "fraud_score"]' in text
+
+        # On demand (the UI): the passing week's report is written all the same.
+        on_demand = materialize_report_on_demand(defs, instance, STATIONARY)
+        [mat] = report_events(instance)[STATIONARY]
+        assert mat.metadata["reason"].value == "always: always"
+        assert mat.metadata["evidently_report"].value.endswith(f"{STATIONARY}-{on_demand.run_id[:8]}.html")
+
         # A re-evaluation keeps the first run's report.
         run_week(defs, instance, DRIFTED)
         assert os.path.exists(html)
         assert len(list(Path(html).parent.glob(f"{DRIFTED}-*.html"))) == 2
+        assert len(list((Path(html).parent / "_assets").iterdir())) == 2  # the bundle and font, once
+
+        # The policy off: the window job writes none, an on-demand run still does.
+        monkeypatch.setenv("DRIFT_ASSETS_HTML_REPORTS", "0")
+        run_week(defs, instance, DRIFTED)
+        assert len(report_events(instance)[DRIFTED]) == 2
+        materialize_report_on_demand(defs, instance, DRIFTED)
+        assert len(report_events(instance)[DRIFTED]) == 3
 
 
 def test_labels_pending_leaves_the_auc_check_not_evaluated(project):

@@ -42,7 +42,7 @@ def record_drift(
     summary: WindowSummary,
     *,
     model_version: str | None,
-    html_report: str | None,
+    html_report: str | None = None,
     extra: dict | None = None,
     extra_checks=(),
     reference_version: str | None = None,

@@ -31,13 +31,15 @@ def window_executor():
 
 
 def window_job(monitor: MonitorConfig):
-    """Everything per window: production_window -> drift_report (+ checks) and model_performance."""
+    """Everything per window: production_window -> drift_report (+ checks) and model_performance, and
+    evidently_report, which materialises only when the monitor's policy asks for the HTML (an
+    optional output: a skipped report costs the step's start, not Evidently's seconds)."""
     keys = MonitorKeys(monitor.name)
-    selection = AssetSelection.assets(keys.production_window, keys.drift_report)
+    selection = AssetSelection.assets(keys.production_window, keys.drift_report, keys.evidently_report)
     if monitor.labels and monitor.model_registry and monitor.prediction:
         selection = selection | AssetSelection.assets(keys.model_performance)
     return define_asset_job(
-        f"{monitor.name}_window_job",
+        keys.window_job,
         selection=selection,
         partitions_def=partitions_for(monitor),
         executor_def=window_executor(),

@@ -64,6 +64,14 @@ class MonitorKeys:
         return self.key("drift_alert")
 
     @property
+    def evidently_report(self) -> AssetKey:
+        return self.key("evidently_report")
+
+    @property
+    def window_job(self) -> str:
+        return f"{self.monitor}_window_job"
+
+    @property
     def model_performance(self) -> AssetKey:
         return self.key("model_performance")
 

@@ -10,7 +10,6 @@ and ``drift_assets.monitoring``. Keys are ``<monitor>/<asset>`` and each monitor
 import itertools
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -67,6 +66,7 @@ from drift_assets.orchestration import checks as chk
 from drift_assets.orchestration.io_managers import BatchStream, StoredTable
 from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
+from drift_assets.orchestration.report_asset import evidently_report_asset, failed_error_checks
 from drift_assets.orchestration.resources import ComputeResource, StorageResource
 from drift_assets.stats import DriftInputError, ReferenceProfile, auc_check
 from drift_assets.stats.checks import estimated_auc_check, target_prevalence_check
@@ -93,6 +93,7 @@ def build_monitor_assets(monitor: MonitorConfig) -> list[AssetsDefinition]:
         production_window_asset(monitor),
         drift_report_asset(monitor),
         drift_alert_asset(monitor),
+        evidently_report_asset(monitor),
     ]
     if monitor.model_registry:
         assets.append(champion_model_asset(monitor))
@@ -287,18 +288,10 @@ def _failing_as_window(batches: Iterator[pa.RecordBatch], where: str) -> Iterato
         raise Failure(description=f"{where}: {exc}") from exc
 
 
-def _wants_html(monitor: MonitorConfig, evaluation) -> bool:
-    setting = monitor.extra.get("html_report", True)  # true | false | "on_failure"
-    if os.environ.get("DRIFT_ASSETS_HTML_REPORTS", "1") == "0" or setting is False:
-        return False
-    if setting == "on_failure":
-        return bool(evaluation.result.failed_checks("ERROR") or any(not o.passed for o in evaluation.extra_outcomes))
-    return setting is True
-
-
-def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None, extra_checks=()) -> dict:
+def _drift_metadata(result, record: dict, results_uri: str, results_relative: str, extra_checks=()) -> dict:
     """The drift report's materialisation metadata. ``failed_checks`` lists every failing check of
-    the window, the sudden-change checks (evaluated outside ``result``) included."""
+    the window, the sudden-change checks (evaluated outside ``result``) included. The Evidently HTML
+    is the ``evidently_report`` asset's (its metadata links the page)."""
     s = result.summary()
     failed = list(result.failed_checks()) + [o for o in extra_checks if not o.passed]
     metadata = {
@@ -312,23 +305,25 @@ def _drift_metadata(result, record: dict, results_uri: str, html_uri: str | None
         "psi_table": MetadataValue.md(_psi_markdown(result)),
         "results_store": MetadataValue.path(results_uri),
     }
+    url = _report_url(results_uri, results_relative)
+    if url:
+        metadata["results_url"] = MetadataValue.url(url)
     if s["prediction_psi"] is not None:
         metadata["prediction_psi"] = MetadataValue.float(float(s["prediction_psi"]))
     if s["prediction_ks_pvalue"] is not None:  # a p-value of 0 is the strongest evidence, not "no value"
         metadata["prediction_ks_pvalue"] = MetadataValue.float(float(s["prediction_ks_pvalue"]))
-    if html_uri:
-        from drift_assets.monitoring.reports import report_url
-
-        metadata["evidently_report"] = MetadataValue.path(html_uri)
-        url = report_url(html_uri, "/".join(html_uri.rsplit("/", 3)[-3:]))  # <monitor>/html/<file> under the root
-        if url:
-            metadata["evidently_report_url"] = MetadataValue.url(url)
     if record.get("explanation"):
         metadata["what_changed"] = MetadataValue.md(record["explanation"]["text"])
     for name, value in (record.get("extra") or {}).items():
         if isinstance(value, int | float):
             metadata[name] = MetadataValue.float(float(value))
     return metadata
+
+
+def _report_url(uri: str, relative: str) -> str | None:
+    from drift_assets.monitoring.reports import report_url
+
+    return report_url(uri, relative)
 
 
 def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
@@ -352,9 +347,9 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         group_name=monitor.name,
         io_manager_key="json_io_manager",
         check_specs=chk.check_specs(monitor, keys.drift_report, drift_checks, partitions_def),
-        description="Data drift, prediction drift and data quality of the window against the reference, with an "
-        "Evidently HTML report.",
-        kinds={"evidently", "json"},
+        description="Data drift, prediction drift and data quality of the window against the reference (the "
+        "Evidently HTML is the evidently_report asset).",
+        kinds={"json"},
     )
     if monitor.estimates_performance:
 
@@ -419,14 +414,6 @@ def _evaluate_drift_report(
         estimator=estimator,
         reports=st.reports,
     )
-    html_uri = None
-    if _wants_html(monitor, evaluation):
-        specs = monitor.column_specs()
-        decision = {**evaluation.result.to_dict()}
-        decision["checks"] = decision["checks"] + [o.to_dict() for o in evaluation.extra_outcomes]
-        html_uri = _write_html(
-            storage, monitor, window.key, reference_data, production_window, specs, decision, context.run_id
-        )
     record = record_drift(
         st.reports,
         monitor,
@@ -434,7 +421,6 @@ def _evaluate_drift_report(
         evaluation.result,
         evaluation.summary,
         model_version=model_versions_in(production_window, monitor.model_version_column),
-        html_report=html_uri,
         extra={**evaluation.extra, **by_model_version(monitor, production_window)},
         extra_checks=evaluation.extra_outcomes,
         reference_version=_reference_version(context, keys),
@@ -443,17 +429,13 @@ def _evaluate_drift_report(
     # The drift counts and (with an estimator) the score counts: model_performance reads the latter.
     store_counts(st.assets, monitor, window.key, evaluation)
     push_metrics_if_configured(context, st)
-    results_uri = st.reports.uri_of(ResultsStore.drift_path(monitor.name, window.key))
+    results_relative = ResultsStore.drift_path(monitor.name, window.key)
+    results_uri = st.reports.uri_of(results_relative)
     return MaterializeResult(
         value=record,
-        metadata=_drift_metadata(evaluation.result, record, results_uri, html_uri, evaluation.extra_outcomes),
+        metadata=_drift_metadata(evaluation.result, record, results_uri, results_relative, evaluation.extra_outcomes),
         check_results=_drift_check_results(context, monitor, keys, chk.drift_check_names(monitor), evaluation, record),
     )
-
-
-def failed_error_checks(record: dict) -> list[dict]:
-    """The ERROR checks a drift report's record failed (the sudden-change checks included)."""
-    return [c for c in record.get("checks", []) if not c["passed"] and c["severity"] == "ERROR"]
 
 
 def drift_alert_asset(monitor: MonitorConfig) -> AssetsDefinition:
@@ -800,31 +782,3 @@ def push_metrics_if_configured(context, st) -> None:
         context.log.info(f"pushed metrics to the Pushgateway at {gateway}")
     except OSError as exc:
         context.log.warning(f"could not push metrics to the Pushgateway at {gateway}: {exc}")
-
-
-def _write_html(
-    storage: StorageResource,
-    monitor: MonitorConfig,
-    key: str,
-    reference: StoredTable,
-    window: StoredTable,
-    specs,
-    decision: dict | None = None,
-    run_id: str | None = None,
-) -> str | None:
-    # Imported here: pandas (and Evidently, inside) cost seconds that definitions loading need not pay.
-    from drift_assets.monitoring.reports import report_file_name, sample_source, write_evidently_report
-
-    names = [s.name for s in specs]
-    present = [n for n in names if n in window.schema().names]
-    relative = f"{monitor.name}/html/{report_file_name(key, run_id)}"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = write_evidently_report(
-            sample_source(reference, present),
-            sample_source(window, present, seed=1),
-            [s for s in specs if s.name in present],
-            f"{tmp}/report.html",
-            decision=decision,
-            title=f"{monitor.name} {key}",
-        )
-        return storage.put_file("reports", relative, path, content_type="text/html; charset=utf-8")

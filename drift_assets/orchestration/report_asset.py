@@ -1,0 +1,221 @@
+"""``<monitor>/evidently_report``: the Evidently HTML of a window, an asset of its own downstream of
+``drift_report`` so the drift evaluation never waits for Evidently (seconds per window).
+
+When it is written (the op's ``when`` config, default ``auto``):
+- ``auto``: in a run that also evaluates the window (the ``<monitor>_window_job``, or any run whose
+  selection holds ``drift_report``: a backfill, "Materialize all") the monitor's policy,
+  ``extra.html_report`` in monitors.yaml: ``on_failure`` (the default: only for windows that failed
+  an ERROR check), ``true`` (always) or ``false`` (never); ``DRIFT_ASSETS_HTML_REPORTS=0`` turns the
+  policy off. In a run that materialises only this asset (the UI's Materialize on a partition) the
+  report is what was asked for: always, whatever the verdict.
+- ``always`` / ``on_failure`` / ``never``: as named, whatever the run (the launchpad can set it).
+
+The output is optional (``output_required=False``): a window the policy skips has no
+materialisation of this asset and its step costs milliseconds. A written report is kept per
+evaluation (the run id in its name) and linked from the materialisation as a URL.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the annotations of asset functions.
+
+import os
+import tempfile
+
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    Enum,
+    EnumValue,
+    Failure,
+    Field,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from drift_assets.monitoring.config import MonitorConfig
+from drift_assets.orchestration.io_managers import StoredTable
+from drift_assets.orchestration.keys import MonitorKeys
+from drift_assets.orchestration.partitions import partitions_for
+from drift_assets.orchestration.resources import StorageResource
+
+HTML_REPORTS_ENV = "DRIFT_ASSETS_HTML_REPORTS"  # "0": the policy writes no report (on-demand runs still do)
+POLICIES = {True: "always", False: "never", "on_failure": "on_failure"}
+WHEN = Enum(
+    "EvidentlyReportWhen",
+    [
+        EnumValue("auto", description="The monitor's policy when the run evaluates the window; always otherwise."),
+        EnumValue("always", description="Write the report whatever the window's verdict."),
+        EnumValue("on_failure", description="Only for a window whose drift report failed an ERROR check."),
+        EnumValue("never", description="Write no report."),
+    ],
+)
+CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".woff2": "font/woff2"}
+
+
+def monitor_policy(monitor: MonitorConfig) -> str:
+    """``always``, ``on_failure`` or ``never``: monitors.yaml's ``extra.html_report`` (default
+    ``on_failure``), ``never`` with DRIFT_ASSETS_HTML_REPORTS=0."""
+    setting = monitor.extra.get("html_report", "on_failure")
+    if setting not in POLICIES:
+        raise Failure(
+            description=f"monitor {monitor.name}: extra.html_report must be true, false or on_failure, not {setting!r}"
+        )
+    return "never" if os.environ.get(HTML_REPORTS_ENV, "1") == "0" else POLICIES[setting]
+
+
+def resolve_when(when: str, monitor: MonitorConfig, job_name: str, run_selection) -> str:
+    """``auto`` -> the monitor's policy in a run that evaluates the window, else ``always``."""
+    if when != "auto":
+        return when
+    keys = MonitorKeys(monitor.name)
+    evaluates_window = job_name == keys.window_job or keys.drift_report in (run_selection or ())
+    return monitor_policy(monitor) if evaluates_window else "always"
+
+
+def failed_error_checks(record: dict) -> list[dict]:
+    """The ERROR checks a drift report's record failed (the sudden-change checks included)."""
+    return [c for c in record.get("checks", []) if not c["passed"] and c["severity"] == "ERROR"]
+
+
+def wants_report(mode: str, record: dict) -> tuple[bool, str]:
+    """Whether to write the report under ``mode``, and why (for the log and the metadata)."""
+    if mode == "never":
+        return False, "policy: never"
+    if mode == "always":
+        return True, "always"
+    failed = failed_error_checks(record)
+    if failed:
+        names = ", ".join(f"{c['name']}[{c.get('column') or '-'}]" for c in failed)
+        return True, f"failed ERROR check(s): {names}"
+    return False, "policy on_failure: no ERROR check failed"
+
+
+def _store_shared_assets(storage: StorageResource, directory: str) -> None:
+    """Evidently's JS bundle and font under ``<directory>/_assets/``, once (named by content hash)."""
+    from drift_assets.monitoring.reports import SHARED_ASSETS_DIR, shared_asset_files
+
+    reports = storage.storage().reports
+    for name, source in shared_asset_files().items():
+        relative = f"{directory}/{SHARED_ASSETS_DIR}/{name}"
+        if not reports.exists(relative):
+            storage.put_file("reports", relative, source, content_type=CONTENT_TYPES.get(source.suffix))
+
+
+def write_report(
+    context: AssetExecutionContext,
+    storage: StorageResource,
+    monitor: MonitorConfig,
+    record: dict,
+    window: StoredTable,
+    reference: StoredTable,
+) -> tuple[dict, dict]:
+    """Render the page (this project's decision first, then Evidently's presets on samples of both
+    tables) and store it with its shared assets. Returns (the asset's value, its metadata)."""
+    # Imported here: pandas and Evidently cost seconds that loading the definitions need not pay.
+    from drift_assets.monitoring.reports import (
+        render_evidently_report,
+        report_file_name,
+        report_url,
+        sample_source,
+        verdict_differences,
+    )
+
+    key = context.partition_key
+    specs = monitor.column_specs()
+    present = [s for s in specs if s.name in window.schema().names]
+    names = [s.name for s in present]
+    page = render_evidently_report(
+        sample_source(reference, names),
+        sample_source(window, names, seed=1),
+        present,
+        decision=record,
+        title=f"{monitor.name} {key}",
+        prediction_kind=monitor.prediction_kind,
+        shared_assets=True,
+    )
+    directory = f"{monitor.name}/html"
+    relative = f"{directory}/{report_file_name(key, context.run_id)}"
+    if page.shared:
+        _store_shared_assets(storage, directory)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "report.html")
+        with open(local, "w", encoding="utf-8") as f:
+            f.write(page.html)
+        size = os.path.getsize(local)
+        uri = storage.put_file("reports", relative, local, content_type="text/html; charset=utf-8")
+    differences = verdict_differences(record, page.verdicts)
+    drifted = sorted(n for n, v in page.verdicts.items() if v["drifted"])
+    value = {
+        "partition": key,
+        "path": uri,
+        "relative_path": relative,
+        "shared_assets": page.shared,
+        "evidently_drifted": drifted,
+        "evidently_columns": len(page.verdicts),
+        "verdict_differences": [name for name, _, _ in differences],
+    }
+    metadata = {
+        "evidently_report": MetadataValue.path(uri),
+        "size_bytes": size,
+        "shared_assets": MetadataValue.bool(page.shared),
+        "evidently_drifted": MetadataValue.text(f"{len(drifted)} of {len(page.verdicts)}: {', '.join(drifted)}"),
+        "verdict_differences": MetadataValue.text(
+            ", ".join(
+                f"{name} (checks: {'drifted' if ours.get('drifted') else 'not'}; Evidently: "
+                f"{'drifted' if theirs['drifted'] else 'not'})"
+                for name, ours, theirs in differences
+            )
+            or "(none)"
+        ),
+    }
+    url = report_url(uri, relative)
+    if url:
+        metadata["evidently_report_url"] = MetadataValue.url(url)
+        value["url"] = url
+    return value, metadata
+
+
+def evidently_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
+    keys = MonitorKeys(monitor.name)
+
+    @asset(
+        key=keys.evidently_report,
+        partitions_def=partitions_for(monitor),
+        ins={
+            "drift_report": AssetIn(key=keys.drift_report),
+            "production_window": AssetIn(key=keys.production_window),
+            "reference_data": AssetIn(key=keys.reference_data),
+        },
+        group_name=monitor.name,
+        io_manager_key="json_io_manager",
+        output_required=False,
+        config_schema={
+            "when": Field(
+                WHEN,
+                default_value="auto",
+                description="auto: the monitor's policy (extra.html_report) in a run that evaluates the window, "
+                "always in a run that materialises only this report.",
+            )
+        },
+        description="The window's Evidently HTML report, opening with this project's decision (and where "
+        "Evidently's verdict differs); written for windows that fail an ERROR check (or as monitors.yaml's "
+        "extra.html_report says), and always when materialised on its own from the UI.",
+        kinds={"evidently", "html"},
+    )
+    def evidently_report(
+        context: AssetExecutionContext,
+        storage: StorageResource,
+        drift_report: dict,
+        production_window: StoredTable,
+        reference_data: StoredTable,
+    ):
+        mode = resolve_when(context.op_config["when"], monitor, context.job_name, context.run.asset_selection)
+        write, reason = wants_report(mode, drift_report)
+        if not write:
+            context.log.info(f"{monitor.name} window {context.partition_key}: no Evidently report ({reason})")
+            return
+        value, metadata = write_report(context, storage, monitor, drift_report, production_window, reference_data)
+        yield Output(value, metadata={**metadata, "reason": MetadataValue.text(f"{mode}: {reason}")})
+
+    return evidently_report
