@@ -106,7 +106,7 @@ def test_evidently_judges_features_and_prediction_and_its_verdicts_are_read_back
     # On the real document the two sides agree, and the page says so.
     assert verdict_differences(doc, shared.verdicts) == []
     assert "agree with this project's on every column" in page
-    assert "Evidently: 1 of 3 columns drifted by its own rule: amount." in page
+    assert "Evidently: 1 of 2 features drifted by its own rule: amount; prediction score: not drifted." in page
 
 
 def test_evidently_rules_per_method_and_a_listed_difference(pages):

@@ -199,7 +199,9 @@ def test_runs_on_s3_write_objects_and_match_the_same_runs_on_local_files(s3_proj
         window_meta = instance.get_latest_materialization_event(
             AssetKey(["fraud", "production_window"])
         ).asset_materialization.metadata
-        report_meta = instance.get_latest_materialization_event(DRIFT_REPORT).asset_materialization.metadata
+        report_meta = instance.get_latest_materialization_event(
+            AssetKey(["fraud", "evidently_report"])
+        ).asset_materialization.metadata
         logged = all_event_text(instance)
 
     # Outputs are objects under the prefix; no temporary object is left behind.
@@ -222,6 +224,13 @@ def test_runs_on_s3_write_objects_and_match_the_same_runs_on_local_files(s3_proj
     assert report_meta["evidently_report"].value == s3_project.uri(html_key)
     head = s3_project.client.head_object(Bucket=BUCKET, Key=f"{s3_project.prefix}/{html_key}")
     assert head["ContentType"].startswith("text/html")  # uploaded through dagster-aws's client
+    # Evidently's bundle is stored once next to the pages, and the page references it relatively.
+    [bundle] = [k for k in keys if k.startswith("reports/fraud/html/_assets/evidently-") and k.endswith(".js")]
+    assert keys[bundle]["Size"] > 3_000_000 and keys[html_key]["Size"] < 1_500_000
+    page = s3_project.client.get_object(Bucket=BUCKET, Key=f"{s3_project.prefix}/{html_key}")["Body"].read()
+    assert f'<script src="_assets/{bundle.rsplit("/", 1)[1]}"></script>'.encode() in page
+    js_head = s3_project.client.head_object(Bucket=BUCKET, Key=f"{s3_project.prefix}/{bundle}")
+    assert js_head["ContentType"].startswith("text/javascript")
     profile = json.loads(
         s3_project.client.get_object(
             Bucket=BUCKET, Key=f"{s3_project.prefix}/assets/fraud/reference_profile/__all__.json"

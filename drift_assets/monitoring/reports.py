@@ -209,12 +209,21 @@ def _project_rule(col: Mapping) -> str:
     return f"{adjusted}{test} p-value significant AND effect large (PSI or {effect} above its minimum)"
 
 
+def evidently_summary(doc: Mapping, evidently: Mapping[str, Mapping]) -> str:
+    """Evidently's count, said as the checks say theirs: drifted features of all features, then the
+    prediction's verdict apart (roles from the window's document)."""
+    roles = {name: col.get("role") for name, col in (doc.get("columns") or {}).items()}
+    features = sorted(n for n in evidently if roles.get(n, "feature") == "feature")
+    drifted = [n for n in features if evidently[n]["drifted"]]
+    text = f"{len(drifted)} of {len(features)} features drifted by its own rule"
+    text += f": {', '.join(drifted)}" if drifted else ""
+    for name in sorted(set(evidently) - set(features)):
+        text += f"; {roles.get(name)} {name}: {'drifted' if evidently[name]['drifted'] else 'not drifted'}"
+    return text
+
+
 def _differences_html(doc: Mapping, evidently: Mapping[str, Mapping]) -> str:
-    drifted = [n for n, v in evidently.items() if v["drifted"]]
-    head = (
-        f"<p>Evidently: {len(drifted)} of {len(evidently)} columns drifted by its own rule"
-        f"{': ' + html.escape(', '.join(sorted(drifted))) if drifted else ''}.</p>"
-    )
+    head = f"<p>Evidently: {html.escape(evidently_summary(doc, evidently))}.</p>"
     differences = verdict_differences(doc, evidently)
     if not differences:
         return head + "<p>Evidently's per-column verdicts agree with this project's on every column.</p>"

@@ -114,6 +114,7 @@ def write_report(
     tables) and store it with its shared assets. Returns (the asset's value, its metadata)."""
     # Imported here: pandas and Evidently cost seconds that loading the definitions need not pay.
     from drift_assets.monitoring.reports import (
+        evidently_summary,
         render_evidently_report,
         report_file_name,
         report_url,
@@ -159,7 +160,7 @@ def write_report(
         "evidently_report": MetadataValue.path(uri),
         "size_bytes": size,
         "shared_assets": MetadataValue.bool(page.shared),
-        "evidently_drifted": MetadataValue.text(f"{len(drifted)} of {len(page.verdicts)}: {', '.join(drifted)}"),
+        "evidently_verdict": MetadataValue.text(evidently_summary(record, page.verdicts)),
         "verdict_differences": MetadataValue.text(
             ", ".join(
                 f"{name} (checks: {'drifted' if ours.get('drifted') else 'not'}; Evidently: "
