@@ -204,6 +204,19 @@ def test_evidently_report_asset_on_failure_on_demand_and_linked(project, monkeyp
         materialize_report_on_demand(defs, instance, DRIFTED)
         assert len(report_events(instance)[DRIFTED]) == 3
 
+        # On demand for a window never evaluated: one line saying what to do, no report.
+        missing = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=[EVIDENTLY_REPORT],
+            partition_key="2026-08-10",
+            instance=instance,
+            run_config=QUIET,
+            raise_on_error=False,
+        )
+        [failure] = [e for e in missing.all_events if e.is_step_failure]
+        message = failure.step_failure_data.error.message
+        assert "fraud window 2026-08-10: no drift_report at " in message and "materialise drift_report" in message
+        assert "2026-08-10" not in report_events(instance)
+
 
 def test_labels_pending_leaves_the_auc_check_not_evaluated(project):
     """A week without labels yields no AUC check result: the check is planned and never evaluated

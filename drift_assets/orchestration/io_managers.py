@@ -11,7 +11,7 @@ Paths: ``<assets_root>/<asset key path>/<partition key or "__all__">.<ext>``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -46,10 +46,15 @@ class StoredTable(TableSource):
         return {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW:")}
 
 
+def asset_path(key_path: Sequence[str], partition: str | None, ext: str) -> str:
+    """Where an asset output lives under the assets root (the layout above)."""
+    return f"{'/'.join(key_path)}/{(partition or '__all__').replace(':', '')}.{ext}"
+
+
 def _relative_path(context: OutputContext | InputContext, ext: str) -> str:
-    key = "/".join(context.asset_key.path)
-    partition = context.asset_partition_key if context.has_asset_partitions else "__all__"
-    return f"{key}/{partition.replace(':', '')}.{ext}"
+    return asset_path(
+        context.asset_key.path, context.asset_partition_key if context.has_asset_partitions else None, ext
+    )
 
 
 def write_parquet(root: Root, relative: str, data: pa.Table | BatchStream) -> int:

@@ -22,7 +22,6 @@ import tempfile
 
 from dagster import (
     AssetExecutionContext,
-    AssetIn,
     AssetsDefinition,
     Enum,
     EnumValue,
@@ -34,7 +33,7 @@ from dagster import (
 )
 
 from drift_assets.monitoring.config import MonitorConfig
-from drift_assets.orchestration.io_managers import StoredTable
+from drift_assets.orchestration.io_managers import StoredTable, asset_path
 from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
 from drift_assets.orchestration.resources import StorageResource
@@ -177,17 +176,29 @@ def write_report(
     return value, metadata
 
 
+def _stored_inputs(storage: StorageResource, keys: MonitorKeys, partition: str):
+    """The window's drift record, production window and reference, where the IO managers stored them."""
+    assets = storage.storage().assets
+    record_path = asset_path(keys.drift_report.path, partition, "json")
+    if not assets.exists(record_path):
+        raise Failure(
+            description=f"{keys.monitor} window {partition}: no drift_report at {assets.uri_of(record_path)}; "
+            "materialise drift_report for this window first"
+        )
+    window = StoredTable(assets, asset_path(keys.production_window.path, partition, "parquet"))
+    reference = StoredTable(assets, asset_path(keys.reference_data.path, None, "parquet"))
+    return assets.read_json(record_path), window, reference
+
+
 def evidently_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
     keys = MonitorKeys(monitor.name)
 
     @asset(
         key=keys.evidently_report,
         partitions_def=partitions_for(monitor),
-        ins={
-            "drift_report": AssetIn(key=keys.drift_report),
-            "production_window": AssetIn(key=keys.production_window),
-            "reference_data": AssetIn(key=keys.reference_data),
-        },
+        # Dependencies, not inputs: a skipped report then costs its step's start and end events only
+        # (no input loads), the outputs are opened here when the page is written.
+        deps=[keys.drift_report, keys.production_window, keys.reference_data],
         group_name=monitor.name,
         io_manager_key="json_io_manager",
         output_required=False,
@@ -204,19 +215,17 @@ def evidently_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         "extra.html_report says), and always when materialised on its own from the UI.",
         kinds={"evidently", "html"},
     )
-    def evidently_report(
-        context: AssetExecutionContext,
-        storage: StorageResource,
-        drift_report: dict,
-        production_window: StoredTable,
-        reference_data: StoredTable,
-    ):
+    def evidently_report(context: AssetExecutionContext, storage: StorageResource):
         mode = resolve_when(context.op_config["when"], monitor, context.job_name, context.run.asset_selection)
-        write, reason = wants_report(mode, drift_report)
+        if mode == "never":
+            context.log.info(f"{monitor.name} window {context.partition_key}: no Evidently report (policy: never)")
+            return
+        record, window, reference = _stored_inputs(storage, keys, context.partition_key)
+        write, reason = wants_report(mode, record)
         if not write:
             context.log.info(f"{monitor.name} window {context.partition_key}: no Evidently report ({reason})")
             return
-        value, metadata = write_report(context, storage, monitor, drift_report, production_window, reference_data)
+        value, metadata = write_report(context, storage, monitor, record, window, reference)
         yield Output(value, metadata={**metadata, "reason": MetadataValue.text(f"{mode}: {reason}")})
 
     return evidently_report
