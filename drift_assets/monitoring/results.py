@@ -4,7 +4,7 @@ by ``drift-assets`` commands. Layout under the reports root::
     <monitor>/drift/<partition>.json
     <monitor>/performance/<partition>.json
     <monitor>/retraining/<version>.json
-    <monitor>/html/<partition>.html
+    <monitor>/html/<partition>-<run id>.html   (the evidently_report asset; Evidently's bundle once in <monitor>/html/_assets/)
 """
 
 from __future__ import annotations
