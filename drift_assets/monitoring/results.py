@@ -4,7 +4,8 @@ by ``drift-assets`` commands. Layout under the reports root::
     <monitor>/drift/<partition>.json
     <monitor>/performance/<partition>.json
     <monitor>/retraining/<version>.json
-    <monitor>/html/<partition>-<run id>.html   (the evidently_report asset; Evidently's bundle once in <monitor>/html/_assets/)
+    <monitor>/html/<partition>-<run id>.html   (the evidently_report asset)
+    <monitor>/html/_assets/                     (Evidently's JS bundle and font, once)
 """
 
 from __future__ import annotations
