@@ -218,7 +218,7 @@ def _defer_pandas() -> None:
         sys.meta_path.remove(_PandasNotYet)  # type: ignore[arg-type]
 
 
-def run_compare(args: argparse.Namespace) -> int:
+def _check_compare_options(args: argparse.Namespace) -> None:
     for option, path in (("--json", args.json), ("--html", args.html)):
         if path and path != "-":
             check_output_path(option, path)
@@ -226,6 +226,10 @@ def run_compare(args: argparse.Namespace) -> int:
         raise DriftInputError(f"--max-categories {args.max_categories}: expected at least 1")
     if getattr(args, "own_process", False) and not args.html and not args.dask:
         _defer_pandas()
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    _check_compare_options(args)
     reference = TableSource.open(args.reference, csv_delimiter=args.csv_delimiter)
     current = TableSource.open(args.current, csv_delimiter=args.csv_delimiter)
     specs, top = column_specs_from_args(args, reference, current)
@@ -258,28 +262,11 @@ def run_compare(args: argparse.Namespace) -> int:
     require_reference_rows(
         reference_rows, DEFAULT_MIN_REFERENCE_ROWS if min_rows is None else min_rows, reference.display
     )
-    from drift_assets.monitoring.profile_cache import fit_profile_cached
-
     segments = _split(args.segments)
     joint = JointCompare(args, specs, reference, current, segments)
     # The multivariate model's rows are taken from the profile fit's own column reads (one read).
     tap = joint.sample_tap(reference_rows)
-    try:
-        profile, cached = fit_profile_cached(
-            reference,
-            specs,
-            psi_bins=args.bins,
-            max_categories=args.max_categories,
-            table_name=reference.display,
-            use_cache=not args.no_cache,
-            column_hook=tap.add if tap else None,
-        )
-    except TooManyCategoriesError as exc:
-        raise DriftInputError(
-            f"{exc.table}: column {exc.column!r} has {exc.distinct} distinct values, more than --max-categories"
-            f" {exc.limit}: it looks like an identifier. Leave it out (--exclude {exc.column} when roles are"
-            " inferred, else drop it from --categorical), declare it --numerical, or raise --max-categories"
-        ) from exc
+    profile, cached = _fit_reference(args, reference, specs, tap)
     if joint.segments:  # segment profiles need the whole reference (and fit the model from it too)
         joint.fit(reference.read(names + joint.extra_columns), profile)
     elif joint.skip is None:
@@ -304,6 +291,28 @@ def run_compare(args: argparse.Namespace) -> int:
         decision = _with_joint(result.to_dict(), extra_checks, sections)
         _write_html(args.html, reference, current, names, specs, decision)
     return _report(args, result, performance, extra_checks, sections)
+
+
+def _fit_reference(args: argparse.Namespace, reference: TableSource, specs: list[ColumnSpec], tap):
+    """The reference profile (cached unless --no-cache), the tap seeing each column it reads."""
+    from drift_assets.monitoring.profile_cache import fit_profile_cached
+
+    try:
+        return fit_profile_cached(
+            reference,
+            specs,
+            psi_bins=args.bins,
+            max_categories=args.max_categories,
+            table_name=reference.display,
+            use_cache=not args.no_cache,
+            column_hook=tap.add if tap else None,
+        )
+    except TooManyCategoriesError as exc:
+        raise DriftInputError(
+            f"{exc.table}: column {exc.column!r} has {exc.distinct} distinct values, more than --max-categories"
+            f" {exc.limit}: it looks like an identifier. Leave it out (--exclude {exc.column} when roles are"
+            " inferred, else drop it from --categorical), declare it --numerical, or raise --max-categories"
+        ) from exc
 
 
 def _write_html(
@@ -631,6 +640,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+MAX_CATEGORIES_HELP = (
+    "a categorical reference column with more distinct values is refused as an identifier (default 1000)"
+)
 TABLE_LEGEND = (
     "psi: population stability index over `bins` bins (reference quantiles, or the categories); p-value: KS"
     " (numerical) or chi-square (categorical), before the Holm correction the decision uses;"
@@ -728,13 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--monitors-file", default=None, help="monitors file (default: $DRIFT_ASSETS_MONITORS or ./monitors.yaml)"
     )
     p.add_argument("--bins", type=int, default=10, help="PSI bins fitted on the reference (default 10)")
-    p.add_argument(
-        "--max-categories",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="a categorical reference column with more distinct values is refused as an identifier (default 1000)",
-    )
+    p.add_argument("--max-categories", type=int, default=1000, metavar="N", help=MAX_CATEGORIES_HELP)
     p.add_argument(
         "--min-reference-rows",
         type=int,
