@@ -137,6 +137,10 @@ def test_compare_uses_the_cache_unless_told_not_to(tmp_path):
     assert json.loads(first)["multivariate"]["reconstruction_error"] is not None
     assert compare() == first == uncached
     assert (stored.stat().st_mtime_ns, model.stat().st_mtime_ns) == written
+    # Profile cached, model gone: its rows are streamed from REFERENCE (the path a reference fitted
+    # streamed takes too), the same model is fitted and stored again.
+    model.unlink()
+    assert compare() == first and model.exists()
 
 
 @pytest.mark.slow
