@@ -45,6 +45,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 WEEK, WARM_WEEK = "2026-08-17", "2026-08-10"
 DEMO_HOURS = 216
+HOURS_CHUNK = 12
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -70,7 +71,7 @@ def _run_window(defs, instance, monitor: str, key: str) -> bool:
     return failed
 
 
-def worker_setup(_: int = 0) -> dict:
+def worker_setup(_: str = "") -> dict:
     from dagster import DagsterInstance
 
     from drift_assets.definitions import build_definitions
@@ -82,37 +83,41 @@ def worker_setup(_: int = 0) -> dict:
     return {}
 
 
-def worker_week(repeat: int) -> dict:
+def worker_week(repeat: str) -> dict:
     from dagster import DagsterInstance
 
     from drift_assets.definitions import build_definitions
 
     defs, instance = build_definitions(), DagsterInstance.get()
     _run_window(defs, instance, "fraud", WARM_WEEK)
-    seconds, failed = [], False
-    for _ in range(repeat):
-        start = time.perf_counter()
+    seconds, cpu, failed = [], [], False
+    for _ in range(int(repeat)):
+        start, start_cpu = time.perf_counter(), time.process_time()
         failed = _run_window(defs, instance, "fraud", WEEK)
         seconds.append(time.perf_counter() - start)
-    return {"seconds": seconds, "alert_job_ran": failed}
+        cpu.append(time.process_time() - start_cpu)
+    return {"seconds": seconds, "cpu": cpu, "alert_job_ran": failed}
 
 
-def worker_hours(hours: int) -> dict:
+def worker_hours(span: str) -> dict:
+    """``span`` = "first:count": hours of the demo's range, consecutive across calls."""
     from dagster import DagsterInstance
 
     from drift_assets.definitions import build_definitions
 
     defs, instance = build_definitions(), DagsterInstance.get()
-    keys = defs.resolve_job_def("llm_window_job").partitions_def.get_partition_keys()[-DEMO_HOURS:][:hours]
-    seconds, errors = [], 0
+    first, count = map(int, span.split(":"))
+    keys = defs.resolve_job_def("llm_window_job").partitions_def.get_partition_keys()[-DEMO_HOURS:][first:][:count]
+    seconds, cpu, errors = [], [], 0
     for key in keys:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         errors += _run_window(defs, instance, "llm", key)
         seconds.append(time.perf_counter() - start)
-    return {"seconds": seconds, "error_hours": errors, "first": keys[0], "last": keys[-1]}
+        cpu.append(time.process_time() - start_cpu)
+    return {"seconds": seconds, "cpu": cpu, "error_hours": errors, "first": keys[0], "last": keys[-1]}
 
 
-def worker_floor(runs: int) -> dict:
+def worker_floor(runs: str) -> dict:
     """Dagster's own cost of a run shaped like the LLM window job, on the on-disk instance."""
     from dagster import (
         AssetCheckResult,
@@ -149,15 +154,16 @@ def worker_floor(runs: int) -> dict:
     job = define_asset_job("floor_job", executor_def=in_process_executor)
     defs = Definitions(assets=[window, report], jobs=[job])
     instance = DagsterInstance.get()
-    keys = hourly.get_partition_keys()[-DEMO_HOURS:][:runs]
-    seconds = []
+    keys = hourly.get_partition_keys()[-DEMO_HOURS:][: int(runs)]
+    seconds, cpu = [], []
     floor_job = defs.resolve_job_def("floor_job")
     for key in keys:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         assert floor_job.execute_in_process(partition_key=key, instance=instance, run_config=QUIET).success
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     events = len(instance.all_logs(instance.get_runs(limit=1)[0].run_id))
-    return {"seconds": seconds, "checks": len(checks), "events_per_run": events}
+    return {"seconds": seconds, "cpu": cpu, "checks": len(checks), "events_per_run": events}
 
 
 WORKERS = {"setup": worker_setup, "week": worker_week, "hours": worker_hours, "floor": worker_floor}
@@ -199,7 +205,7 @@ def code_env(root: Path, label: str, checkout: Path) -> dict[str, str]:
     return env
 
 
-def run_worker(env: dict[str, str], mode: str, arg: int = 0) -> dict:
+def run_worker(env: dict[str, str], mode: str, arg: object = "") -> dict:
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", mode, str(arg)], capture_output=True, text=True, env=env
     )
@@ -208,7 +214,8 @@ def run_worker(env: dict[str, str], mode: str, arg: int = 0) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def fresh_process(env: dict[str, str]) -> tuple[float, float]:
+def fresh_process(env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, children included) and peak MB of one fresh process."""
     dagster = str(Path(sys.executable).with_name("dagster"))
     cmd = ["/usr/bin/time", "-v", dagster, "asset", "materialize", "-m", "drift_assets.definitions"]
     cmd += ["--select", "fraud/production_window,fraud/drift_report", "--partition", WEEK]
@@ -217,23 +224,25 @@ def fresh_process(env: dict[str, str]) -> tuple[float, float]:
         raise RuntimeError(proc.stderr[-3000:])
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", proc.stderr)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    assert wall and rss
+    user = re.search(r"User time \(seconds\): (\S+)", proc.stderr)
+    system = re.search(r"System time \(seconds\): (\S+)", proc.stderr)
+    assert wall and rss and user and system
     seconds = 0.0
     for part in wall.group(1).split(":"):
         seconds = seconds * 60 + float(part)
-    return seconds, int(rss.group(1)) / 1024
+    return seconds, float(user.group(1)) + float(system.group(1)), int(rss.group(1)) / 1024
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, help="another checkout (e.g. main) to measure in the same run")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--hours", type=int, default=36, help="consecutive LLM hours per checkout")
+    parser.add_argument("--hours", type=int, default=36, help="consecutive LLM hours per checkout (chunks of 12)")
     parser.add_argument("--floor-runs", type=int, default=12)
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(WORKERS[args.worker[0]](int(args.worker[1]))))
+        print(json.dumps(WORKERS[args.worker[0]](args.worker[1])))
         return 0
     trees = {"after": PROJECT} | ({"before": args.before.resolve()} if args.before else {})
     root = Path(tempfile.mkdtemp(prefix="drift-assets-dagster-"))
@@ -242,47 +251,59 @@ def main(argv: list[str] | None = None) -> int:
         envs = {label: code_env(root, label, tree) for label, tree in trees.items()}
         for env in envs.values():
             run_worker(env, "setup")  # reference assets; also writes this checkout's bytecode
-        week = {label: [] for label in trees}
-        fresh: dict[str, list[tuple[float, float]]] = {label: [] for label in trees}
+        week: dict[str, list[float]] = {label: [] for label in trees}
+        week_cpu: dict[str, list[float]] = {label: [] for label in trees}
+        fresh: dict[str, list[tuple[float, float, float]]] = {label: [] for label in trees}
         alert = {}
         for i in range(args.repeat):
             for label, env in envs.items():
                 out = run_worker(env, "week", 1)
                 week[label] += out["seconds"]
+                week_cpu[label] += out["cpu"]
                 alert[label] = out["alert_job_ran"]
                 fresh[label].append(fresh_process(env))
+                wall, cpu, mb = fresh[label][-1]
                 print(
-                    f"  round {i + 1} {label}: week in process {week[label][-1]:.2f} s, fresh process "
-                    f"{fresh[label][-1][0]:.2f} s ({fresh[label][-1][1]:.0f} MB)",
+                    f"  round {i + 1} {label}: week in process {week[label][-1]:.2f} s (CPU {week_cpu[label][-1]:.2f}),"
+                    f" fresh process {wall:.2f} s (CPU {cpu:.2f} s, {mb:.0f} MB)",
                     flush=True,
                 )
-        hours = {}
-        for label, env in envs.items():
-            hours[label] = run_worker(env, "hours", args.hours)
-            mean = statistics.mean(hours[label]["seconds"])
-            print(f"  {label}: {args.hours} LLM hours, mean {mean:.2f} s", flush=True)
+        # Hours in chunks, alternating between checkouts (each continues its own consecutive hours).
+        hours: dict[str, dict] = {label: {"seconds": [], "cpu": [], "error_hours": 0} for label in trees}
+        for first in range(0, args.hours, HOURS_CHUNK):
+            for label, env in envs.items():
+                out = run_worker(env, "hours", f"{first}:{min(HOURS_CHUNK, args.hours - first)}")
+                for name in ("seconds", "cpu"):
+                    hours[label][name] += out[name]
+                hours[label]["error_hours"] += out["error_hours"]
+                hours[label].setdefault("first", out["first"])
+                hours[label]["last"] = out["last"]
+                chunk = statistics.mean(out["seconds"])
+                print(f"  {label}: LLM hours {out['first']} .. {out['last']}, mean {chunk:.2f} s", flush=True)
         floor = run_worker(envs["after"], "floor", args.floor_runs)
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs; HTML off")
-        print(f"fraud week {WEEK} (20,000 rows), medians of {args.repeat}:")
+        print(f"fraud week {WEEK} (20,000 rows), medians of {args.repeat} (wall s / CPU s):")
+        med, mean = statistics.median, statistics.mean
         for label in trees:
+            f = fresh[label]
             print(
-                f"  {label:<6} in process {statistics.median(week[label]):.2f} s (alert job ran: {alert[label]}); "
-                f"fresh `dagster asset materialize` {statistics.median(s for s, _ in fresh[label]):.2f} s, "
-                f"peak {statistics.median(m for _, m in fresh[label]):.0f} MB"
+                f"  {label:<6} in process {med(week[label]):.2f} / {med(week_cpu[label]):.2f} "
+                f"(alert job ran: {alert[label]}); fresh `dagster asset materialize` "
+                f"{med(s for s, _, _ in f):.2f} / {med(c for _, c, _ in f):.2f}, peak {med(m for _, _, m in f):.0f} MB"
             )
         h0 = hours["after"]
-        print(f"LLM hours {h0['first']} .. {h0['last']} ({args.hours} runs):")
+        print(f"LLM hours {h0['first']} .. {h0['last']} ({args.hours} runs, wall s / CPU s):")
         for label in trees:
-            s = hours[label]["seconds"]
+            s, c = hours[label]["seconds"], hours[label]["cpu"]
             print(
-                f"  {label:<6} mean {statistics.mean(s):.2f} s, median {statistics.median(s):.2f} s per hour "
-                f"-> 216 hours ~{216 * statistics.mean(s):.0f} s "
+                f"  {label:<6} mean {statistics.mean(s):.2f} / {statistics.mean(c):.2f}, median {med(s):.2f} / "
+                f"{med(c):.2f} per hour -> 216 hours ~{216 * statistics.mean(s):.0f} s "
                 f"({hours[label]['error_hours']} hours failed an ERROR check)"
             )
         print(
             f"Dagster floor: a run of the same shape (2 assets, {floor['checks']} checks, {floor['events_per_run']} "
-            f"events) with empty bodies: median {statistics.median(floor['seconds']):.2f} s, mean "
-            f"{statistics.mean(floor['seconds']):.2f} s -> 216 runs ~{216 * statistics.mean(floor['seconds']):.0f} s"
+            f"events) with empty bodies: median {med(floor['seconds']):.2f} s (CPU {med(floor['cpu']):.2f} s), "
+            f"mean {mean(floor['seconds']):.2f} s -> 216 runs ~{DEMO_HOURS * mean(floor['seconds']):.0f} s"
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
