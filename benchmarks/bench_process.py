@@ -1,23 +1,25 @@
 """Whole-process figures: ``drift-assets compare`` vs Evidently's legacy DataDriftPreset, parquet in, JSON out.
 
-    python benchmarks/bench_process.py --rows 100000 --repeat 3
-    python benchmarks/bench_process.py --rows 1000000 --repeat 1
-    python benchmarks/bench_process.py --rows 100000 --engines ours,ours_core --repeat 5
+    python benchmarks/bench_process.py --rows 100000,1000000 --repeat 3
+    python benchmarks/bench_process.py --rows 5000000 --repeat 1 --engines ours,ours_cached,evidently
+    python benchmarks/bench_process.py --rows 100000 --engines ours,ours_core,baseline --baseline /path/to/main
 
 Everything a user waits for is in the figure: interpreter start, imports, reading the two parquet
 files, the work, writing the JSON. Each run is a fresh process under ``/usr/bin/time -v`` (wall
-clock and maximum resident set size); engines are interleaved run by run, so a busy spell on the
-shared machine hits both, and the medians are reported with the ratio of medians.
+clock, maximum resident set size, user + system CPU seconds); engines are interleaved run by run,
+so a busy spell on the shared machine hits both, and the medians are reported with the ratio of
+medians. ``--evidently-repeat`` caps Evidently's runs (at 5M rows one run takes minutes).
 
 Data: ``bench_compare.py``'s frames (20 numerical + 5 categorical columns, drift in five), written
 once per size to parquet (``--data``, default ``/tmp/drift-assets-bench``; 128k-row row groups).
+The code measured is the ``drift_assets`` on ``PYTHONPATH`` (else the installed one).
 
-- ``ours``: ``python -m drift_assets compare REF CUR --numerical ... --categorical ... --json OUT``
-  (all the checks ``compare`` runs by default, the multivariate reconstruction check included);
-- ``ours_core``: the same with ``--no-multivariate`` (the per-column checks only);
-- ``ours_cached``: ``ours`` without ``--no-cache``: the reference profile read from the cache
-  next to the reference (written by the first such run); every other engine passes ``--no-cache``
-  (first-call figures);
+- ``ours``: ``python -m drift_assets compare REF CUR --numerical ... --categorical ... --json OUT
+  --no-cache``: the first call (every check ``compare`` runs by default, the multivariate
+  reconstruction check included; the profile and the model fitted);
+- ``ours_cached``: the same without ``--no-cache``, after one untimed warm-up call that stores the
+  profile and the multivariate model next to the reference: the reference is only hashed;
+- ``ours_core``: ``ours`` with ``--no-multivariate`` (the per-column checks only);
 - ``baseline``: ``ours`` run from another checkout (``--baseline PATH``, e.g. the main branch before
   these changes), to show the change in the same run;
 - ``evidently``: a fresh process that reads both files with pandas, runs
@@ -98,42 +100,73 @@ def timed(cmd: list[str], cwd: str, pythonpath: str | None = None) -> dict:
     seconds = 0.0
     for part in wall.group(1).split(":"):
         seconds = seconds * 60 + float(part)
-    return {"seconds": seconds, "peak_mb": int(rss.group(1)) / 1024}
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): (\S+)", proc.stderr))
+    return {"seconds": seconds, "peak_mb": int(rss.group(1)) / 1024, "cpu_seconds": cpu}
+
+
+def run_size(args: argparse.Namespace, rows: int, engines: list[str]) -> dict[str, list[dict]]:
+    ref, cur = write_data(rows, Path(args.data))
+    runs: dict[str, list[dict]] = {e: [] for e in engines}
+    with tempfile.TemporaryDirectory() as tmp:
+        if "ours_cached" in engines:  # untimed: stores the profile and the model beside the reference
+            timed(command("ours_cached", ref, cur, Path(tmp) / "warm.json"), tmp)
+        for i in range(args.repeat):
+            for engine in engines:
+                if engine == "evidently" and args.evidently_repeat is not None and i >= args.evidently_repeat:
+                    continue
+                cmd = command("ours" if engine == "baseline" else engine, ref, cur, Path(tmp) / f"{engine}.json")
+                r = timed(cmd, tmp, args.baseline if engine == "baseline" else None)
+                runs[engine].append(r)
+                print(
+                    f"  {rows:,} rows, run {i + 1} {engine}: {r['seconds']:.2f} s, {r['cpu_seconds']:.2f} CPU s,"
+                    f" {r['peak_mb']:.0f} MB  (load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
+    return runs
+
+
+def report(rows: int, runs: dict[str, list[dict]]) -> dict:
+    print(f"\nrows={rows:,} per file, medians; {os.cpu_count()} CPUs")
+    print("| rows | engine | seconds (runs) | CPU s | peak MB | Evidently / engine | peak / Evidently's |")
+    print("|---|---|---|---|---|---|---|")
+    med = {
+        e: {k: statistics.median(r[k] for r in rs) for k in ("seconds", "cpu_seconds", "peak_mb")}
+        for e, rs in runs.items()
+        if rs
+    }
+    for engine, rs in runs.items():
+        if not rs:
+            continue
+        m, e = med[engine], med.get("evidently")
+        ratio = f"{e['seconds'] / m['seconds']:.1f}x" if e and engine != "evidently" else ""
+        memory = f"{m['peak_mb'] / e['peak_mb']:.2f}x" if e and engine != "evidently" else ""
+        all_s = " / ".join(f"{r['seconds']:.2f}" for r in rs)
+        print(
+            f"| {rows:,} | {engine} | {m['seconds']:.2f} ({all_s}) | {m['cpu_seconds']:.2f} | {m['peak_mb']:.0f} |"
+            f" {ratio} | {memory} |"
+        )
+    return {"rows": rows, "runs": runs, "medians": med}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", default="1000000", help="comma-separated sizes (rows per file)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--engines", default="ours,evidently")
+    parser.add_argument("--evidently-repeat", type=int, default=None, help="at most this many Evidently runs")
+    parser.add_argument("--engines", default="ours,ours_cached,evidently")
     parser.add_argument("--baseline", help="checkout whose drift_assets the 'baseline' engine runs")
     parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "drift-assets-bench"))
+    parser.add_argument("--out", help="write every run and the medians as JSON here")
     parser.add_argument("--evidently-child", nargs=3, metavar=("REF", "CUR", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.evidently_child:
         return evidently_child(*args.evidently_child)
-    ref, cur = write_data(args.rows, Path(args.data))
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    runs: dict[str, list[dict]] = {e: [] for e in engines}
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeat):
-            for engine in engines:
-                cmd = command("ours" if engine == "baseline" else engine, ref, cur, Path(tmp) / f"{engine}.json")
-                r = timed(cmd, tmp, args.baseline if engine == "baseline" else None)
-                runs[engine].append(r)
-                print(f"  run {i + 1} {engine}: {r['seconds']:.2f} s, {r['peak_mb']:.0f} MB", flush=True)
-    print(f"\nrows={args.rows:,} per file, {args.repeat} run(s) each, medians; {os.cpu_count()} CPUs")
-    print(f"{'engine':<12}{'seconds':>10}{'peak MB':>10}   all seconds")
-    med = {}
-    for engine, rs in runs.items():
-        med[engine] = (statistics.median(r["seconds"] for r in rs), statistics.median(r["peak_mb"] for r in rs))
-        all_s = " / ".join(f"{r['seconds']:.2f}" for r in rs)
-        print(f"{engine:<12}{med[engine][0]:>10.2f}{med[engine][1]:>10.0f}   {all_s}")
-    if "evidently" in med:
-        for engine in engines:
-            if engine != "evidently":
-                e, o = med["evidently"], med[engine]
-                print(f"evidently/{engine}: {e[0] / o[0]:.1f}x time, {o[1] / e[1]:.2f}x Evidently's peak memory")
+    results = []
+    for rows in (int(r) for r in args.rows.split(",")):
+        results.append(report(rows, run_size(args, rows, engines)))
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=1))
     return 0
 
 

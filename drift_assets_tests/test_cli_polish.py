@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -244,3 +245,81 @@ def test_compare_works_on_the_demos_own_files_without_monitor(tmp_path):
     assert "prediction fraud_score" in line and "target is_fraud" in line and "transaction_id" in line
     doc = json.loads(out.stdout)
     assert doc["columns"]["fraud_score"]["role"] == "prediction" and "is_fraud" not in doc["columns"]
+
+
+def test_compare_table_defines_its_columns_and_prints_numbers_one_way(tmp_path, capsys):
+    """The table says what psi, p-value, effect and missing are, and every number has 3 decimals;
+    a value too small for them is `<0.001` (never 3.5e-04 next to 0.000)."""
+    from drift_assets.cli.app import _fmt
+
+    assert [_fmt(v) for v in (3.5e-4, 0.0, 0.0123, 1.23456, None, -2e-5, 0.0006)] == [
+        "<0.001",
+        "0.000",
+        "0.012",
+        "1.235",
+        "-",
+        "-<0.001",
+        "0.001",
+    ]
+    rng = np.random.default_rng(15)
+    for name, shift in (("ref", 0.0), ("cur", 0.3)):
+        n = 100_000
+        pq.write_table(
+            pa.table(
+                {
+                    "same": rng.normal(0, 1, n),  # stationary: PSI ~1e-4, shown as <0.001
+                    "moved": rng.normal(shift, 1, n),
+                    "kind": rng.choice(["a", "b", "c"], n),
+                }
+            ),
+            tmp_path / f"{name}.parquet",
+        )
+    code = main(
+        ["compare", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"), "--numerical", "same,moved"]
+        + ["--categorical", "kind", "--no-cache", "--no-multivariate"]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("column"))
+    assert header + 2 + 3 <= len(lines)
+    rows = {line.split()[0]: line.split() for line in lines[header + 2 : header + 5]}
+    assert set(rows) == {"same", "moved", "kind"}
+    for cells in rows.values():
+        psi, pvalue, effect, missing = cells[3], cells[5], cells[6], cells[7]
+        for cell in (psi, pvalue, effect, missing):
+            assert cell == "-" or cell == "<0.001" or re.fullmatch(r"\d+\.\d{3}", cell), cells
+    assert rows["same"][3] == "<0.001" and "e-" not in out
+    legend = " ".join(" ".join(lines[header + 5 :]).split()).split("failed checks")[0]
+    assert "effect: Wasserstein distance / reference sd (numerical)" in legend
+    assert "largest change in a category's share (categorical)" in legend
+    assert "p-value: KS (numerical) or chi-square (categorical)" in legend and "missing:" in legend
+
+
+def test_identifier_column_error_names_options_compare_has(tmp_path, capsys):
+    """An id column given as categorical: one line naming the column and options `compare` really
+    has (--exclude, --numerical, --max-categories), exit 2; --max-categories lets it through."""
+    rng = np.random.default_rng(16)
+    for name in ("ref", "cur"):
+        n = 3_000
+        table = pa.table({"user_id": [f"u{i}" for i in rng.permutation(n)], "x": rng.normal(size=n)})
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    args = ["compare", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"), "--numerical", "x"]
+    args += ["--categorical", "user_id", "--no-cache"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.strip().splitlines()
+    assert "ref.parquet: column 'user_id' has 3000 distinct values, more than --max-categories 1000" in line
+    assert "--exclude user_id" in line and "--numerical" in line and "raise --max-categories" in line
+    assert "raise max_categories" not in line
+    assert any("--max-categories" in a.option_strings for a in _compare_actions())  # a real option
+    assert main([*args, "--max-categories", "5000", "--json", str(tmp_path / "r.json")]) in (0, 1)
+    assert json.loads((tmp_path / "r.json").read_text())["columns"]["user_id"]["kind"] == "categorical"
+    assert main([*args, "--max-categories", "0"]) == 2
+    assert "--max-categories 0: expected at least 1" in capsys.readouterr().err
+
+
+def _compare_actions():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["compare"]._actions

@@ -236,3 +236,56 @@ def test_check_outcome_carries_value_threshold_and_features(model):
     assert check is not None and check.name == "no_multivariate_drift" and check.severity == "ERROR"
     assert not check.passed and check.value > check.threshold
     assert set(PAIR) <= set(check.details["explained_by"])
+
+
+# --------------------------------------------------------------------------- compare's one-read fit (issue 16)
+
+
+def test_model_fitted_from_its_sample_rows_is_the_whole_tables_fit(reference, model):
+    """``compare`` takes the model's rows from the profile fit's column reads (or streams them):
+    the same rows in the same order give the same model, byte for byte in its JSON."""
+    rows = mv.fit_sample_rows(reference.num_rows)
+    assert len(rows) == 2 * min(reference.num_rows // 2, mv.DEFAULT_MAX_HALF_ROWS) and np.all(np.diff(rows) > 0)
+    tapped = mv.fit_reconstruction_from_sample(reference.take(pa.array(rows)), reference.num_rows, SPECS)
+    assert tapped.to_json() == model.to_json()
+    streamed = mv.take_rows(iter(reference.to_batches(max_chunksize=7_777)), rows)
+    assert streamed is not None and streamed.equals(reference.take(pa.array(rows)))
+    assert mv.fit_reconstruction_from_sample(streamed, reference.num_rows, SPECS).to_json() == model.to_json()
+    small = reference.slice(0, 1_000)  # fewer rows than two capped halves: every row is used
+    assert len(mv.fit_sample_rows(1_000)) == 1_000
+    whole = mv.fit_reconstruction(small, SPECS).to_json()
+    assert mv.fit_reconstruction_from_sample(small, 1_000, SPECS).to_json() == whole
+    with pytest.raises(ValueError, match="expected the"):
+        mv.fit_reconstruction_from_sample(small.slice(0, 900), 1_000, SPECS)
+    with pytest.raises(ProfileError, match="at least 400"):
+        mv.fit_reconstruction_from_sample(small.slice(0, 300), 300, SPECS)
+
+
+def test_interp_is_numpy_interp_exactly():
+    """The encoding's knot lookup goes through bin_index; the values are np.interp's, bit for bit:
+    ties at knots, just beside them, outside the range, +-inf, NaN, -0.0, extreme scores."""
+    rng = np.random.default_rng(16)
+    families = [
+        rng.normal(size=5_000),
+        rng.lognormal(size=5_000) * 1e3,
+        rng.poisson(3, 5_000).astype(float),
+        np.concatenate([np.zeros(3_000), rng.exponential(size=2_000)]),
+    ]
+    for trial in range(120):
+        ref = families[trial % 4]
+        knots = np.unique(np.quantile(ref, np.linspace(0, 1, int(rng.integers(2, 260)))))
+        if len(knots) < 2:
+            continue
+        scores = np.sort(rng.normal(size=len(knots))) * rng.choice([1.0, 1e-300, 1e300])
+        x = np.concatenate(
+            [
+                rng.choice(ref, 2_000),
+                knots,
+                np.nextafter(knots, np.inf),
+                np.nextafter(knots, -np.inf),
+                [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e308, -1e308, 5e-324],
+                rng.normal(size=300) * 1e5,
+            ]
+        )
+        expected, got = np.interp(x, knots, scores), mv.interp(x, knots, scores)
+        assert got.tobytes() == expected.tobytes(), trial

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -108,8 +109,9 @@ def test_directory_reference_and_project_cache_dir(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_compare_uses_the_cache_unless_told_not_to(tmp_path):
-    """`compare --no-cache` writes nothing; `compare` stores the profile, and the next call reads it
-    (the cached file is not rewritten) with the same result."""
+    """`compare --no-cache` writes nothing; `compare` stores the profile and, beside it under the
+    same key, the multivariate model; the next call reads both (neither file is rewritten) with the
+    same result, the multivariate section included."""
     import subprocess
     import sys
 
@@ -128,10 +130,17 @@ def test_compare_uses_the_cache_unless_told_not_to(tmp_path):
     uncached = compare("--no-cache")
     assert not (tmp_path / ".drift_assets").exists() and not (tmp_path / "c").exists()
     first = compare()
-    (stored,) = profiles.glob("*.json")
-    written = stored.stat().st_mtime_ns
+    (model,) = profiles.glob("*.multivariate.json")
+    (stored,) = set(profiles.glob("*.json")) - {model}
+    assert model.name == stored.name.removesuffix(".json") + ".multivariate.json"
+    written = stored.stat().st_mtime_ns, model.stat().st_mtime_ns
+    assert json.loads(first)["multivariate"]["reconstruction_error"] is not None
     assert compare() == first == uncached
-    assert stored.stat().st_mtime_ns == written
+    assert (stored.stat().st_mtime_ns, model.stat().st_mtime_ns) == written
+    # Profile cached, model gone: its rows are streamed from REFERENCE (the path a reference fitted
+    # streamed takes too), the same model is fitted and stored again.
+    model.unlink()
+    assert compare() == first and model.exists()
 
 
 @pytest.mark.slow

@@ -277,3 +277,96 @@ def test_definitions_load_without_dagster_aws_or_scipy_stats(tmp_path):
     assert not {m for m in modules if m == "scipy.stats" or m.startswith("scipy.stats.")}
     s3_modules = _imported_modules("import drift_assets.orchestration.s3_resources", tmp_path)
     assert "dagster_aws.s3" in s3_modules
+
+
+# --------------------------------------------------------------------------- the reference side (issue 16)
+
+
+def test_as_numpy_is_to_numpy_on_every_arrow_kind():
+    """Read off the arrow buffers (no pandas import), the same values and dtype as ``to_numpy``:
+    slices (offsets), chunks, empty arrays, nulls (to_numpy's own path), booleans."""
+    from decimal import Decimal
+
+    import pyarrow.compute as pc
+
+    from drift_assets.stats.validation import as_numpy, numeric_values
+
+    rng = np.random.default_rng(5)
+    cases: list = []
+    for t in (pa.float64(), pa.float32(), pa.int64(), pa.int32(), pa.int16(), pa.int8(), pa.uint64(), pa.uint8()):
+        base = pa.array(rng.integers(0, 100, 50), type=t)
+        cases += [base, base.slice(3, 20), base.slice(50), pa.array([], type=t), pa.chunked_array([], type=t)]
+        cases += [pa.chunked_array([base.slice(1, 5), base.slice(7, 9)]), pa.array([1, None, 3], type=t)]
+    flags = pa.array(rng.random(77) < 0.5)
+    cases += [flags, flags.slice(5, 13), flags.slice(9), pa.array([True, None, False]), pa.array([], pa.bool_())]
+    cases += [pa.array([1.5, np.nan, None, -0.0, np.inf]), pa.array([1.5, np.nan, None, -0.0]).slice(1)]
+    for case in cases:
+        whole = case.combine_chunks() if isinstance(case, pa.ChunkedArray) else case
+        expected, got = whole.to_numpy(zero_copy_only=False), as_numpy(case)
+        assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes(), case
+    for case in [*cases, pa.array([Decimal("1.5"), None])]:
+        whole = case.combine_chunks() if isinstance(case, pa.ChunkedArray) else case
+        expected = pc.cast(whole, pa.float64()).to_numpy(zero_copy_only=False)
+        got = numeric_values(case, "x")
+        assert got.dtype == np.float64 and got.tobytes() == expected.tobytes(), case
+        if case.null_count:
+            assert got.flags.writeable  # to_numpy copied here: so does numeric_values
+
+
+def test_threaded_profile_fit_is_the_serial_one(monkeypatch):
+    from drift_assets.stats import profile as profile_module
+
+    reference, _, specs = _window_tables()
+    fit_column, seen = profile_module._fit_column, set()
+
+    def recording(*args, **kwargs):
+        seen.add(threading.current_thread().name)
+        return fit_column(*args, **kwargs)
+
+    monkeypatch.setattr(profile_module, "_fit_column", recording)
+    fits = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("DRIFT_ASSETS_THREADS", threads)
+        seen.clear()
+        fits[threads] = fit_profile(reference, specs).to_dict()
+        pooled = {t for t in seen if t.startswith("drift-assets-count")}
+        assert len(pooled) >= 2 if threads == "3" else not pooled
+    assert fits["1"] == fits["3"]
+
+
+def test_compare_process_imports_no_pandas_and_agrees_with_in_process(tmp_path):
+    """``drift-assets compare`` as its own process: pyarrow's pandas probe is deferred, so pandas
+    (0.15-0.4 s) is not imported; the JSON is the in-process call's (nulls, ints, strings)."""
+    import json
+
+    from drift_assets.cli.app import main
+
+    rng = np.random.default_rng(8)
+    for name, shift in (("ref", 0.0), ("cur", 0.4)):
+        rows = 6_000
+        with_nulls = pa.array(rng.normal(shift, 1, rows), mask=rng.random(rows) < 0.05)
+        table = pa.table(
+            {
+                "x": rng.normal(shift, 1, rows),
+                "n": with_nulls,
+                "c": rng.poisson(2 + shift, rows),
+                "k": rng.choice(["a", "b", "c"], rows),
+            }
+        )
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    args = ["compare", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"), "--no-cache", "--json"]
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "drift_assets", *args, str(tmp_path / "process.json")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    modules = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "pyarrow" in modules and "drift_assets.stats.multivariate" in modules
+    # (-X importtime lists the deferred probe's failed `import pandas` too; no part of pandas loads)
+    assert not {m for m in modules if m.startswith("pandas.")}
+    assert main([*args, str(tmp_path / "in_process.json")]) == proc.returncode
+    in_process = json.loads((tmp_path / "in_process.json").read_text())
+    assert json.loads((tmp_path / "process.json").read_text()) == in_process
+    assert in_process["multivariate"]["reconstruction_error"] is not None

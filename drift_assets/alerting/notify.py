@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
+if TYPE_CHECKING:
+    import requests  # imported where a POST is made: loading the Dagster definitions need not pay it
 
 # Slack limits: header text 150 chars, section text 3000 chars, at most 10 section fields.
 _HEADER_MAX = 150
@@ -48,6 +49,8 @@ def post_webhook(url: str, payload: Any, timeout: float = 5) -> requests.Respons
     scheme = urlsplit(url).scheme if isinstance(url, str) else ""
     if scheme not in ("http", "https"):
         raise WebhookError(host, f"unsupported URL scheme {scheme!r} (expected http or https)")
+    import requests
+
     error: WebhookError | None = None
     try:
         response = requests.post(url, json=payload, timeout=timeout)

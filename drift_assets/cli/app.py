@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import sys
+import textwrap
 import traceback
 import warnings
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # imported for real by _import_engine(), on the first command
     from drift_assets.stats import domain_classifier as dc
     from drift_assets.stats import multivariate as mv
     from drift_assets.stats import segments as sg
+    from drift_assets.stats.errors import TooManyCategoriesError
     from drift_assets.stats.validation import DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
     from drift_assets.storage.tables import TableSource
 
@@ -41,7 +43,7 @@ def _import_engine() -> None:
     global np, pa, combined_multivariate_outcome, multivariate_section, CheckOutcome, ColumnSpec
     global DecisionRules, DriftInputError, DriftResult, ProfileError, compare
     global infer_column_specs, summarize, dc, mv, sg, DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
-    global TableSource
+    global TableSource, TooManyCategoriesError
     import numpy as np
     import pyarrow as pa
 
@@ -60,6 +62,7 @@ def _import_engine() -> None:
     from drift_assets.stats import domain_classifier as dc
     from drift_assets.stats import multivariate as mv
     from drift_assets.stats import segments as sg
+    from drift_assets.stats.errors import TooManyCategoriesError
     from drift_assets.stats.validation import DEFAULT_MIN_REFERENCE_ROWS, require_reference_rows
     from drift_assets.storage.tables import TableSource
 
@@ -188,10 +191,45 @@ def _write_text(option: str, path: str, text: str) -> None:
         raise DriftInputError(f"{option} {path}: cannot write: {exc.strerror or exc}") from exc
 
 
-def run_compare(args: argparse.Namespace) -> int:
+class _PandasNotYet:
+    """A meta-path finder that answers ImportError for pandas (see ``_defer_pandas``)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "pandas":
+            raise ImportError("pandas is imported when it is used")
+        return None
+
+
+def _defer_pandas() -> None:
+    """pyarrow imports pandas (0.15-0.4 s here) the first time it converts anything, only to ask
+    whether the input is a pandas object; ``compare``'s inputs never are. Let that one probe (which
+    pyarrow caches) find no pandas. Whatever really needs pandas (``to_pandas``, the Evidently
+    report) still imports it: pyarrow retries its import then. Only in a process started as the CLI,
+    without ``--html`` and ``--dask``."""
+    if "pandas" in sys.modules:
+        return
+    sys.meta_path.insert(0, _PandasNotYet)  # type: ignore[arg-type]
+    try:
+        pa.lib._pandas_api.have_pandas  # noqa: B018  (the probe)
+    except (AttributeError, ImportError):
+        pass
+    finally:
+        sys.meta_path.remove(_PandasNotYet)  # type: ignore[arg-type]
+
+
+def _check_compare_options(args: argparse.Namespace) -> None:
     for option, path in (("--json", args.json), ("--html", args.html)):
         if path and path != "-":
             check_output_path(option, path)
+    if args.max_categories < 1:
+        raise DriftInputError(f"--max-categories {args.max_categories}: expected at least 1")
+    if getattr(args, "own_process", False) and not args.html and not args.dask:
+        _defer_pandas()
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    _check_compare_options(args)
     reference = TableSource.open(args.reference, csv_delimiter=args.csv_delimiter)
     current = TableSource.open(args.current, csv_delimiter=args.csv_delimiter)
     specs, top = column_specs_from_args(args, reference, current)
@@ -224,15 +262,15 @@ def run_compare(args: argparse.Namespace) -> int:
     require_reference_rows(
         reference_rows, DEFAULT_MIN_REFERENCE_ROWS if min_rows is None else min_rows, reference.display
     )
-    from drift_assets.monitoring.profile_cache import fit_profile_cached
-
-    profile, _ = fit_profile_cached(
-        reference, specs, psi_bins=args.bins, table_name=reference.display, use_cache=not args.no_cache
-    )
     segments = _split(args.segments)
     joint = JointCompare(args, specs, reference, current, segments)
-    if joint.wants_reference_rows:
+    # The multivariate model's rows are taken from the profile fit's own column reads (one read).
+    tap = joint.sample_tap(reference_rows)
+    profile, cached = _fit_reference(args, reference, specs, tap)
+    if joint.segments:  # segment profiles need the whole reference (and fit the model from it too)
         joint.fit(reference.read(names + joint.extra_columns), profile)
+    elif joint.skip is None:
+        joint.fit_model(reference, reference_rows, tap, cached)
     # The performance estimate's score counts come from the same pass over CURRENT as the drift counts.
     estimator, estimator_error = fit_compare_estimator(args, reference)
     scored = [c for c in (args.prediction, args.target) if estimator and c in current_schema.names and c not in names]
@@ -253,6 +291,28 @@ def run_compare(args: argparse.Namespace) -> int:
         decision = _with_joint(result.to_dict(), extra_checks, sections)
         _write_html(args.html, reference, current, names, specs, decision)
     return _report(args, result, performance, extra_checks, sections)
+
+
+def _fit_reference(args: argparse.Namespace, reference: TableSource, specs: list[ColumnSpec], tap):
+    """The reference profile (cached unless --no-cache), the tap seeing each column it reads."""
+    from drift_assets.monitoring.profile_cache import fit_profile_cached
+
+    try:
+        return fit_profile_cached(
+            reference,
+            specs,
+            psi_bins=args.bins,
+            max_categories=args.max_categories,
+            table_name=reference.display,
+            use_cache=not args.no_cache,
+            column_hook=tap.add if tap else None,
+        )
+    except TooManyCategoriesError as exc:
+        raise DriftInputError(
+            f"{exc.table}: column {exc.column!r} has {exc.distinct} distinct values, more than --max-categories"
+            f" {exc.limit}: it looks like an identifier. Leave it out (--exclude {exc.column} when roles are"
+            " inferred, else drop it from --categorical), declare it --numerical, or raise --max-categories"
+        ) from exc
 
 
 def _write_html(
@@ -424,10 +484,39 @@ class JointCompare:
         self.rate = mv.sample_rate_for(current.num_rows())
         self._rng = np.random.default_rng(0)
 
-    @property
-    def wants_reference_rows(self) -> bool:
-        """The PCA model and segment profiles are fitted on the reference's rows (read once)."""
-        return self.skip is None or bool(self.segments)
+    def sample_tap(self, reference_rows: int) -> ReferenceSampleTap | None:
+        """Collects the model's reference rows while the profile is fitted (None: no model wanted)."""
+        if self.skip is not None or self.segments:
+            return None
+        features = [s.name for s in self.specs if s.role == "feature"]
+        return ReferenceSampleTap(features, mv.fit_sample_rows(reference_rows))
+
+    def fit_model(self, reference: TableSource, rows: int, tap: ReferenceSampleTap | None, cached) -> None:
+        """The reconstruction model: from the profile cache (same key), else fitted on the tapped
+        rows (or the same rows streamed from REFERENCE when the profile came from the cache or was
+        fitted streamed), then stored beside the cached profile."""
+        from drift_assets.monitoring.profile_cache import read_companion, write_companion
+
+        stored = read_companion(cached.path, cached.key, "multivariate", mv.MODEL_VERSION)
+        if stored is not None:
+            try:
+                self.model = mv.ReconstructionModel.from_dict(stored)
+            except (ProfileError, KeyError, TypeError, ValueError):
+                self.model = None  # unreadable: refitted below
+        if self.model is None:
+            sample = tap.table() if tap is not None else None
+            if sample is None:
+                features = [s.name for s in self.specs if s.role == "feature"]
+                sample = mv.take_rows(reference.batches(features), mv.fit_sample_rows(rows))
+            try:
+                if sample is None:
+                    raise ProfileError(f"{reference.display}: no rows")
+                self.model = mv.fit_reconstruction_from_sample(sample, rows, self.specs)
+            except ProfileError as exc:  # e.g. a reference too small for the model: skipped, with why
+                self.skip = f"multivariate check skipped: {exc}"
+                return
+            write_companion(cached.path, cached.key, "multivariate", mv.MODEL_VERSION, self.model.to_dict())
+        self.counts = mv.ReconstructionCounts.empty(self.model)
 
     def fit(self, reference: pa.Table, profile) -> None:
         self.profile = profile
@@ -482,6 +571,24 @@ class JointCompare:
         return checks, sections
 
 
+class ReferenceSampleTap:
+    """``fit_profile``'s column hook: keeps the rows ``rows`` (sorted) of each feature column read."""
+
+    def __init__(self, features: list[str], rows: np.ndarray):
+        self.features, self.rows = features, rows
+        self.columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+
+    def add(self, name: str, column) -> None:
+        if name in self.features:
+            self.columns[name] = column.take(pa.array(self.rows))
+
+    def table(self) -> pa.Table | None:
+        """The tapped rows of every feature, or None when some column was not read whole."""
+        if any(name not in self.columns for name in self.features):
+            return None
+        return pa.table({name: self.columns[name] for name in self.features})
+
+
 MULTIVARIATE_KEYS = ("reconstruction_error", "threshold", "domain_classifier_auc", "drifted", "explained_by", "skipped")
 
 
@@ -523,11 +630,25 @@ def format_joint(checks: list[CheckOutcome], sections: dict) -> str:
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
+    """One format for every number in the table: ``digits`` decimals; a value too small to show
+    in them is ``<0.001`` (``-<0.001`` below zero), never switched to exponent notation (the JSON
+    keeps the exact values)."""
     if value is None:
         return "-"
-    if value != 0 and abs(value) < 10 ** (-digits):
-        return f"{value:.1e}"
+    if value != 0 and abs(value) < 0.5 * 10 ** (-digits):
+        return ("-<" if value < 0 else "<") + f"{10 ** (-digits):.{digits}f}"
     return f"{value:.{digits}f}"
+
+
+MAX_CATEGORIES_HELP = (
+    "a categorical reference column with more distinct values is refused as an identifier (default 1000)"
+)
+TABLE_LEGEND = (
+    "psi: population stability index over `bins` bins (reference quantiles, or the categories); p-value: KS"
+    " (numerical) or chi-square (categorical), before the Holm correction the decision uses;"
+    " effect: Wasserstein distance / reference sd (numerical), largest change in a category's share"
+    " (categorical); missing: share of missing values in the current table"
+)
 
 
 def format_result(result: DriftResult) -> str:
@@ -546,8 +667,8 @@ def format_result(result: DriftResult) -> str:
             f"{c.name:<24} {c.kind:<11} {c.role:<10} {_fmt(c.psi):>7} {c.psi_bins or '-':>4} "
             f"{_fmt(c.test_pvalue):>8} {_fmt(effect):>7} {_fmt(c.missing_rate):>7}  {'YES' if c.drifted else 'no'}"
         )
+    lines += [*textwrap.wrap(TABLE_LEGEND, width=len(header), initial_indent="", subsequent_indent="  "), ""]
     failed = result.failed_checks()
-    lines.append("")
     if failed:
         lines.append("failed checks:")
         for chk in sorted(failed, key=lambda x: (x.severity != "ERROR", x.name)):
@@ -619,6 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--monitors-file", default=None, help="monitors file (default: $DRIFT_ASSETS_MONITORS or ./monitors.yaml)"
     )
     p.add_argument("--bins", type=int, default=10, help="PSI bins fitted on the reference (default 10)")
+    p.add_argument("--max-categories", type=int, default=1000, metavar="N", help=MAX_CATEGORIES_HELP)
     p.add_argument(
         "--min-reference-rows",
         type=int,
@@ -711,6 +833,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     unreachable store, an unwritable output), always as one line on stderr, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # A process started as the CLI (argv from the command line): the pandas probe may be deferred;
+    # a caller passing argv (tests, other Python code) keeps its process as it was.
+    args.own_process = argv is None
     try:
         _import_engine()
         # Overflow near 1e308 and the like are reported in the result (non-finite values), not as

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.stats import ReferenceProfile
 from drift_assets.stats import domain_classifier as dc
 from drift_assets.stats import multivariate as mv
 from drift_assets.stats import rules as r
 from drift_assets.stats import segments as sg
 from drift_assets.stats.errors import ProfileError, SchemaError
+
+if TYPE_CHECKING:  # annotations only: `compare` imports this module without the YAML config layer
+    from drift_assets.monitoring.config import MonitorConfig
 
 MULTIVARIATE_KEY = "multivariate"
 SEGMENTS_KEY = "segments"

@@ -23,9 +23,10 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow.fs as pafs
 
@@ -133,6 +134,7 @@ def fit_profile_cached(
     metadata: Mapping | None = None,
     table_name: str = "reference",
     use_cache: bool = True,
+    column_hook: Callable[[str, Any], None] | None = None,
 ) -> tuple[ReferenceProfile, CacheOutcome]:
     """``fit_profile(source, ...)``, or the profile cached for the same bytes, roles and settings."""
     settings = {
@@ -162,7 +164,43 @@ def fit_profile_cached(
         max_in_memory_rows=max_in_memory_rows,
         metadata=metadata,
         table_name=table_name,
+        column_hook=column_hook,
     )
     fit_seconds = time.perf_counter() - started
     stored = path is not None and key is not None and _write(path, key, profile)
     return profile, CacheOutcome(False, key, str(path) if stored else None, hash_seconds, fit_seconds)
+
+
+def companion_path(profile_path: str, name: str) -> Path:
+    """Where something fitted from the same reference bytes as the profile at ``profile_path`` is
+    kept (``compare``'s multivariate model): beside it, ``<profile>.<name>.json``."""
+    return Path(profile_path).with_suffix(f".{name}.json")
+
+
+def read_companion(profile_path: str | None, key: str | None, name: str, version: object) -> dict | None:
+    """The document stored by ``write_companion`` for this cache key and version, else None."""
+    if profile_path is None or key is None:
+        return None
+    try:
+        doc = json.loads(companion_path(profile_path, name).read_text())
+        if doc.get("cache_key") != key or doc.get("version") != version:
+            return None
+        return doc["content"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # missing, truncated or from another version: refit
+
+
+def write_companion(profile_path: str | None, key: str | None, name: str, version: object, content: dict) -> bool:
+    """Store ``content`` beside the cached profile, under the same key (atomic; False if it cannot)."""
+    if profile_path is None or key is None:
+        return False
+    path = companion_path(profile_path, name)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+        with os.fdopen(fd, "w") as handle:
+            doc = {"cache_key": key, "version": version, "content": content}
+            json.dump(doc, handle, separators=(",", ":"), allow_nan=False)
+        os.replace(tmp, path)
+        return True
+    except (OSError, ValueError):
+        return False

@@ -6,9 +6,10 @@ Adding a model is a monitors.yaml entry; nothing here changes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
-from dagster import Definitions
+from dagster import Definitions, ExecutorDefinition, Field, multi_or_in_process_executor
 
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.orchestration.environment import resources_for_environment
@@ -42,11 +43,30 @@ def monitor_definitions(monitor: MonitorConfig) -> Definitions:
     )
 
 
+def default_executor() -> ExecutorDefinition | None:
+    """The executor of jobs that name none, Dagster's implicit asset job among them (``dagster asset
+    materialize``, a selection materialised from the UI): Dagster's default executor with in-process
+    as its default mode. Its steps are seconds of work, and starting a process per step (re-importing
+    the project each time) cost more than the run. ``execution: {config: {multiprocess: {}}}`` in the
+    run config still selects one process per step; ``DRIFT_ASSETS_EXECUTOR=multiprocess`` restores
+    Dagster's own default for every job."""
+    if os.environ.get("DRIFT_ASSETS_EXECUTOR") == "multiprocess":
+        return None
+    modes = multi_or_in_process_executor.config_schema.as_field().config_type  # in_process | multiprocess
+    return multi_or_in_process_executor.configured(
+        lambda config: config,
+        name=multi_or_in_process_executor.name,
+        config_schema=Field(modes, default_value={"in_process": {}}),
+    )
+
+
 def shared_definitions(monitors: Sequence[MonitorConfig], environment: str | None = None) -> Definitions:
-    """What serves every monitor: the check-failure notifier, the lost-run watchdog and the resources."""
+    """What serves every monitor: the check-failure notifier, the lost-run watchdog, the resources and
+    the default executor (in process)."""
     resources = resources_for_environment(environment)
     configured = bool(resources["notifier"].webhook_url)
     return Definitions(
         sensors=[*notification_sensors(list(monitors), configured), lost_run_watchdog_sensor()],
         resources=resources,
+        executor=default_executor(),
     )

@@ -30,7 +30,6 @@ from dagster import (
     multi_asset,
 )
 
-from drift_assets.alerting.exporter import push_once
 from drift_assets.monitoring.config import MonitorConfig
 from drift_assets.monitoring.evaluation import (
     by_model_version,
@@ -777,6 +776,8 @@ def push_metrics_if_configured(context, st) -> None:
     gateway = os.environ.get("DRIFT_ASSETS_PUSHGATEWAY")
     if not gateway:
         return
+    from drift_assets.alerting.exporter import push_once  # prometheus_client: only when pushing
+
     try:
         push_once(ResultsStore(st.reports.path, filesystem=st.reports.filesystem), gateway)
         context.log.info(f"pushed metrics to the Pushgateway at {gateway}")

@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from drift_assets.stats.errors import ProfileError
-from drift_assets.stats.validation import category_strings, missing_mask
+from drift_assets.stats.errors import ProfileError, TooManyCategoriesError
+from drift_assets.stats.validation import as_numpy, category_strings, missing_mask
 
 # A value holding at least this share of the reference's non-missing values is a point mass.
 POINT_MASS_SHARE = 0.05
@@ -329,7 +329,7 @@ def fit_categorical_binning(column: pa.Array, *, max_categories: int, name: str)
     strings = category_strings(column, name, "reference")
     counts = pc.value_counts(strings.drop_null())
     return categorical_binning_from_counts(
-        counts.field("values").to_pylist(), counts.field("counts").to_numpy(), max_categories, name
+        counts.field("values").to_pylist(), as_numpy(counts.field("counts")), max_categories, name
     )
 
 
@@ -340,11 +340,7 @@ def categorical_binning_from_counts(
     if len(values) == 0:
         raise ProfileError(f"reference: column {name!r} has no non-missing values")
     if len(values) > max_categories:
-        raise ProfileError(
-            f"reference: column {name!r} has {len(values)} distinct values (more than"
-            f" max_categories={max_categories}); it looks like an identifier. Declare it"
-            " numerical, drop it, or raise max_categories"
-        )
+        raise TooManyCategoriesError("reference", name, str(len(values)), max_categories)
     # Most frequent first; ties broken by value so the profile is deterministic.
     order = sorted(range(len(values)), key=lambda i: (-int(freqs[i]), values[i]))
     return CategoricalBinning(vocabulary=tuple(values[i] for i in order))

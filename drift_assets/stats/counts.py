@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from drift_assets.stats.bin_index import bin_index
 from drift_assets.stats.binning import CategoricalBinning, NumericalBinning
-from drift_assets.stats.validation import missing_mask
+from drift_assets.stats.validation import as_numpy, missing_mask
 
 # Unseen category values are listed (for the report) up to this many distinct values.
 MAX_LISTED_UNSEEN = 50
@@ -162,7 +162,7 @@ def count_categorical(strings: pa.Array, binning: CategoricalBinning) -> Categor
     missing = int(pc.sum(is_missing).as_py() or 0)
     # index_in gives null both for missing values and for values not in the vocabulary.
     unseen_mask = pc.and_(pc.is_null(index), pc.invert(is_missing))
-    counts = np.bincount(index.drop_null().to_numpy(zero_copy_only=False), minlength=binning.n_buckets).astype(np.int64)
+    counts = np.bincount(as_numpy(index.drop_null()), minlength=binning.n_buckets).astype(np.int64)
     unseen_values: dict[str, int] = {}
     n_unseen = int(pc.sum(unseen_mask).as_py() or 0)
     if n_unseen:

@@ -28,8 +28,9 @@ from drift_assets.stats.binning import (
     fit_sorted_numerical_binning,
 )
 from drift_assets.stats.counts import ColumnCounts, counts_from_dict
-from drift_assets.stats.errors import ProfileError, SchemaError
+from drift_assets.stats.errors import ProfileError, SchemaError, TooManyCategoriesError
 from drift_assets.stats.streamed_fit import categorical_from_strings, counts_of_sorted, fit_streamed_numerical
+from drift_assets.stats.threads import MIN_PARALLEL_VALUES, column_pool
 from drift_assets.stats.validation import category_strings, missing_mask, numeric_values
 
 PROFILE_FORMAT = "drift_assets.reference_profile"
@@ -187,6 +188,7 @@ def fit_profile(
     metadata: Mapping | None = None,
     table_name: str = "reference",
     max_in_memory_rows: int = DEFAULT_MAX_IN_MEMORY_ROWS,
+    column_hook: Callable[[str, pa.ChunkedArray | pa.Array], None] | None = None,
 ) -> ReferenceProfile:
     """Fit bins and vocabularies on the reference, then count the reference in them.
 
@@ -194,7 +196,9 @@ def fit_profile(
     same profile as from the table; memory is one column, not the whole reference). A
     ``StreamableSource`` with more than ``max_in_memory_rows`` rows is fitted streamed: the same
     edges, counts and vocabularies, memory flat in the rows (mean, spread and bin sums agree to
-    rounding)."""
+    rounding). ``column_hook(name, column)`` sees each column read whole (not a streamed fit's),
+    so a caller can take what else it needs from the same read (``compare``: the multivariate
+    model's rows)."""
     if psi_bins < 2:
         raise ProfileError(f"psi_bins must be at least 2, got {psi_bins}")
     if sketch_resolution % psi_bins:
@@ -206,19 +210,18 @@ def fit_profile(
     else:
         schema = reference.schema()
     _require_columns(schema, [c.name for c in columns], table_name)
-    profiled: dict[str, ColumnProfile] = {}
     rows: int | None = reference.num_rows if isinstance(reference, pa.Table) else None
     streamed = _streams(reference, max_in_memory_rows)
-    for spec in columns:
+
+    def fit_one(spec: ColumnSpec) -> tuple[ColumnProfile, int]:
         try:
             if streamed is not None:
-                profiled[spec.name], length = _fit_streamed_column(
-                    spec, streamed, psi_bins, sketch_resolution, max_categories, table_name
-                )
-            else:
-                profiled[spec.name], length = _fit_column(
-                    spec, reference.column, psi_bins, sketch_resolution, max_categories, table_name
-                )
+                return _fit_streamed_column(spec, streamed, psi_bins, sketch_resolution, max_categories, table_name)
+            return _fit_column(
+                spec, reference.column, psi_bins, sketch_resolution, max_categories, table_name, column_hook
+            )
+        except TooManyCategoriesError as exc:
+            raise exc.in_table(table_name) from exc
         except (SchemaError, ProfileError) as exc:
             # The binning names the table "reference"; say which one.
             message = str(exc)
@@ -227,6 +230,20 @@ def fit_profile(
             raise ProfileError(message) from exc
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise ProfileError(f"{table_name}: column {spec.name!r} cannot be read: {exc}") from exc
+
+    # Columns are fitted on the shared thread pool (sorting, decoding and counting release the
+    # GIL); each column's arithmetic is unchanged, so the profile is the same as a serial fit's.
+    known_rows = rows if rows is not None else reference.num_rows() if isinstance(reference, StreamableSource) else None
+    small = known_rows is not None and known_rows * len(columns) < MIN_PARALLEL_VALUES
+    with column_pool(1 if small else len(columns)) as pool:
+        if pool is None:
+            fitted = [fit_one(spec) for spec in columns]
+        else:
+            futures = [pool.submit(fit_one, spec) for spec in columns]
+            fitted = [future.result() for future in futures]
+    profiled: dict[str, ColumnProfile] = {}
+    for spec, (column_profile, length) in zip(columns, fitted, strict=True):
+        profiled[spec.name] = column_profile
         rows = length if rows is None else rows
     return ReferenceProfile(
         columns=profiled,
@@ -252,12 +269,15 @@ def _fit_column(
     sketch_resolution: int,
     max_categories: int,
     table_name: str = "reference",
+    column_hook: Callable[[str, pa.ChunkedArray | pa.Array], None] | None = None,
 ) -> tuple[ColumnProfile, int]:
     """Read one column, fit its binning, and read the reference's own counts off the sorted
     values (never re-binned). Returns the profile and the column's length. Only this frame holds
     the column, so it is freed before the next one is read."""
     column = read(spec.name)
     length = len(column)
+    if column_hook is not None:
+        column_hook(spec.name, column)
     if length == 0:
         raise ProfileError(f"{table_name}: reference table has no rows")
     if spec.kind == "numerical":

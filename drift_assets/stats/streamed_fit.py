@@ -46,7 +46,7 @@ from drift_assets.stats.binning import (
     quantile_positions,
 )
 from drift_assets.stats.counts import CategoricalCounts, NumericalCounts, count_numerical
-from drift_assets.stats.errors import ProfileError
+from drift_assets.stats.errors import ProfileError, TooManyCategoriesError
 from drift_assets.stats.validation import missing_mask
 
 _SIGN = np.uint64(1 << 63)
@@ -84,11 +84,7 @@ def categorical_from_strings(
         if len(frequency) > max_categories:
             # Stop here: an identifier column must not be held whole just to say it is one (with
             # one batch, the vocabulary check below names the exact count).
-            raise ProfileError(
-                f"reference: column {name!r} has more than {max_categories} distinct values (more than"
-                f" max_categories={max_categories}); it looks like an identifier. Declare it"
-                " numerical, drop it, or raise max_categories"
-            )
+            raise TooManyCategoriesError("reference", name, f"more than {max_categories}", max_categories)
         rows += len(chunk)
         missing += chunk.null_count
         counted = pc.value_counts(chunk.drop_null())

@@ -19,10 +19,8 @@ serial one whatever the number of threads (tested). ``DRIFT_ASSETS_THREADS`` set
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,6 +38,7 @@ from drift_assets.stats.counts import (
 )
 from drift_assets.stats.errors import DriftInputError, EmptyWindowError, SchemaError
 from drift_assets.stats.profile import ReferenceProfile
+from drift_assets.stats.threads import MAX_THREADS, MIN_PARALLEL_VALUES, THREADS_ENV, column_pool, thread_count
 from drift_assets.stats.validation import category_strings, numeric_values
 
 if TYPE_CHECKING:  # the estimator module is imported only by windows that count scores
@@ -144,36 +143,6 @@ def empty_summary(profile: ReferenceProfile, estimator: PerformanceEstimator | N
     return WindowSummary(0, columns, {}, performance)
 
 
-# The pool never grows past this: beyond a few threads memory bandwidth, not cores, is the limit.
-MAX_THREADS = 8
-THREADS_ENV = "DRIFT_ASSETS_THREADS"
-# Below this many values in a batch, threads cost more than they save: counted serially.
-MIN_PARALLEL_VALUES = 200_000
-
-
-def thread_count() -> int:
-    """Threads for counting columns: ``DRIFT_ASSETS_THREADS``, else the CPUs (1 .. MAX_THREADS)."""
-    configured = os.environ.get(THREADS_ENV, "").strip()
-    if configured:
-        try:
-            return max(1, int(configured))
-        except ValueError as exc:
-            raise DriftInputError(f"{THREADS_ENV}={configured!r}: expected a whole number of threads") from exc
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(MAX_THREADS, cpus))
-
-
-@contextmanager
-def column_pool(n_columns: int) -> Iterator[Executor | None]:
-    """A thread pool for one window (None when serial); created per call, so a fork never inherits one."""
-    workers = min(thread_count(), n_columns)
-    if workers <= 1:
-        yield None
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="drift-assets-count") as pool:
-        yield pool
-
-
 ColumnOutcome = tuple[ColumnCounts | None, str | None]
 
 
@@ -255,7 +224,10 @@ __all__ = [
     "CategoricalCounts",
     "ColumnCounts",
     "DriftInputError",
+    "MAX_THREADS",
+    "MIN_PARALLEL_VALUES",
     "NumericalCounts",
+    "THREADS_ENV",
     "WindowSummary",
     "count_categorical",
     "count_numerical",
@@ -263,5 +235,6 @@ __all__ = [
     "empty_summary",
     "summarize",
     "summarize_batch",
+    "column_pool",
     "thread_count",
 ]

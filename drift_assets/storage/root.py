@@ -189,7 +189,18 @@ def _finite(obj: object) -> object:
 
 def json_dumps(obj: object, *, sort_keys: bool = False) -> str:
     """The project's one JSON encoding: strict JSON (NaN/inf become null, as the documented
-    schemas say float|null), numpy values as Python numbers, dates as ISO strings."""
+    schemas say float|null), numpy values as Python numbers, dates as ISO strings.
+
+    One pass when the document has no NaN/inf (the usual case: a window's counts are ~10k numbers,
+    and the round trip below was most of the cost of writing them); otherwise, and for sorted keys
+    (keys that are not strings sort differently once converted), the document goes through JSON
+    once to become plain Python values and NaN/inf are replaced. Both give the same text
+    (``test_json_dumps_fast_path_is_the_normalised_text``)."""
+    if not sort_keys:
+        try:
+            return json.dumps(obj, default=_json_default, indent=2, allow_nan=False) + "\n"
+        except ValueError:  # a NaN or an infinity somewhere: normalise below
+            pass
     normalised = _finite(json.loads(json.dumps(obj, default=_json_default)))
     return json.dumps(normalised, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n"
 
