@@ -59,3 +59,22 @@ def test_on_failure_writes_only_for_a_failed_error_check():
     assert wants_report("on_failure", FAILED) == (True, "failed ERROR check(s): prediction_has_no_drift[fraud_score]")
     assert wants_report("always", PASSED) == (True, "always")
     assert wants_report("never", FAILED) == (False, "policy: never")
+
+
+def test_a_monitor_that_never_writes_reports_has_no_report_step_in_its_window_job(tmp_path, monkeypatch):
+    from drift_assets.definitions import build_definitions
+
+    monkeypatch.delenv("DRIFT_ASSETS_HTML_REPORTS", raising=False)
+    report = AssetKey(["fraud", "evidently_report"])
+
+    def window_assets(html):
+        defs = build_definitions(write_monitors_file(tmp_path / f"monitors-{html}.yaml", html=html))
+        return defs.resolve_job_def("fraud_window_job").asset_layer.selected_asset_keys, defs
+
+    selected, _ = window_assets("on_failure")
+    assert report in selected
+    selected, defs = window_assets(False)
+    assert report not in selected and AssetKey(["fraud", "drift_report"]) in selected
+    assert report in defs.resolve_implicit_global_asset_job_def().asset_layer.selected_asset_keys  # the UI's
+    monkeypatch.setenv("DRIFT_ASSETS_HTML_REPORTS", "0")
+    assert report not in window_assets(True)[0]

@@ -52,15 +52,24 @@ WHEN = Enum(
 CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".woff2": "font/woff2"}
 
 
-def monitor_policy(monitor: MonitorConfig) -> str:
+def configured_policy(monitor: MonitorConfig) -> str | None:
     """``always``, ``on_failure`` or ``never``: monitors.yaml's ``extra.html_report`` (default
-    ``on_failure``), ``never`` with DRIFT_ASSETS_HTML_REPORTS=0."""
+    ``on_failure``), ``never`` with DRIFT_ASSETS_HTML_REPORTS=0; None for a setting it does not know."""
     setting = monitor.extra.get("html_report", "on_failure")
     if setting not in POLICIES:
+        return None
+    return "never" if os.environ.get(HTML_REPORTS_ENV, "1") == "0" else POLICIES[setting]
+
+
+def monitor_policy(monitor: MonitorConfig) -> str:
+    """``configured_policy`` at run time: an unknown setting fails the step with one line."""
+    policy = configured_policy(monitor)
+    if policy is None:
+        setting = monitor.extra.get("html_report")
         raise Failure(
             description=f"monitor {monitor.name}: extra.html_report must be true, false or on_failure, not {setting!r}"
         )
-    return "never" if os.environ.get(HTML_REPORTS_ENV, "1") == "0" else POLICIES[setting]
+    return policy
 
 
 def resolve_when(when: str, monitor: MonitorConfig, job_name: str, run_selection) -> str:
