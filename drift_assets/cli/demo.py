@@ -376,10 +376,11 @@ def execute_run_request(defs, sensor_name: str, request, instance, *, run_config
     launch it again) and the monitor, executed in this process."""
     from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-    job_name = defs.resolve_sensor_def(sensor_name).job_name
-    monitor_name = job_name.rsplit("_", 2)[0] if runs is None else runs.monitor_name
-    runs = runs or monitor_runs(defs, instance, monitor_name)
-    tags = {**runs.tags, **request.tags, SENSOR_NAME_TAG: sensor_name}
+    job_name = defs.resolve_sensor_def(sensor_name).job_name  # the daemon launches the same job
+    if runs is None:  # retraining sensors are named <monitor>_retraining_sensor (orchestration/sensors.py)
+        suffix = "_retraining_sensor"
+        runs = monitor_runs(defs, instance, sensor_name.removesuffix(suffix) if sensor_name.endswith(suffix) else "")
+    tags = {**(runs.tags if runs.monitor_name else {}), **request.tags, SENSOR_NAME_TAG: sensor_name}
     if request.run_key:
         tags[RUN_KEY_TAG] = request.run_key
     return runs.launcher.run(
@@ -466,7 +467,6 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str], runs=None
     """Close the loop once: evaluate the retraining sensor's logic against the instance, run the
     retraining it requests (DVC, gate, registry), then -- after a promotion -- let the sensor
     re-materialise the reference assets and re-evaluate the later windows against the new reference."""
-    import datetime as dt
 
     from drift_assets.monitoring.registry import registry_of
     from drift_assets.orchestration.sensors import (
@@ -526,6 +526,19 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str], runs=None
     after = [k for k in keys if k > trigger]
     if not after:
         return True
+    ok = _windows_after(defs, monitor, storage, runs, champion, trigger, after)
+    tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
+    retrain = [r.partition_key for r in tick.run_requests if r.partition_key]
+    print("   sensor: " + (f"would retrain again for {retrain[0]}" if retrain else "no further retraining requested"))
+    return ok
+
+
+def _windows_after(defs, monitor, storage, runs, champion, trigger: str, after: list[str]) -> bool:
+    """Serve the new champion from the first window after the trigger and re-evaluate those windows
+    (a backfill of their own) against its reference."""
+    import datetime as dt
+
+    instance = runs.launcher.instance
     since = dt.date.fromisoformat(after[0][:10])
     rescored = serve_champion_from(storage, monitor, since)
     print(
@@ -541,9 +554,6 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str], runs=None
             result = run_window(defs, monitor, key, instance, batch)
             print_window(storage, monitor, key, result)
             ok &= result.success
-    tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
-    retrain = [r.partition_key for r in tick.run_requests if r.partition_key]
-    print("   sensor: " + (f"would retrain again for {retrain[0]}" if retrain else "no further retraining requested"))
     return ok
 
 
