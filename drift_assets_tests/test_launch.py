@@ -120,3 +120,29 @@ def test_a_sensor_request_runs_with_the_sensors_tags_on_the_location(project):
         assert run.tags[REFERENCE_REFRESH_TAG] == "fraud" and run.tags[MONITOR_TAG] == "fraud"
         assert run.remote_job_origin.repository_origin.get_label() == "__repository__@drift_assets"
         assert {k.path[-1] for k in run.asset_selection} == {k.path[-1] for k in request.asset_selection}
+
+
+def test_the_demo_can_skip_sqlites_wait_for_the_disk(tmp_path, monkeypatch):
+    from sqlalchemy import create_engine, text
+
+    from drift_assets.orchestration.launch import SQLITE_SYNCHRONOUS_ENV, relax_sqlite_sync
+
+    def synchronous() -> int:
+        engine = create_engine(f"sqlite:///{tmp_path / 'probe.db'}")
+        with engine.connect() as conn:
+            value = conn.execute(text("PRAGMA synchronous")).scalar()
+        engine.dispose()
+        return value
+
+    monkeypatch.delenv(SQLITE_SYNCHRONOUS_ENV, raising=False)
+    assert relax_sqlite_sync() is None and synchronous() == 2  # nothing asked: SQLite's default, FULL
+    try:
+        assert relax_sqlite_sync(default="OFF") == "OFF" and synchronous() == 0
+        monkeypatch.setenv(SQLITE_SYNCHRONOUS_ENV, "normal")  # the environment wins over the default
+        assert relax_sqlite_sync(default="OFF") == "NORMAL" and synchronous() == 1
+        monkeypatch.setenv(SQLITE_SYNCHRONOUS_ENV, "sometimes")
+        with pytest.raises(ValueError, match=SQLITE_SYNCHRONOUS_ENV):
+            relax_sqlite_sync()
+    finally:
+        monkeypatch.setenv(SQLITE_SYNCHRONOUS_ENV, "FULL")
+        assert relax_sqlite_sync() == "FULL" and synchronous() == 2

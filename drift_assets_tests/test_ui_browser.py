@@ -292,6 +292,10 @@ def test_cli_backfill_runs_are_a_backfill_of_the_code_location_in_the_ui(project
                 assert [c.strip() for c in row.locator("td").all_inner_texts()][1:5] == ["3", "0", "2", "1"]
                 page.screenshot(path=str(tmp_path / "backfill_partitions.png"))
 
+                page.goto(f"{base}/overview/activity/timeline", timeout=60_000)
+                page.get_by_text("fraud_window_job").first.wait_for(timeout=30_000)  # a row with run bars
+                page.screenshot(path=str(tmp_path / "timeline.png"))
+
                 page.goto(f"{base}/locations/drift_assets/jobs/fraud_window_job/runs", timeout=60_000)
                 for run in runs:
                     page.get_by_text(run.run_id[:8]).first.wait_for(timeout=30_000)

@@ -166,8 +166,14 @@ def run_demo(
         simulate_all(rows_per_week=rows_per_week, story=story)
         for monitor in monitors:
             storage.reports.delete_dir(f"{monitor.name}/retraining")  # attempts on the old registry
+    from drift_assets.orchestration.launch import SQLITE_SYNCHRONOUS_ENV, relax_sqlite_sync
+
+    sync = relax_sqlite_sync(default="OFF")  # the demo's instance is a throwaway: no fsync per event
     instance = local_instance()
-    print(f"== Dagster instance: {os.environ['DAGSTER_HOME']} (SQLite)")
+    print(
+        f"== Dagster instance: {os.environ['DAGSTER_HOME']} (SQLite, synchronous={sync or 'FULL'}; "
+        f"{SQLITE_SYNCHRONOUS_ENV}=FULL to wait for the disk on every event)"
+    )
     summary_ok = True
     for monitor in monitors:
         runs = monitor_runs(defs, instance, monitor.name, launched_by="drift-assets demo")

@@ -90,6 +90,40 @@ def code_location(repository_name: str, workspace_file: str | Path | None = None
     return CodeLocation(RemoteRepositoryOrigin(code_location_origin=origin, repository_name=repository_name), python)
 
 
+SQLITE_SYNCHRONOUS_ENV = "DRIFT_ASSETS_SQLITE_SYNCHRONOUS"
+_SQLITE_SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+def relax_sqlite_sync(default: str | None = None) -> str | None:
+    """Set SQLite's ``synchronous`` pragma on every SQLite connection this process opens from now on
+    (``$DRIFT_ASSETS_SQLITE_SYNCHRONOUS``, else ``default``; None: SQLite's FULL). Dagster's SQLite
+    storage opens a connection and commits per event (~65 events per hourly run): with FULL each
+    commit waits for the disk, most of a run's cost on a busy disk. OFF keeps the data consistent if
+    this process dies, not if the machine loses power; the demo's throwaway instance uses it."""
+    mode = (os.environ.get(SQLITE_SYNCHRONOUS_ENV) or default or "").upper()
+    if not mode:
+        return None
+    if mode not in _SQLITE_SYNCHRONOUS_MODES:
+        raise ValueError(f"{SQLITE_SYNCHRONOUS_ENV} must be one of {sorted(_SQLITE_SYNCHRONOUS_MODES)}, got {mode!r}")
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def _pragma(dbapi_connection, _record) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute(f"PRAGMA synchronous={mode}")
+
+    for listener in _SQLITE_LISTENER:  # one listener per process: the last mode set wins
+        event.remove(Engine, "connect", listener)
+    _SQLITE_LISTENER[:] = [_pragma]
+    event.listen(Engine, "connect", _pragma)
+    return mode
+
+
+_SQLITE_LISTENER: list = []
+
+
 def _executable(job_def: JobDefinition, run_config: Mapping) -> tuple[JobDefinition, dict]:
     """The job and run config that execute its steps in this process. Dagster's default executor is
     told so in the run config (the UI shows it there); a multiprocess-only executor is swapped."""
