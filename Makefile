@@ -85,14 +85,17 @@ system-deps:
 # The Evidently reports are linked from the assets as URLs under DRIFT_ASSETS_REPORTS_URL: `make dev`
 # serves the reports directory there (loopback only) next to the webserver, and stops it by its pid.
 REPORTS_PORT ?= 8765
+DEV_PORT ?= 3000
+REPORTS_DIR ?= reports
 export DRIFT_ASSETS_REPORTS_URL ?= http://127.0.0.1:$(REPORTS_PORT)
 
 dev: setup
-	mkdir -p reports
-	$(PY) -m http.server $(REPORTS_PORT) --bind 127.0.0.1 --directory reports >/dev/null 2>&1 & pid=$$!; \
+	mkdir -p $(REPORTS_DIR)
+	$(PY) -m http.server $(REPORTS_PORT) --bind 127.0.0.1 --directory $(REPORTS_DIR) >/dev/null 2>&1 & pid=$$!; \
 	trap "kill $$pid" EXIT; \
 	echo "Evidently reports: $(DRIFT_ASSETS_REPORTS_URL)/<monitor>/html/"; \
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	echo "Dagster instance: $(DAGSTER_HOME)/dagster.yaml (a copy of ./dagster.yaml, refreshed when it changes)"; \
+	cd $(DAGSTER_HOME) && $(CURDIR)/$(VENV)/bin/dg dev -h 127.0.0.1 -p $(DEV_PORT) -w $(CURDIR)/workspace.yaml
 
 metrics: setup
 	$(VENV)/bin/drift-assets serve-metrics --host 127.0.0.1 --port 8000
