@@ -363,7 +363,9 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
         help="evaluate a range of past windows of one monitor through Dagster",
         description="Run the monitor's window job for every partition from FROM to TO (inclusive) on the "
         "Dagster instance in $DAGSTER_HOME, one run per window: a failing window does not stop the others. "
-        "The same backfill can be launched from the UI (asset -> Materialize -> partitions).",
+        "The runs are a Dagster backfill of the window job (and one of the drift_alert verdicts), tied to the "
+        "code location of workspace.yaml, executed in this process: the UI's Backfills, Jobs and Overview show "
+        "them, no daemon needed. The same backfill can be launched from the UI (asset -> Materialize -> partitions).",
     )
     p.add_argument("--monitor", required=True, help="the monitor whose windows to evaluate (see monitors.yaml)")
     p.add_argument(
@@ -374,13 +376,12 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    from drift_assets.cli.demo import QUIET, local_instance, run_alert
+    from drift_assets.cli.demo import QUIET, backfill_line, local_instance, monitor_runs, run_alert
     from drift_assets.cli.progress import Progress, duration
     from drift_assets.definitions import build_definitions
 
     defs = build_definitions()
-    job = defs.resolve_job_def(f"{args.monitor}_window_job")
-    keys = job.partitions_def.get_partition_keys()
+    keys = defs.resolve_job_def(f"{args.monitor}_window_job").partitions_def.get_partition_keys()
     for key in (args.first, args.last):
         if key not in keys:
             raise ValueError(f"{key!r} is not a partition of monitor {args.monitor!r} ({keys[0]} .. {keys[-1]})")
@@ -388,19 +389,21 @@ def _run_backfill(args: argparse.Namespace) -> int:
     failed = 0
     progress = Progress("backfill", len(selected), every_seconds=0)  # a line per window: done/total, ETA
     with local_instance() as dagster_instance:
-        for key in selected:
-            result = job.execute_in_process(
-                partition_key=key, instance=dagster_instance, raise_on_error=False, run_config=QUIET
-            )
-            checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-            status = "ok" if result.success else "FAILED"
-            failed += not result.success
-            if result.success and not run_alert(defs, args.monitor, key, dagster_instance):
-                status += " (drift_alert failed: an ERROR check failed)"
-            print(
-                f"{key}: run {result.run_id[:8]} {status}; failed checks: "
-                + (", ".join(f"{e.check_name}/{e.severity.value}" for e in checks) or "none")
-            )
-            progress.step()
+        runs = monitor_runs(defs, dagster_instance, args.monitor, launched_by="drift-assets backfill")
+        title = f"drift-assets backfill: {args.monitor} {args.first} .. {args.last}"
+        with runs.backfill(selected, title=title) as batch:
+            print(backfill_line(batch))
+            for key in selected:
+                result = batch.run("window", key, run_config=QUIET)
+                checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+                status = "ok" if result.success else "FAILED"
+                failed += not result.success
+                if result.success and not run_alert(defs, args.monitor, key, dagster_instance, batch):
+                    status += " (drift_alert failed: an ERROR check failed)"
+                print(
+                    f"{key}: run {result.run_id[:8]} {status}; failed checks: "
+                    + (", ".join(f"{e.check_name}/{e.severity.value}" for e in checks) or "none")
+                )
+                progress.step()
     print(f"{len(selected)} window(s), {failed} failed run(s) in {duration(progress.elapsed)}")
     return 1 if failed else 0

@@ -92,30 +92,45 @@ def local_instance():
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def run_window(defs, monitor, partition_key: str, instance):
-    job = defs.resolve_job_def(f"{monitor.name}_window_job")
-    result = job.execute_in_process(
-        partition_key=partition_key, instance=instance, raise_on_error=False, run_config=QUIET
-    )
+def monitor_runs(defs, instance, monitor_name: str, launched_by: str = "drift-assets"):
+    """Runs of one monitor through the instance, tied to workspace.yaml's code location (the UI's
+    Overview, Jobs and Backfills show them) and executed in this process (orchestration/launch.py)."""
+    from drift_assets.orchestration.launch import InProcessLauncher, MonitorRuns
+
+    return MonitorRuns(InProcessLauncher(defs, instance, launched_by=launched_by), monitor_name)
+
+
+def run_window(defs, monitor, partition_key: str, instance, runs=None):
+    """The window run and then, where it applies, its verdict; inside ``runs.backfill`` both are
+    runs of the monitor's window and verdict backfills."""
+    runs = runs or monitor_runs(defs, instance, monitor.name)
+    result = runs.run("window", partition_key, run_config=QUIET)
     # drift_alert marks the window failed in the UI. Hourly monitors run it only for the windows
-    # that failed an ERROR check (an in-process run costs ~1 s, and the demo evaluates 216 hours):
+    # that failed an ERROR check (a run costs ~0.3 s here, and the demo evaluates 216 hours):
     # their passing hours stay "missing" in drift_alert, and the daemon's sensor covers new hours.
     failed_error = any(not e.passed and e.severity.value == "ERROR" for e in result.get_asset_check_evaluations())
     if result.success and (monitor.cadence != "hourly" or failed_error):
-        run_alert(defs, monitor.name, partition_key, instance)
+        run_alert(defs, monitor.name, partition_key, instance, runs)
     return result
 
 
-def run_alert(defs, monitor_name: str, partition_key: str, instance) -> bool:
+def run_alert(defs, monitor_name: str, partition_key: str, instance, runs=None) -> bool:
     """The window's verdict (``<monitor>/drift_alert``): its run fails, and the week shows failed in the
     UI, when an ERROR check failed. Returns whether the window passed (the daemon does this by
-    automation under ``make dev``; in-process runs have no daemon)."""
-    job = defs.resolve_job_def(f"{monitor_name}_alert_job")
+    automation under ``make dev``; the CLI runs it itself, there may be no daemon)."""
+    runs = runs or monitor_runs(defs, instance, monitor_name)
     # Its failure is the expected verdict on a drifted window, not an error to print a traceback for.
     silent = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-    return job.execute_in_process(
-        partition_key=partition_key, instance=instance, raise_on_error=False, run_config=silent
-    ).success
+    return runs.run("alert", partition_key, run_config=silent).success
+
+
+def backfill_line(runs) -> str:
+    """Where the UI shows a monitor's backfill (inside ``runs.backfill``)."""
+    window, alert = runs.backfill_ids
+    return (
+        f"   Dagster backfills {window} ({runs.job('window')}) and {alert} (verdicts, {runs.job('alert')}), code "
+        f"location {runs.launcher.location.label}: see Backfills, Jobs and Overview in the UI"
+    )
 
 
 def failed_checks_of(result) -> list[tuple[str, str, str]]:
@@ -131,7 +146,6 @@ def run_demo(
     *, rows_per_week: int = 20_000, fresh: bool = False, html: bool = True, story: str = "card_testing"
 ) -> int:
     from drift_assets.definitions import build_definitions
-    from drift_assets.retraining.attempt import retraining_supported
 
     os.environ.setdefault("DRIFT_ASSETS_ENV", "local")
     if not html:
@@ -152,33 +166,18 @@ def run_demo(
         simulate_all(rows_per_week=rows_per_week, story=story)
         for monitor in monitors:
             storage.reports.delete_dir(f"{monitor.name}/retraining")  # attempts on the old registry
+    from drift_assets.orchestration.launch import SQLITE_SYNCHRONOUS_ENV, relax_sqlite_sync
+
+    sync = relax_sqlite_sync(default="OFF")  # the demo's instance is a throwaway: no fsync per event
     instance = local_instance()
-    print(f"== Dagster instance: {os.environ['DAGSTER_HOME']} (SQLite)")
+    print(
+        f"== Dagster instance: {os.environ['DAGSTER_HOME']} (SQLite, synchronous={sync or 'FULL'}; "
+        f"{SQLITE_SYNCHRONOUS_ENV}=FULL to wait for the disk on every event)"
+    )
     summary_ok = True
     for monitor in monitors:
-        phases.start(f"{monitor.name} reference")
-        print(f"\n== monitor '{monitor.name}' ({monitor.cadence}): reference assets")
-        ref = defs.resolve_job_def(f"{monitor.name}_reference_job").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET
-        )
-        if not ref.success:
-            print("   reference job FAILED; see the Dagster UI for the step error")
-            summary_ok = False
-            continue
-        keys = defs.resolve_job_def(f"{monitor.name}_window_job").partitions_def.get_partition_keys()
-        phases.start(f"{monitor.name} windows")
-        if monitor.cadence == "hourly":
-            summary_ok &= demo_hourly(defs, monitor, storage, instance, keys)
-            continue
-        print(f"== {len(keys)} {monitor.cadence} windows")
-        print(f"   {'window':<17} {'rows':>8} {'max PSI':>8} {'pred PSI':>8} {'pred drift':>10}  failed checks")
-        progress = Progress(f"   {monitor.name}", len(keys))
-        for key in keys:
-            print_window(storage, monitor, key, run_window(defs, monitor, key, instance))
-            progress.step()
-        if retraining_supported(monitor):
-            phases.start(f"{monitor.name} retraining")
-            summary_ok &= demo_retraining(defs, monitor, storage, instance, keys)
+        runs = monitor_runs(defs, instance, monitor.name, launched_by="drift-assets demo")
+        summary_ok &= _demo_monitor(defs, monitor, storage, runs, phases)
     print(phases.summary())
     print("\nReports:")
     print(f"   results store (JSON per window): {storage.reports.uri_of('')}")
@@ -187,23 +186,73 @@ def run_demo(
     return 0 if summary_ok else 1
 
 
+def _demo_monitor(defs, monitor, storage, runs, phases) -> bool:
+    """One monitor: its reference run, its windows as a Dagster backfill, then its retraining loop."""
+    from drift_assets.retraining.attempt import retraining_supported
+
+    instance = runs.launcher.instance
+    phases.start(f"{monitor.name} reference")
+    print(f"\n== monitor '{monitor.name}' ({monitor.cadence}): reference assets")
+    if not runs.run("reference", run_config=QUIET).success:
+        print("   reference job FAILED; see the Dagster UI for the step error")
+        return False
+    keys = defs.resolve_job_def(runs.job("window")).partitions_def.get_partition_keys()
+    phases.start(f"{monitor.name} windows")
+    if monitor.cadence == "hourly":
+        return demo_hourly(defs, monitor, storage, instance, keys, runs)
+    print(f"== {len(keys)} {monitor.cadence} windows")
+    with runs.backfill(keys, title=f"drift-assets demo: {monitor.name} windows") as batch:
+        print(backfill_line(batch))
+        print(f"   {'window':<17} {'rows':>8} {'max PSI':>8} {'pred PSI':>8} {'pred drift':>10}  failed checks")
+        progress = Progress(f"   {monitor.name}", len(keys))
+        for key in keys:
+            print_window(storage, monitor, key, run_window(defs, monitor, key, instance, batch))
+            progress.step()
+    if not retraining_supported(monitor):
+        return True
+    phases.start(f"{monitor.name} retraining")
+    return demo_retraining(defs, monitor, storage, instance, keys, runs)
+
+
 # The hourly demo evaluates the log's last days (both incidents are there); the earlier days are the
 # trailing baseline's history. The UI or `drift-assets backfill` evaluates the rest.
 HOURLY_DEMO_DAYS = 9
 
 
-def demo_hourly(defs, monitor, storage, instance, keys: list[str]) -> bool:
+def demo_hourly(defs, monitor, storage, instance, keys: list[str], runs=None) -> bool:
     """Run the hourly windows, print one line per day and the incident hours found (runs of
     consecutive hours failing an ERROR check), next to the incidents the simulator documented."""
     print(hourly_range_note(monitor, keys, keys[-HOURLY_DEMO_DAYS * 24 :]))
     keys = keys[-HOURLY_DEMO_DAYS * 24 :]
     print(f"== {len(keys)} hourly windows ({keys[0]} .. {keys[-1]}); one line per day")
+    runs = runs or monitor_runs(defs, instance, monitor.name)
+    with runs.backfill(keys, title=f"drift-assets demo: {monitor.name} hours") as batch:
+        print(backfill_line(batch))
+        errors = _hourly_rows(defs, monitor, storage, instance, keys, batch)
+    print("   incident hours found (consecutive hours failing an ERROR check):")
+    for start, end, checks in _runs_of_hours(errors):
+        print(f"     {start} .. {end}: {', '.join(checks)}")
+    manifest = (
+        storage.data.read_json(f"{monitor.name}/manifest.json")
+        if storage.data.exists(f"{monitor.name}/manifest.json")
+        else {}
+    )
+    for incident in manifest.get("incidents", []):
+        print(
+            f"   documented: {incident.get('name', incident.get('kind'))}: {incident.get('start')} .. "
+            f"{incident.get('end')}"
+        )
+    return True
+
+
+def _hourly_rows(defs, monitor, storage, instance, keys: list[str], runs) -> dict[str, list[str]]:
+    """Run the hours, print a line per day; the ERROR checks failed per hour that failed one."""
     progress = Progress(f"   {monitor.name}", len(keys))
     print(f"   {'day':<11} {'rows':>7} {'refusal':>8} {'tokens':>7} {'WARN h':>7} {'ERROR h':>8}")
     errors: dict[str, list[str]] = {}
     day_stats: dict[str, list] = {}
     for key in keys:
-        result = run_window(defs, monitor, key, instance)
+        result = run_window(defs, monitor, key, instance, runs)
         progress.step()
         failed = failed_checks_of(result)
         path = ResultsStore.drift_path(monitor.name, key)
@@ -224,20 +273,7 @@ def demo_hourly(defs, monitor, storage, instance, keys: list[str]) -> bool:
                 f"   {key[:10]:<11} {rows:>7,} {refusals / max(rows, 1):>8.3f} {tokens / max(rows, 1):>7.1f} "
                 f"{warn_hours:>7} {error_hours:>8}"
             )
-    print("   incident hours found (consecutive hours failing an ERROR check):")
-    for start, end, checks in _runs_of_hours(errors):
-        print(f"     {start} .. {end}: {', '.join(checks)}")
-    manifest = (
-        storage.data.read_json(f"{monitor.name}/manifest.json")
-        if storage.data.exists(f"{monitor.name}/manifest.json")
-        else {}
-    )
-    for incident in manifest.get("incidents", []):
-        print(
-            f"   documented: {incident.get('name', incident.get('kind'))}: {incident.get('start')} .. "
-            f"{incident.get('end')}"
-        )
-    return True
+    return errors
 
 
 def hourly_range_note(monitor, all_keys: list[str], evaluated: list[str]) -> str:
@@ -340,21 +376,24 @@ def print_window(storage, monitor, key: str, result) -> None:
         print("   " + " " * 18 + performance)
 
 
-def execute_run_request(defs, sensor_name: str, request, instance, *, run_config=None):
-    """Run a sensor's RunRequest in-process, tagged the way the daemon tags it (sensor name and
-    run key), so a daemon started later recognises it and does not launch it again."""
+def execute_run_request(defs, sensor_name: str, request, instance, *, run_config=None, runs=None):
+    """Run a sensor's RunRequest as the daemon would launch it: a run tied to the code location,
+    tagged with the sensor name and run key (a daemon started later recognises it and does not
+    launch it again) and the monitor, executed in this process."""
     from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-    job = defs.resolve_job_def(defs.resolve_sensor_def(sensor_name).job_name)
-    tags = {**request.tags, SENSOR_NAME_TAG: sensor_name}
+    job_name = defs.resolve_sensor_def(sensor_name).job_name  # the daemon launches the same job
+    if runs is None:  # retraining sensors are named <monitor>_retraining_sensor (orchestration/sensors.py)
+        suffix = "_retraining_sensor"
+        runs = monitor_runs(defs, instance, sensor_name.removesuffix(suffix) if sensor_name.endswith(suffix) else "")
+    tags = {**(runs.tags if runs.monitor_name else {}), **request.tags, SENSOR_NAME_TAG: sensor_name}
     if request.run_key:
         tags[RUN_KEY_TAG] = request.run_key
-    return job.execute_in_process(
-        asset_selection=list(request.asset_selection),
+    return runs.launcher.run(
+        job_name,
+        asset_selection=list(request.asset_selection or ()),
         partition_key=request.partition_key,
-        instance=instance,
         tags=tags,
-        raise_on_error=False,
         run_config=run_config if run_config is not None else QUIET,
     )
 
@@ -430,11 +469,10 @@ def _retrained_before(monitors, storage) -> bool:
     return False
 
 
-def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
+def demo_retraining(defs, monitor, storage, instance, keys: list[str], runs=None) -> bool:
     """Close the loop once: evaluate the retraining sensor's logic against the instance, run the
     retraining it requests (DVC, gate, registry), then -- after a promotion -- let the sensor
     re-materialise the reference assets and re-evaluate the later windows against the new reference."""
-    import datetime as dt
 
     from drift_assets.monitoring.registry import registry_of
     from drift_assets.orchestration.sensors import (
@@ -453,7 +491,8 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
         return True
     request = requests[0]
     before = registry.champion().name
-    result = execute_run_request(defs, name, request, instance)
+    runs = runs or monitor_runs(defs, instance, monitor.name)
+    result = execute_run_request(defs, name, request, instance, runs=runs)
     print(
         f"   run {result.run_id[:8]}: {monitor.name}/retrained_model for window {request.partition_key} "
         f"(DVC prepare -> train -> evaluate)"
@@ -484,7 +523,7 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
         if request.partition_key:  # a retraining: shown, not run (one retraining per demo)
             print(f"   (next retraining would be for {request.partition_key})")
             continue
-        refreshed = execute_run_request(defs, name, request, instance)
+        refreshed = execute_run_request(defs, name, request, instance, runs=runs)
         print(
             f"   reference assets re-materialised (run {refreshed.run_id[:8]}, "
             f"{'ok' if refreshed.success else 'FAILED'}): reference_data = {champion.reference_file}"
@@ -493,6 +532,19 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
     after = [k for k in keys if k > trigger]
     if not after:
         return True
+    ok = _windows_after(defs, monitor, storage, runs, champion, trigger, after)
+    tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
+    retrain = [r.partition_key for r in tick.run_requests if r.partition_key]
+    print("   sensor: " + (f"would retrain again for {retrain[0]}" if retrain else "no further retraining requested"))
+    return ok
+
+
+def _windows_after(defs, monitor, storage, runs, champion, trigger: str, after: list[str]) -> bool:
+    """Serve the new champion from the first window after the trigger and re-evaluate those windows
+    (a backfill of their own) against its reference."""
+    import datetime as dt
+
+    instance = runs.launcher.instance
     since = dt.date.fromisoformat(after[0][:10])
     rescored = serve_champion_from(storage, monitor, since)
     print(
@@ -500,15 +552,14 @@ def demo_retraining(defs, monitor, storage, instance, keys: list[str]) -> bool:
         f"({rescored:,} rows; the simulator wrote v0001's scores)"
     )
     print(f"== windows after {trigger}, against {champion.name}'s reference")
-    print(f"   {'window':<17} {'rows':>8} {'max PSI':>8} {'pred PSI':>8} {'pred drift':>10}  failed checks")
     ok = True
-    for key in after:
-        result = run_window(defs, monitor, key, instance)
-        print_window(storage, monitor, key, result)
-        ok &= result.success
-    tick = evaluate_retraining(instance, monitor, tick.cursor, registry=registry)
-    retrain = [r.partition_key for r in tick.run_requests if r.partition_key]
-    print("   sensor: " + (f"would retrain again for {retrain[0]}" if retrain else "no further retraining requested"))
+    with runs.backfill(after, title=f"drift-assets demo: {monitor.name} windows after {trigger}") as batch:
+        print(backfill_line(batch))
+        print(f"   {'window':<17} {'rows':>8} {'max PSI':>8} {'pred PSI':>8} {'pred drift':>10}  failed checks")
+        for key in after:
+            result = run_window(defs, monitor, key, instance, batch)
+            print_window(storage, monitor, key, result)
+            ok &= result.success
     return ok
 
 

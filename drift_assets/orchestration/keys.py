@@ -17,6 +17,9 @@ TRIGGER_CHECK_TAG = "drift_assets/trigger_check"
 TRIGGER_PARTITION_TAG = "drift_assets/trigger_partition"
 TRIGGER_RUN_TAG = "drift_assets/trigger_run"
 REFERENCE_REFRESH_TAG = "drift_assets/reference_refresh"
+# Runs the CLI launches (orchestration/launch.py): the monitor they evaluate and the command that ran them.
+MONITOR_TAG = "drift_assets/monitor"
+LAUNCHED_BY_TAG = "drift_assets/launched_by"
 # Run hygiene (see orchestration/sensors.py): the retraining step records the process running it
 # ("<host>:<pid>:<start time>"); the sensor marks a run whose worker is gone with WORKER_LOST_TAG
 # (and fails it), and tags the run that re-requests its trigger with RETRY_OF_TAG = the lost run's id.
