@@ -79,7 +79,9 @@ class WindowEvaluation:
             return self.joint.skipped[check]
         if check == r.NO_GRADUAL_DRIFT:
             return self.gradual_skipped
-        return self.sudden.skipped if self.sudden else None
+        if check in (r.SUDDEN_SHIFT, r.SUDDEN_RATE_CHANGE) and self.sudden:
+            return self.sudden.skipped
+        return None
 
     def failed(self, severity: str | None = None) -> list[r.CheckOutcome]:
         return [o for o in self.outcomes if not o.passed and (severity is None or o.severity == severity)]

@@ -339,16 +339,25 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
     }
     if monitor.estimates_performance:
         ins["performance_estimator"] = _in(keys.performance_estimator)
-    decorate = asset(
-        key=keys.drift_report,
+    # A multi-asset of one asset for can_subset=True, as model_performance: a check this window
+    # cannot evaluate (no baseline yet, counted on a cluster) yields no result, so Dagster shows it
+    # not evaluated (SKIPPED), never passed; the reason is in the materialisation's metadata.
+    decorate = multi_asset(
+        name=f"{monitor.name}__drift_report",
+        outs={
+            "drift_report": AssetOut(
+                key=keys.drift_report,
+                io_manager_key="json_io_manager",
+                description="Data drift, prediction drift and data quality of the window against the reference "
+                "(the Evidently HTML is the evidently_report asset).",
+                kinds={"json"},
+            )
+        },
         partitions_def=partitions_def,
         ins=ins,
         group_name=monitor.name,
-        io_manager_key="json_io_manager",
         check_specs=chk.check_specs(monitor, keys.drift_report, drift_checks, partitions_def),
-        description="Data drift, prediction drift and data quality of the window against the reference (the "
-        "Evidently HTML is the evidently_report asset).",
-        kinds={"json"},
+        can_subset=True,
     )
     if monitor.estimates_performance:
 
@@ -361,9 +370,9 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             production_window: StoredTable,
             reference_data: StoredTable,
             performance_estimator: dict,
-        ):  # MaterializeResult with a value (an annotation would declare a Nothing output)
+        ):  # yielded: with optional check outputs a returned MaterializeResult reads as one value per output
             inputs = (reference_profile, production_window, reference_data, estimator_of(performance_estimator))
-            return _evaluate_drift_report(monitor, context, storage, compute, *inputs)
+            yield _evaluate_drift_report(monitor, context, storage, compute, *inputs)
 
         return drift_report
 
@@ -375,9 +384,9 @@ def drift_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
         reference_profile: dict,
         production_window: StoredTable,
         reference_data: StoredTable,
-    ):  # MaterializeResult with a value (an annotation would declare a Nothing output)
+    ):  # yielded, as above
         inputs = (reference_profile, production_window, reference_data, None)
-        return _evaluate_drift_report(monitor, context, storage, compute, *inputs)
+        yield _evaluate_drift_report(monitor, context, storage, compute, *inputs)
 
     return drift_report_without_estimate
 
@@ -430,10 +439,22 @@ def _evaluate_drift_report(
     push_metrics_if_configured(context, st)
     results_relative = ResultsStore.drift_path(monitor.name, window.key)
     results_uri = st.reports.uri_of(results_relative)
+    names = chk.drift_check_names(monitor)
+    # A check with a stated reason and no outcome was not evaluated; one with neither found nothing
+    # wrong (the schema check has outcomes only for problems) and passes.
+    have_outcomes = {o.name for o in evaluation.outcomes}
+    evaluated = {n for n in names if n in have_outcomes or evaluation.skipped_reason(n) is None}
+    metadata = _drift_metadata(evaluation.result, record, results_uri, results_relative, evaluation.extra_outcomes)
+    for name in names:
+        if name not in evaluated:
+            metadata[f"check {name}"] = f"not evaluated ({evaluation.skipped_reason(name)})"
     return MaterializeResult(
+        asset_key=keys.drift_report,
         value=record,
-        metadata=_drift_metadata(evaluation.result, record, results_uri, results_relative, evaluation.extra_outcomes),
-        check_results=_drift_check_results(context, monitor, keys, chk.drift_check_names(monitor), evaluation, record),
+        metadata=metadata,
+        check_results=_drift_check_results(
+            context, monitor, keys, [n for n in names if n in evaluated], evaluation, record
+        ),
     )
 
 
