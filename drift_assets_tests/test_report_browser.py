@@ -11,15 +11,14 @@ reason, where Chromium or Playwright is absent (``make system-deps`` installs Ch
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
+from browser import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, dismiss_newsletter
 from dagster import AssetKey, DagsterInstance
 from servers import free_port, wait_until
 from support import write_monitors_file
@@ -32,26 +31,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 DRIFTED = "2026-08-17"
 EVIDENTLY_REPORT = AssetKey(["fraud", "evidently_report"])
-CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LOADED_QUERY = '{ assetNodeOrError(assetKey: {path: ["fraud", "evidently_report"]}) { ... on AssetNode { id } } }'
-
-
-def _browser_or_skip():
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        pytest.skip(f"Chromium not found at {CHROMIUM}; enable with: sudo make system-deps (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("Playwright's Python package is not installed (pip install -e '.[dev]')")
-    return sync_playwright
 
 
 def _start(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
@@ -59,14 +39,6 @@ def _start(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
         return subprocess.Popen(
             argv, cwd=cwd, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
-
-
-def _dismiss_newsletter(page) -> None:
-    """A fresh instance shows a "Join the Dagster community" modal once; skip it if it comes."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    with contextlib.suppress(PlaywrightTimeout):  # no modal on this instance: nothing to dismiss
-        page.get_by_role("button", name="Skip").click(timeout=10_000)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -78,7 +50,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_report_link_from_the_asset_metadata_opens_a_rendered_report(project, monkeypatch, tmp_path):
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
@@ -124,7 +96,7 @@ def test_report_link_from_the_asset_metadata_opens_a_rendered_report(project, mo
                 page.goto(f"{base}/assets/fraud/evidently_report?view=partitions&partition={DRIFTED}", timeout=60_000)
                 link = page.locator(f'a[href="{url}"]').first
                 link.wait_for(timeout=60_000)  # the URL metadata entry, rendered as a link
-                _dismiss_newsletter(page)
+                dismiss_newsletter(page)
                 page.screenshot(path=str(tmp_path / "evidently_report_asset.png"))
                 href = link.get_attribute("href")
                 assert href == url

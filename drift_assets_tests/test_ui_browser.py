@@ -8,15 +8,14 @@ reason, where Chromium or Playwright is absent (``make system-deps`` installs Ch
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
+from browser import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, dismiss_newsletter
 from dagster import DagsterInstance
 from servers import free_port, wait_until
 
@@ -28,15 +27,6 @@ pytestmark = pytest.mark.slow  # a webserver, Dagster runs and a browser
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 STATIONARY, DRIFTED = "2026-08-03", "2026-08-17"
-CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PARTITIONS_QUERY = """
 query ($key: AssetKeyInput!) {
   assetNodeOrError(assetKey: $key) {
@@ -44,16 +34,6 @@ query ($key: AssetKeyInput!) {
   }
 }
 """
-
-
-def _browser_or_skip():
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        pytest.skip(f"Chromium not found at {CHROMIUM}; enable with: sudo make system-deps (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("Playwright's Python package is not installed (pip install -e '.[dev]')")
-    return sync_playwright
 
 
 def _webserver(tmp_path: Path) -> tuple[subprocess.Popen, str]:
@@ -77,14 +57,6 @@ def _graphql(base: str, query: str, **variables) -> dict:
     return response.json()["data"]
 
 
-def _dismiss_newsletter(page) -> None:
-    """A fresh instance shows a "Join the Dagster community" modal once; skip it if it comes."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    with contextlib.suppress(PlaywrightTimeout):  # no modal on this instance: nothing to dismiss
-        page.get_by_role("button", name="Skip").click(timeout=10_000)
-
-
 # From an asset's link in the catalog: the failed-partitions count next to the red failure icon.
 FAILED_COUNT_JS = """e => { let r = e; while (r && !(r.innerText || '').includes('partitions')) r = r.parentElement;
   const icon = r && r.querySelector('[aria-label="partition_failure"]');
@@ -99,7 +71,7 @@ def _status_dot(page, week: str) -> str:
 
 
 def test_failing_week_is_marked_failed_in_the_partitions_view_and_catalog(project, monkeypatch, tmp_path):
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     from drift_assets.cli.demo import run_window
 
     home = tmp_path / "dagster_home"
@@ -132,7 +104,7 @@ def test_failing_week_is_marked_failed_in_the_partitions_view_and_catalog(projec
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
                 page.goto(f"{base}/assets/fraud/drift_alert?view=partitions", timeout=60_000)
-                _dismiss_newsletter(page)
+                dismiss_newsletter(page)
                 assert "accent-red" in _status_dot(page, DRIFTED)
                 assert "accent-green" in _status_dot(page, STATIONARY)
                 assert page.get_by_text("Failed (1)", exact=True).count() == 1
@@ -275,12 +247,12 @@ def test_cli_backfill_runs_are_a_backfill_of_the_code_location_in_the_ui(project
         }
         assert statuses == {"2026-08-03": "SUCCESS", "2026-08-10": "SUCCESS", "2026-08-17": "FAILURE"}
 
-        with _browser_or_skip()() as pw:
+        with browser_or_skip()() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
                 page.goto(f"{base}/runs?view=backfills", timeout=60_000)
-                _dismiss_newsletter(page)
+                dismiss_newsletter(page)
                 for backfill in (window, verdicts):
                     page.get_by_text(backfill.backfill_id, exact=True).first.wait_for(timeout=30_000)
                 page.screenshot(path=str(tmp_path / "backfills.png"))
