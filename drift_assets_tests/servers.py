@@ -120,7 +120,8 @@ class ServerProcess:
         return requests.get(self.url + path, params=params or None, timeout=5)
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen) -> None:
+    """Stop a process this test started, by its pid: SIGTERM, then SIGKILL after 10 s."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -167,7 +168,7 @@ def _run_server(
             yield server
             return
         finally:
-            _stop(process)
+            stop_process(process)
     raise RuntimeError(f"{name} could not bind a free port:\n{last}")
 
 

@@ -20,7 +20,7 @@ import pytest
 import requests
 from browser import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, dismiss_newsletter
 from dagster import AssetKey, DagsterInstance
-from servers import free_port, wait_until
+from servers import free_port, stop_process, wait_until
 from support import write_monitors_file
 
 from drift_assets.definitions import build_definitions
@@ -39,14 +39,6 @@ def _start(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
         return subprocess.Popen(
             argv, cwd=cwd, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def test_report_link_from_the_asset_metadata_opens_a_rendered_report(project, monkeypatch, tmp_path):
@@ -141,5 +133,5 @@ def test_report_link_from_the_asset_metadata_opens_a_rendered_report(project, mo
         assert (tmp_path / "evidently_report.png").stat().st_size > 10_000
     finally:
         if web is not None:
-            _stop(web)
-        _stop(files)
+            stop_process(web)
+        stop_process(files)

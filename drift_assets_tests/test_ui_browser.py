@@ -17,7 +17,7 @@ import pytest
 import requests
 from browser import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, dismiss_newsletter
 from dagster import DagsterInstance
-from servers import free_port, wait_until
+from servers import free_port, stop_process, wait_until
 
 from drift_assets.definitions import build_definitions
 from drift_assets.monitoring.config import load_monitors
@@ -125,11 +125,7 @@ def test_failing_week_is_marked_failed_in_the_partitions_view_and_catalog(projec
                 browser.close()
         assert (tmp_path / "drift_alert_partitions.png").stat().st_size > 10_000
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 # ----------------------------------------------------------------------------- runs the UI can see
@@ -277,8 +273,4 @@ def test_cli_backfill_runs_are_a_backfill_of_the_code_location_in_the_ui(project
                 browser.close()
         assert (tmp_path / "backfills.png").stat().st_size > 10_000
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from dagster import DagsterInstance
-from servers import free_port, wait_until
+from servers import free_port, stop_process, wait_until
 
 from drift_assets.definitions import build_definitions
 
@@ -121,10 +121,6 @@ def test_webserver_shows_assets_and_failed_check_on_drifted_week(project, monkey
         assert auc[LABELS_PENDING]["evaluation"] is None
         assert auc[DRIFTED]["status"] in ("SUCCEEDED", "FAILED")  # labelled: evaluated
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
         time.sleep(0.1)
