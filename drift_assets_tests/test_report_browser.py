@@ -21,7 +21,7 @@ import requests
 from browser import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, dismiss_newsletter
 from dagster import AssetKey, DagsterInstance
 from servers import free_port, stop_process, wait_until
-from support import write_monitors_file
+from support import project_dagster_home, write_monitors_file
 
 from drift_assets.definitions import build_definitions
 
@@ -43,10 +43,7 @@ def _start(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
 
 def test_report_link_from_the_asset_metadata_opens_a_rendered_report(project, monkeypatch, tmp_path):
     sync_playwright = browser_or_skip()
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    project_dagster_home(tmp_path, monkeypatch)
     write_monitors_file(project / "monitors.yaml", html="on_failure")
     reports = project / "reports"
     reports.mkdir(exist_ok=True)

@@ -18,6 +18,7 @@ import requests
 from browser import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, dismiss_newsletter
 from dagster import DagsterInstance
 from servers import free_port, stop_process, wait_until
+from support import project_dagster_home
 
 from drift_assets.definitions import build_definitions
 from drift_assets.monitoring.config import load_monitors
@@ -74,10 +75,7 @@ def test_failing_week_is_marked_failed_in_the_partitions_view_and_catalog(projec
     sync_playwright = browser_or_skip()
     from drift_assets.cli.demo import run_window
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    project_dagster_home(tmp_path, monkeypatch)
     monkeypatch.setenv("DRIFT_ASSETS_HTML_REPORTS", "0")
     defs = build_definitions()
     fraud = load_monitors().get("fraud")
@@ -173,10 +171,7 @@ def test_cli_backfill_runs_are_a_backfill_of_the_code_location_in_the_ui(project
 
     from drift_assets.orchestration.keys import MONITOR_TAG
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    project_dagster_home(tmp_path, monkeypatch)
     monkeypatch.setenv("DRIFT_ASSETS_HTML_REPORTS", "0")
     defs = build_definitions()
     with DagsterInstance.get() as instance:

@@ -13,6 +13,7 @@ import pytest
 import requests
 from dagster import DagsterInstance
 from servers import free_port, stop_process, wait_until
+from support import project_dagster_home
 
 from drift_assets.definitions import build_definitions
 
@@ -37,10 +38,7 @@ query ($key: AssetKeyInput!, $check: String!) {
 
 
 def test_webserver_shows_assets_and_failed_check_on_drifted_week(project, monkeypatch, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    project_dagster_home(tmp_path, monkeypatch)
     defs = build_definitions()
     with DagsterInstance.get() as instance:
         assert (
