@@ -10,6 +10,7 @@ import textwrap
 import traceback
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -218,6 +219,37 @@ def _defer_pandas() -> None:
         sys.meta_path.remove(_PandasNotYet)  # type: ignore[arg-type]
 
 
+def _import_scipy_special_lean() -> None:
+    """Import ``scipy.special`` without the numpy submodules it never uses. Its array-API layer
+    (``scipy._lib.array_api_compat.numpy``) copies numpy's namespace with ``from numpy import *``
+    and ``getattr`` over ``dir(numpy)``, which imports every lazily loaded numpy submodule
+    (``numpy.f2py``, ``numpy.testing``, ``numpy.ma``, ``numpy.polynomial``, ...; ~0.05-0.15 s here).
+    Those names are left out of numpy's ``__all__`` and ``dir()`` for that one import, then served
+    lazily by the copy (``getattr(numpy, name)`` on first use), so every attribute it had is still
+    there. Only in a process started as the CLI, for ``compare`` (without ``--html``/``--dask``)."""
+    if "scipy.special" in sys.modules:
+        return
+    import numpy
+
+    hidden = {n for n in getattr(numpy, "__numpy_submodules__", ()) if f"numpy.{n}" not in sys.modules}
+    names, listing = numpy.__all__, numpy.__dir__
+    numpy.__all__ = [n for n in names if n not in hidden]
+    numpy.__dir__ = lambda: [n for n in listing() if n not in hidden]  # type: ignore[method-assign]
+    try:
+        import scipy.special  # noqa: F401
+    finally:
+        numpy.__all__, numpy.__dir__ = names, listing  # type: ignore[method-assign]
+    compat = sys.modules.get("scipy._lib.array_api_compat.numpy")
+    if compat is not None and not hasattr(compat, "__getattr__"):
+
+        def lazy(name: str):
+            if name in hidden:
+                return getattr(numpy, name)
+            raise AttributeError(f"module {compat.__name__!r} has no attribute {name!r}")
+
+        compat.__getattr__ = lazy  # type: ignore[attr-defined]
+
+
 def _check_compare_options(args: argparse.Namespace) -> None:
     for option, path in (("--json", args.json), ("--html", args.html)):
         if path and path != "-":
@@ -269,8 +301,8 @@ def run_compare(args: argparse.Namespace) -> int:
     profile, cached = _fit_reference(args, reference, specs, tap)
     if joint.segments:  # segment profiles need the whole reference (and fit the model from it too)
         joint.fit(reference.read(names + joint.extra_columns), profile)
-    elif joint.skip is None:
-        joint.fit_model(reference, reference_rows, tap, cached)
+    elif joint.skip is None:  # fitted while CURRENT streams by
+        joint.start_model(reference, reference_rows, tap, cached)
     # The performance estimate's score counts come from the same pass over CURRENT as the drift counts.
     estimator, estimator_error = fit_compare_estimator(args, reference)
     scored = [c for c in (args.prediction, args.target) if estimator and c in current_schema.names and c not in names]
@@ -483,13 +515,17 @@ class JointCompare:
         self.sample = dc.StreamingSample(features, dc.DEFAULT_MAX_ROWS, seed=1) if self.classifier else None
         self.rate = mv.sample_rate_for(current.num_rows())
         self._rng = np.random.default_rng(0)
+        self.features = features
+        # While the model is fitted on its thread (``start_model``), the window's sampled rows wait here.
+        self._pending: Future | None = None
+        self._waiting: list[tuple[int, pa.RecordBatch | pa.Table]] = []
 
     def sample_tap(self, reference_rows: int) -> ReferenceSampleTap | None:
         """Collects the model's reference rows while the profile is fitted (None: no model wanted)."""
         if self.skip is not None or self.segments:
             return None
         features = [s.name for s in self.specs if s.role == "feature"]
-        return ReferenceSampleTap(features, mv.fit_sample_rows(reference_rows))
+        return ReferenceSampleTap(features, mv.reference_halves(reference_rows, mv.DEFAULT_MAX_HALF_ROWS, 0))
 
     def fit_model(self, reference: TableSource, rows: int, tap: ReferenceSampleTap | None, cached) -> None:
         """The reconstruction model: from the profile cache (same key), else fitted on the tapped
@@ -504,19 +540,60 @@ class JointCompare:
             except (ProfileError, KeyError, TypeError, ValueError):
                 self.model = None  # unreadable: refitted below
         if self.model is None:
-            sample = tap.table() if tap is not None else None
-            if sample is None:
-                features = [s.name for s in self.specs if s.role == "feature"]
-                sample = mv.take_rows(reference.batches(features), mv.fit_sample_rows(rows))
             try:
-                if sample is None:
-                    raise ProfileError(f"{reference.display}: no rows")
-                self.model = mv.fit_reconstruction_from_sample(sample, rows, self.specs)
+                self.model = self._fitted_model(reference, rows, tap)
             except ProfileError as exc:  # e.g. a reference too small for the model: skipped, with why
                 self.skip = f"multivariate check skipped: {exc}"
                 return
             write_companion(cached.path, cached.key, "multivariate", mv.MODEL_VERSION, self.model.to_dict())
         self.counts = mv.ReconstructionCounts.empty(self.model)
+
+    def _fitted_model(
+        self, reference: TableSource, rows: int, tap: ReferenceSampleTap | None
+    ) -> mv.ReconstructionModel:
+        halves = tap.pop_halves() if tap is not None else None
+        if halves is not None:
+            return mv.fit_reconstruction_from_halves(*halves, rows, self.specs)
+        sample = mv.take_rows(reference.batches(self.features), mv.fit_sample_rows(rows))
+        if sample is None:
+            raise ProfileError(f"{reference.display}: no rows")
+        return mv.fit_reconstruction_from_sample(sample, rows, self.specs)
+
+    def start_model(self, reference: TableSource, rows: int, tap: ReferenceSampleTap | None, cached) -> None:
+        """``fit_model`` on a thread of its own while the window streams (the second core): the
+        window's rows for the model are sampled as they pass and counted once it is ready, in the
+        window's order, so the counts are the serial ones (test). Serial when threads are off."""
+        from drift_assets.stats.threads import thread_count
+
+        if thread_count() <= 1:
+            return self.fit_model(reference, rows, tap, cached)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-assets-model")
+        self._pending = executor.submit(self.fit_model, reference, rows, tap, cached)
+        executor.shutdown(wait=False)
+
+    def _count_model_rows(self, batch) -> None:
+        """The batch's rows for the model: counted now, or kept until the model is fitted (at most
+        ``MAX_WAITING_ROWS`` rows kept: beyond that, wait for the model)."""
+        if self._pending is None and (self.model is None or self.counts is None):
+            return
+        self._waiting.append((batch.num_rows, mv.sample_batch(batch, self.features, self.rate, self._rng)))
+        fitting = self._pending is not None and not self._pending.done()
+        if fitting and sum(len(b) for _, b in self._waiting) < MAX_WAITING_ROWS:
+            return
+        self._model_ready()
+
+    def _model_ready(self) -> None:
+        """Wait for the model's thread (its exceptions are raised here), then count the kept rows."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+        waiting, self._waiting = self._waiting, []
+        if self.model is None or self.counts is None:
+            return  # skipped (the reason is in self.skip)
+        for seen, rows in waiting:
+            self.counts = self.counts + mv.count_batch(
+                self.model, rows, table_name=self.current.display, rows_seen=seen
+            )
 
     def fit(self, reference: pa.Table, profile) -> None:
         self.profile = profile
@@ -536,10 +613,7 @@ class JointCompare:
     def observe(self, batches):
         name = self.current.display
         for batch in batches:
-            if self.model is not None and self.counts is not None:
-                self.counts = self.counts + mv.count_batch(
-                    self.model, batch, sample_rate=self.rate, rng=self._rng, table_name=name
-                )
+            self._count_model_rows(batch)
             if self.sample is not None:
                 self.sample.add(batch)
             if self.segment_profiles is not None:
@@ -548,6 +622,7 @@ class JointCompare:
             yield batch
 
     def finish(self, rules: DecisionRules, reference_batches) -> tuple[list[CheckOutcome], dict]:
+        self._model_ready()
         checks: list[CheckOutcome] = []
         recon = clf = None
         if self.model is not None and self.counts is not None:
@@ -571,22 +646,31 @@ class JointCompare:
         return checks, sections
 
 
+# Window rows kept for the model while it is being fitted, at most (then compare waits for it).
+MAX_WAITING_ROWS = 200_000
+
+
 class ReferenceSampleTap:
     """``fit_profile``'s column hook: keeps the rows ``rows`` (sorted) of each feature column read."""
 
-    def __init__(self, features: list[str], rows: np.ndarray):
-        self.features, self.rows = features, rows
-        self.columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+    def __init__(self, features: list[str], halves: tuple[np.ndarray, np.ndarray]):
+        self.features = features
+        self.indices = [pa.array(rows) for rows in halves]
+        self.columns: dict[str, list[pa.Array]] = {}
 
     def add(self, name: str, column) -> None:
         if name in self.features:
-            self.columns[name] = column.take(pa.array(self.rows))
+            # One contiguous array first: arrow's take across chunks costs ~10x (60 ms a column at 1M).
+            whole = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+            self.columns[name] = [whole.take(rows) for rows in self.indices]
 
-    def table(self) -> pa.Table | None:
-        """The tapped rows of every feature, or None when some column was not read whole."""
-        if any(name not in self.columns for name in self.features):
+    def pop_halves(self) -> tuple[pa.Table, pa.Table] | None:
+        """The two halves' rows of every feature (the tap lets go of them), or None when some
+        column was not read whole."""
+        columns, self.columns = self.columns, {}
+        if any(name not in columns for name in self.features):
             return None
-        return pa.table({name: self.columns[name] for name in self.features})
+        return tuple(pa.table({n: columns[n][half] for n in self.features}) for half in (0, 1))  # type: ignore[return-value]
 
 
 MULTIVARIATE_KEYS = ("reconstruction_error", "threshold", "domain_classifier_auc", "drifted", "explained_by", "skipped")
@@ -693,6 +777,18 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, the distribution looked up only when asked (importlib.metadata and the
+    lookup cost every other command ~50-80 ms)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(f"drift-assets {package_version()}\n", sys.stdout)  # as argparse's own
+        parser.exit()
+
+
 def _delimiter(value: str) -> str:
     value = {"tab": "\t", "\\t": "\t"}.get(value, value)
     if len(value) != 1 or value in '\n\r"':
@@ -712,7 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="drift-assets",
         description="Model monitoring: drift, data quality and performance per window, on Dagster.",
     )
-    parser.add_argument("--version", action="version", version=f"drift-assets {package_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the program's version number and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     p = sub.add_parser(
@@ -837,6 +933,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a caller passing argv (tests, other Python code) keeps its process as it was.
     args.own_process = argv is None
     try:
+        if args.own_process and args.command == "compare" and not args.html and not args.dask:
+            _import_scipy_special_lean()
         _import_engine()
         # Overflow near 1e308 and the like are reported in the result (non-finite values), not as
         # numpy's multi-line RuntimeWarnings on stderr.
