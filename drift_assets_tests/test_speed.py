@@ -464,3 +464,38 @@ def test_compare_imports_scipy_special_without_numpys_unused_submodules(tmp_path
     assert "scipy.special" in modules and "drift_assets.stats.multivariate" in modules
     assert not modules & {"numpy.f2py", "numpy.testing", "importlib.metadata"}
     assert json.loads(proc.stdout)["multivariate"]["reconstruction_error"] is not None
+
+
+def test_read_ahead_yields_the_same_batches_raises_their_errors_and_stops(monkeypatch):
+    """The window's next batch is read on a thread while one is counted: the same batches in
+    the same order, at most one read ahead, the reader's error raised in the caller, and a caller
+    that stops early stops the reader (no thread left behind)."""
+    from drift_assets.cli.app import read_ahead
+
+    monkeypatch.setenv("DRIFT_ASSETS_THREADS", "2")
+    batches = [pa.record_batch({"x": np.arange(i, i + 5)}) for i in range(0, 50, 5)]
+    produced: list[int] = []
+
+    def source(fail_at: int | None = None):
+        for i, batch in enumerate(batches):
+            if i == fail_at:
+                raise OSError("disk gone")
+            produced.append(i)
+            yield batch
+
+    out = []
+    for batch in read_ahead(source()):
+        time.sleep(0.01)  # the reader has time to run ahead, if it would
+        out.append(batch)
+        assert max(produced) <= len(out)  # never more than one batch past the caller
+    assert [b.equals(e) for b, e in zip(out, batches, strict=True)] == [True] * len(batches)
+    with pytest.raises(OSError, match="disk gone"):
+        list(read_ahead(source(fail_at=3)))
+    before = threading.active_count()
+    stream = read_ahead(source())
+    next(stream), next(stream)
+    stream.close()
+    assert threading.active_count() == before
+    monkeypatch.setenv("DRIFT_ASSETS_THREADS", "1")
+    produced.clear()
+    assert len(list(read_ahead(source()))) == len(batches) and threading.active_count() == before
