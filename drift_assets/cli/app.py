@@ -262,7 +262,9 @@ def _check_compare_options(args: argparse.Namespace) -> None:
         _defer_pandas()
 
 
-def run_compare(args: argparse.Namespace) -> int:
+def run_compare(args: argparse.Namespace, speculative: bool = True) -> int:
+    """``speculative``: a cached profile may be found by the reference's file stat, its content
+    hash checked on a thread while CURRENT is read; if the bytes turn out changed, all again."""
     _check_compare_options(args)
     reference = TableSource.open(args.reference, csv_delimiter=args.csv_delimiter)
     current = TableSource.open(args.current, csv_delimiter=args.csv_delimiter)
@@ -300,7 +302,7 @@ def run_compare(args: argparse.Namespace) -> int:
     joint = JointCompare(args, specs, reference, current, segments)
     # The multivariate model's rows are taken from the profile fit's own column reads (one read).
     tap = joint.sample_tap(reference_rows)
-    profile, cached = _fit_reference(args, reference, specs, tap)
+    profile, cached = _fit_reference(args, reference, specs, tap, speculative)
     if joint.segments:  # segment profiles need the whole reference (and fit the model from it too)
         joint.fit(reference.read(names + joint.extra_columns), profile)
     elif joint.skip is None:  # fitted while CURRENT streams by
@@ -321,6 +323,8 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.prediction and args.target:
         performance = compare_performance(estimator, estimator_error, window, rules)
     extra_checks, sections = joint.finish(rules, lambda: reference.batches(names))
+    if not cached.confirmed():  # REFERENCE's bytes are not the cached profile's: from its bytes
+        return run_compare(args, speculative=False)
     if args.html:
         decision = _with_joint(result.to_dict(), extra_checks, sections)
         _write_html(args.html, reference, current, names, specs, decision)
@@ -372,7 +376,9 @@ def read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
                 pass
 
 
-def _fit_reference(args: argparse.Namespace, reference: TableSource, specs: list[ColumnSpec], tap):
+def _fit_reference(
+    args: argparse.Namespace, reference: TableSource, specs: list[ColumnSpec], tap, speculative: bool = False
+):
     """The reference profile (cached unless --no-cache), the tap seeing each column it reads."""
     from drift_assets.monitoring.profile_cache import fit_profile_cached
 
@@ -385,6 +391,7 @@ def _fit_reference(args: argparse.Namespace, reference: TableSource, specs: list
             table_name=reference.display,
             use_cache=not args.no_cache,
             column_hook=tap.add if tap else None,
+            speculative=speculative,
         )
     except TooManyCategoriesError as exc:
         raise DriftInputError(
@@ -592,7 +599,8 @@ class JointCompare:
             except ProfileError as exc:  # e.g. a reference too small for the model: skipped, with why
                 self.skip = f"multivariate check skipped: {exc}"
                 return
-            write_companion(cached.path, cached.key, "multivariate", mv.MODEL_VERSION, self.model.to_dict())
+            if cached.confirmed():  # never stored under a key whose bytes were not these
+                write_companion(cached.path, cached.key, "multivariate", mv.MODEL_VERSION, self.model.to_dict())
         self.counts = mv.ReconstructionCounts.empty(self.model)
 
     def _fitted_model(
