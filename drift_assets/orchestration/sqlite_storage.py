@@ -63,8 +63,8 @@ _LIVE_POOLS: weakref.WeakSet[EnginePool] = weakref.WeakSet()
 
 
 class EnginePool:
-    """One engine per SQLite file (QueuePool: a connection per thread at a time, kept open), the
-    least recently used ``max_engines`` kept; every engine compiles into the shared statement cache."""
+    """One engine per SQLite file, the ``max_engines`` most recently used kept open (the others are
+    disposed); every engine compiles into the shared statement cache."""
 
     def __init__(self, max_engines: int, **engine_kwargs: Any):
         self.max_engines = max_engines
@@ -77,7 +77,11 @@ class EnginePool:
         with self._lock:
             pair = self._engines.get(url)
             if pair is None:
-                base = db.create_engine(url, poolclass=db.pool.QueuePool, pool_size=1, **self.engine_kwargs)
+                # One connection kept; any number more while threads overlap (as Dagster's NullPool
+                # allows), closed when returned.
+                base = db.create_engine(
+                    url, poolclass=db.pool.QueuePool, pool_size=1, max_overflow=-1, **self.engine_kwargs
+                )
                 pair = (base, base.execution_options(compiled_cache=_COMPILED_STATEMENTS))
                 self._engines[url] = pair
                 while len(self._engines) > self.max_engines:
