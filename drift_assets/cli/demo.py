@@ -177,7 +177,7 @@ def run_demo(
         "DRIFT_ASSETS_SQLITE_SYNCHRONOUS=FULL to wait for the disk on every event)"
     )
     # The first monitor here, the others in a second process at the same time (cli/alongside.py).
-    later = [m.name for m in monitors[1:]] if not one_at_a_time and (os.cpu_count() or 1) > 1 else []
+    later = [m.name for m in list(monitors)[1:]] if not one_at_a_time and (os.cpu_count() or 1) > 1 else []
     second = None
     if later:
         from drift_assets.cli import alongside
