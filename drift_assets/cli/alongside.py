@@ -35,6 +35,8 @@ class SecondProcess:
 
     def finish(self, echo=print) -> tuple[bool, float]:
         """Wait for it, print its output; (whether every monitor ran clean, its wall seconds)."""
+        if self.process.poll() is None:
+            echo(f"\n== waiting for the second process (monitors {', '.join(self.names)}; pid {self.process.pid})")
         code = self.process.wait()
         took = time.monotonic() - self.started
         echo(f"\n== output of the second process (monitors {', '.join(self.names)}; pid {self.process.pid}):")
