@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drift_assets.cli.progress import duration
+from drift_assets.cli.progress import PROGRESS_ENV, duration
 
 
 @dataclass
@@ -66,7 +66,8 @@ def start(names: list[str], echo=print) -> SecondProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # Its output is read after the fact: a progress line a minute is enough there.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", PROGRESS_ENV: "60"},
         )
     echo(
         f"== monitor(s) {', '.join(names)}: run in a second process alongside (pid {process.pid}); "
