@@ -24,10 +24,7 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
-POOLED = (
-    "storage:\n  custom:\n    module: drift_assets.orchestration.sqlite_storage\n"
-    "    class: PooledSqliteStorage\n    config:\n      base_dir: {env: DAGSTER_HOME}\n"
-)
+POOLED = "instance_class:\n  module: drift_assets.orchestration.sqlite_storage\n  class: PooledSqliteInstance\n"
 CHECKS = 13
 
 

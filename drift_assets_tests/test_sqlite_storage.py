@@ -39,10 +39,7 @@ TESTS = Path(__file__).resolve().parent
 HOURLY = HourlyPartitionsDefinition(start_date="2026-10-05-00:00", end_date="2026-10-06-00:00")
 KEYS = HOURLY.get_partition_keys()
 CHECKS = ["rows_present", "no_drift"]
-STORAGE_BLOCK = (
-    "storage:\n  custom:\n    module: drift_assets.orchestration.sqlite_storage\n"
-    "    class: PooledSqliteStorage\n    config:\n      base_dir: {env: DAGSTER_HOME}\n"
-)
+STORAGE_BLOCK = "instance_class:\n  module: drift_assets.orchestration.sqlite_storage\n  class: PooledSqliteInstance\n"
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -223,6 +220,11 @@ def test_wipe_closes_the_run_files_it_deletes(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_two_processes_write_at_once(tmp_path):
     home = _home(tmp_path / "pooled", True)
+    # The instance exists before its writers start, as the demo's does: Dagster's own classes
+    # (the schedule storage here) can stamp two alembic heads when two processes create a home at once.
+    monkeypatch = pytest.MonkeyPatch()
+    _instance(home, monkeypatch).dispose()
+    monkeypatch.undo()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
     code = (
@@ -254,7 +256,7 @@ def test_a_file_in_another_state_is_left_to_dagster(tmp_path):
     import sqlalchemy as db
 
     engine = db.create_engine(f"sqlite:///{legacy}")
-    assert stamp_new_event_log_file(engine) is False  # no alembic stamp guessed on an old layout
+    assert stamp_new_event_log_file(engine, settle_seconds=0.2) is False  # no stamp guessed on an old layout
     with sqlite3.connect(legacy) as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["event_logs"]
     fresh = db.create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
@@ -294,3 +296,60 @@ def test_has_table_answers_as_dagsters(tmp_path, monkeypatch):
         assert pooled.has_table(name) == reference.has_table(name) == (name != "no_such_table")
         assert pooled.has_table(name) == reference.has_table(name)  # the cached answer too
     assert pooled.supports_asset_checks
+
+
+def test_a_temporary_instance_without_dagster_home_keeps_its_own_directory(tmp_path, monkeypatch):
+    """``dagster dev`` / ``dagster definitions validate`` without DAGSTER_HOME read ./dagster.yaml
+    into a temporary directory: the default storage is the pooled one, in that directory."""
+    from dagster._core.instance.ref import InstanceRef
+
+    project, temporary = _home(tmp_path / "project", True), tmp_path / "tmp_home"
+    temporary.mkdir()
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(temporary), config_dir=str(project)))
+    assert type(instance.event_log_storage).__name__ == "PooledSqliteEventLogStorage"
+    run_partitions(KEYS[:1], instance)
+    assert len(_run_files(temporary)) == 1 and not (project / "history").exists()
+    instance.dispose()
+
+
+def test_a_storage_block_still_wins(tmp_path, monkeypatch):
+    home = _home(tmp_path / "explicit", True)
+    explicit = tmp_path / "elsewhere"
+    with open(home / "dagster.yaml", "a") as config:
+        config.write(f"storage:\n  sqlite:\n    base_dir: {explicit}\n")
+    instance = _instance(home, monkeypatch)
+    assert type(instance.event_log_storage).__name__ == "SqliteEventLogStorage"
+    run_partitions(KEYS[:1], instance)
+    assert len(_run_files(explicit)) == 1
+    instance.dispose()
+
+
+def test_one_new_file_stamped_by_four_processes_at_once_has_one_head(tmp_path):
+    path = tmp_path / "new-run.db"
+    code = (
+        "import sys, time, sqlalchemy as db; from drift_assets.orchestration.sqlite_storage import "
+        "stamp_new_event_log_file as stamp\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "e = db.create_engine('sqlite:///' + sys.argv[1])\n"
+        "ok = stamp(e)\n"
+        "if not ok:  # what PooledSqliteEventLogStorage._initdb does then: Dagster's own path\n"
+        "    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage\n"
+        "    SqliteEventLogStorage(sys.argv[3])._initdb(e, for_index_shard=True)\n"
+        "print(ok)"
+    )
+    start = str(__import__("time").time() + 3.0)  # all four begin at the same moment
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(path), start, str(tmp_path / f"other-{i}")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    answers = [proc.communicate(timeout=120)[0].strip() for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    with sqlite3.connect(path) as conn:
+        heads = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert heads == [(sqlite_storage._event_log_script()[1],)], (answers, heads)
+    assert "True" in answers  # the others either found it stamped or were left to Dagster's path

@@ -17,14 +17,14 @@ classes), so the webserver, the daemon and ``dagster instance migrate`` read the
 going back is deleting the ``storage`` block of dagster.yaml. Dagster's classes stay the reference
 for everything else (migrations, wipes, watching a run's file, schedules).
 
-Configured in dagster.yaml::
+Configured in dagster.yaml, as the instance's default storage (so it follows the instance's
+directory: ``$DAGSTER_HOME``, or the temporary one ``dagster dev`` makes without it)::
 
-    storage:
-      custom:
-        module: drift_assets.orchestration.sqlite_storage
-        class: PooledSqliteStorage
-        config:
-          base_dir: {env: DAGSTER_HOME}
+    instance_class:
+      module: drift_assets.orchestration.sqlite_storage
+      class: PooledSqliteInstance
+
+A ``storage:`` block in the same file (Postgres, say) still wins: only the default changes.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -39,6 +40,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as db
+import yaml
+from dagster import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -132,19 +136,33 @@ def _table_names(conn: Connection) -> set[str]:
     return set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars())
 
 
-def stamp_new_event_log_file(engine: Engine) -> bool:
+def _alembic_state(engine: Engine) -> tuple[set[str], str | None]:
+    with engine.connect() as conn:
+        tables = _table_names(conn)
+        if "alembic_version" not in tables:
+            return tables, None
+        return tables, conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def stamp_new_event_log_file(engine: Engine, settle_seconds: float = 2.0) -> bool:
     """Bring an event log file to the schema head if it is empty, as Dagster's ``_initdb`` does
     (tables, WAL, alembic stamp), without reading alembic's scripts again. True when the file is
     at the head afterwards; False for any other state, which Dagster's own path then handles."""
     from alembic.runtime.migration import MigrationContext
 
     script, head = _event_log_script()
-    with engine.connect() as conn:
-        tables = _table_names(conn)
-        if "alembic_version" in tables:
-            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head
-        if tables:
-            return False  # a file from an older layout: Dagster's path knows what to stamp
+    tables, version = _alembic_state(engine)
+    deadline = time.monotonic() + settle_seconds
+    while tables and version is None and time.monotonic() < deadline:
+        # Tables without a stamp: another process between its create_all and its stamp (a fresh
+        # instance started twice at once), or a file from an older layout. Wait for the stamp
+        # rather than stamp an older revision beside the other process's head.
+        time.sleep(0.05)
+        tables, version = _alembic_state(engine)
+    if version is not None:
+        return version == head
+    if tables:
+        return False  # a file from an older layout: Dagster's path knows what to stamp
     try:
         SqlEventLogStorageMetadata.create_all(engine)
         with engine.connect() as conn:
@@ -152,7 +170,7 @@ def stamp_new_event_log_file(engine: Engine) -> bool:
             MigrationContext.configure(conn).stamp(script, "head")
             conn.commit()
     except (db.exc.DatabaseError, sqlite3.DatabaseError):
-        return False  # another process is creating the same file: Dagster's retrying path
+        return False  # another process stamped it first (or holds the lock): Dagster's retrying path
     return True
 
 
@@ -239,7 +257,25 @@ class PooledSqliteStorage(DagsterSqliteStorage):
         return cls(config_value["base_dir"], inst_data=inst_data)
 
 
+class PooledSqliteInstance(DagsterInstance):
+    """Dagster's instance whose default storage (no ``storage:`` in dagster.yaml) is
+    ``PooledSqliteStorage`` in the instance's own directory; nothing else differs."""
+
+    @classmethod
+    def config_schema(cls) -> dict:
+        return {}  # no settings of its own
+
+    @classmethod
+    def config_defaults(cls, base_dir: str):
+        defaults = dict(InstanceRef.config_defaults(base_dir))
+        defaults["storage"] = ConfigurableClassData(
+            __name__, PooledSqliteStorage.__name__, yaml.dump({"base_dir": base_dir}, default_flow_style=False)
+        )
+        return defaults
+
+
 __all__ = [
+    "PooledSqliteInstance",
     "PooledSqliteEventLogStorage",
     "PooledSqliteRunStorage",
     "PooledSqliteStorage",
