@@ -7,7 +7,7 @@ the LLM monitor's cost per hourly window, optionally against another checkout in
 
 A temporary project: the fraud simulation (4 weeks of 20,000 rows) and the LLM simulation (16 days),
 both monitors of monitors.yaml (the fraud monitor's end moved to its 4 weeks). Each checkout gets its
-own assets, reports and ``DAGSTER_HOME`` (on-disk SQLite, the default instance) over the same data, so
+own assets, reports and ``DAGSTER_HOME`` (on-disk SQLite, the checkout's dagster.yaml) over the same data, so
 one checkout's stored counts never serve the other's baselines. The Evidently HTML is off
 (``DRIFT_ASSETS_HTML_REPORTS=0``): it is moving to its own asset. Every case runs in a subprocess with
 ``PYTHONPATH`` at the checkout; bytecode is written and a first import is not timed.
@@ -188,7 +188,7 @@ def code_env(root: Path, label: str, checkout: Path) -> dict[str, str]:
     state = root / label
     home = state / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text((checkout / "dagster.yaml").read_text())  # each checkout's instance settings
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(
         {

@@ -53,9 +53,10 @@ ON_CHECKS = ["feature_psi_below_retrain_threshold", "prediction_has_no_drift"]
 DVC = os.environ.get("DRIFT_ASSETS_DVC") or DvcResource().executable
 
 
-def test_dagster_yaml_turns_on_run_monitoring(tmp_path):
+def test_dagster_yaml_turns_on_run_monitoring(tmp_path, monkeypatch):
     """The instance accepts the keys (a typo fails here) and reads the values."""
     (tmp_path / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # the storage's base_dir is {env: DAGSTER_HOME}
     instance = DagsterInstance.from_config(str(tmp_path))
     try:
         assert instance.run_monitoring_enabled
