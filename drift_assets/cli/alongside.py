@@ -8,7 +8,7 @@ storage takes concurrent writers: ``test_sqlite_storage.py``). The second proces
 in a file and printed, whole and in order, once the first monitor is done, so the console reads as
 if they had run one after the other. ``drift-assets demo --one-at-a-time`` runs them in sequence.
 
-    python -m drift_assets.cli.alongside MONITOR [MONITOR ...]     # what the demo starts
+    python -m drift_assets.cli.demo MONITOR [MONITOR ...]     # what the demo starts (demo_monitors)
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drift_assets.cli.progress import duration
+from drift_assets.cli.progress import PROGRESS_ENV, duration
 
 
 @dataclass
 class SecondProcess:
-    """A running ``python -m drift_assets.cli.alongside`` for ``names``, its output in ``log``."""
+    """A running ``python -m drift_assets.cli.demo`` for ``names``, its output in ``log``."""
 
     names: list[str]
     process: subprocess.Popen
@@ -62,25 +62,15 @@ def start(names: list[str], echo=print) -> SecondProcess:
     handle, path = tempfile.mkstemp(prefix="drift-assets-demo-", suffix=".log")
     with os.fdopen(handle, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "drift_assets.cli.alongside", *names],
+            [sys.executable, "-m", "drift_assets.cli.demo", *names],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # Its output is read after the fact: a progress line a minute is enough there.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", PROGRESS_ENV: "60"},
         )
     echo(
         f"== monitor(s) {', '.join(names)}: run in a second process alongside (pid {process.pid}); "
         "the output follows the first monitor's (--one-at-a-time to run them in sequence)"
     )
     return SecondProcess(names, process, Path(path))
-
-
-def main(names: list[str]) -> int:
-    """The second process: the demo's loop for ``names`` on the instance and data already prepared."""
-    from drift_assets.cli.demo import demo_monitors
-
-    return demo_monitors(set(names))
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

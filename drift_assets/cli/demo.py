@@ -627,3 +627,9 @@ def _retraining_output(result, storage, monitor) -> dict:
             version = materialization.metadata["version"].value
             return storage.reports.read_json(ResultsStore.retraining_path(monitor.name, version))
     raise RuntimeError("the retraining run materialised no retrained_model")
+
+
+if __name__ == "__main__":  # the demo's second process (cli/alongside.py)
+    import sys
+
+    sys.exit(demo_monitors(set(sys.argv[1:])))
