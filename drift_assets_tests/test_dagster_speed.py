@@ -5,7 +5,9 @@
   and ``DRIFT_ASSETS_EXECUTOR=multiprocess``; the retraining job's own ``in_process`` config stays valid;
 - loading the definitions does not import ``requests`` or ``prometheus_client`` (used only when a
   webhook is posted or metrics are pushed);
-- ``json_dumps``'s one-pass encoding gives the text of the normalising round trip, NaN/inf included;
+- ``json_dumps``'s one-pass encoding gives the text of the normalising round trip, NaN/inf included,
+  and its indenting encoder (``indent2``) the text of ``json.dumps(indent=2)`` on every document
+  shape (seeded random documents, numpy values, odd keys, errors included);
 - a performance estimator is built once per record in a process (its bootstrap maps reused), and
   estimates from the reused one equal those from a fresh one.
 """
@@ -28,7 +30,7 @@ from drift_assets.definitions import build_definitions
 from drift_assets.monitoring import performance
 from drift_assets.orchestration.keys import IN_PROCESS_RUN_CONFIG
 from drift_assets.stats.performance_estimation import count_scores, estimate_performance, fit_performance_estimator
-from drift_assets.storage.root import _finite, _json_default, json_dumps
+from drift_assets.storage.root import _finite, _json_default, indent2, json_dumps
 
 
 def _default_mode(job) -> dict:
@@ -89,6 +91,62 @@ def test_json_dumps_fast_path_is_the_normalised_text(doc, sort_keys):
     if sort_keys and any(not isinstance(k, str) for k in (doc if isinstance(doc, dict) else {})):
         pytest.skip("mixed key types cannot be sorted before conversion (the old path sorted strings)")
     assert json_dumps(doc, sort_keys=sort_keys) == _old_json_dumps(doc, sort_keys=sort_keys)
+
+
+def _random_document(rng: np.random.Generator, depth: int = 0) -> object:
+    """Nested dicts/lists/tuples of every JSON-able leaf the project writes, numpy ones included."""
+    kind = rng.integers(0, 12 if depth < 4 else 8)
+    floats = [0.0, -0.0, 1.5, 1e-300, 5e-324, 1e16, 123456789.123, -2.5e-7, 1 / 3, 1.7976931348623157e308]
+    if kind == 0:
+        return float(rng.choice(floats)) * float(rng.choice([1, -1]))
+    if kind == 1:
+        return int(rng.integers(-(10**12), 10**12)) * (10**30 if rng.random() < 0.1 else 1)
+    if kind == 2:
+        return str(rng.choice(["", "a", 'é\n\t"\\', "\u2603 snow", "\x00\x1f", "𝄞"]))
+    if kind == 3:
+        return [None, True, False][int(rng.integers(0, 3))]
+    if kind == 4:
+        return rng.normal(size=int(rng.integers(0, 40)))  # a numpy array
+    if kind == 5:
+        return [np.int64(3), np.float64(0.1), np.bool_(False), np.float32(0.5)][int(rng.integers(0, 4))]
+    if kind == 6:
+        return list(rng.integers(0, 10**6, size=int(rng.integers(0, 30))).tolist())  # plain ints: the join path
+    if kind == 7:
+        return [float(x) for x in rng.normal(size=int(rng.integers(0, 30)))] + ([1] if rng.random() < 0.3 else [])
+    if kind in (8, 9):
+        keys = ["k", "é", 1, 2.5, True, False, None, -7, "z", "a"]
+        return {
+            keys[int(i)]: _random_document(rng, depth + 1)
+            for i in rng.choice(len(keys), size=int(rng.integers(0, 6)), replace=False)
+        }
+    if kind == 10:
+        return tuple(_random_document(rng, depth + 1) for _ in range(int(rng.integers(0, 4))))
+    return [_random_document(rng, depth + 1) for _ in range(int(rng.integers(0, 5)))]
+
+
+def _stdlib_indent2(obj: object) -> str:
+    return json.dumps(obj, default=_json_default, indent=2, allow_nan=False)
+
+
+def _outcome(encode, obj: object) -> tuple[str, str]:
+    try:
+        return "text", encode(obj)
+    except (TypeError, ValueError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+def test_indent2_is_json_dumps():
+    rng = np.random.default_rng(16)
+    documents = [d for d in DOCUMENTS] + [_random_document(rng) for _ in range(3000)]
+    circular: list = [1]
+    circular.append(circular)
+    odd = [{"x": float("nan")}, [math.inf], {math.nan: 1}, {(1, 2): 3}, {"x": object()}, circular, "plain", 3, None]
+    texts = 0
+    for doc in documents + odd:
+        mine = _outcome(indent2, doc)
+        assert mine == _outcome(_stdlib_indent2, doc), doc
+        texts += mine[0] == "text"
+    assert texts > 2500  # most documents encode (NaN-free), the odd ones raise the same error
 
 
 def test_json_dumps_still_refuses_what_json_cannot_hold():

@@ -29,6 +29,7 @@ from drift_assets.stats.performance_estimation import (
     fit_performance_estimator,
 )
 from drift_assets.stats.summary import PERFORMANCE_NOT_COUNTED, WindowSummary
+from drift_assets.stats.validation import as_numpy
 from drift_assets.storage.root import Root
 from drift_assets.storage.tables import TableSource
 
@@ -58,8 +59,6 @@ def realized_performance(
 ) -> dict:
     """AUC and average precision of the window's scores on the labels that arrived so far, or
     ``status: labels_pending`` while fewer than ``MIN_LABEL_COVERAGE`` of its rows are labelled."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     labels = monitor.labels
     # The model_performance asset exists only for monitors with a target and a prediction.
     assert labels is not None and monitor.prediction is not None
@@ -67,13 +66,9 @@ def realized_performance(
     scored = production_window.read([id_col, pred])
     label_table = labels_since(data_root, labels.location, window.start, labels, scored.column(id_col))
     rows = scored.num_rows
-    joined = scored.join(label_table, keys=id_col, join_type="inner")
-    y = (
-        joined.column(labels.column).to_numpy(zero_copy_only=False).astype(np.int64)
-        if joined.num_rows
-        else np.array([], dtype=np.int64)
-    )
-    s = joined.column(pred).to_numpy(zero_copy_only=False) if joined.num_rows else np.array([])
+    joined = _inner_join_labels(scored, label_table, id_col)
+    y = as_numpy(joined.column(labels.column)).astype(np.int64) if joined.num_rows else np.array([], dtype=np.int64)
+    s = as_numpy(joined.column(pred)) if joined.num_rows else np.array([])
     out = {
         "rows": rows,
         "labelled_rows": int(joined.num_rows),
@@ -83,6 +78,10 @@ def realized_performance(
     }
     if out["label_coverage"] < MIN_LABEL_COVERAGE or len(np.unique(y)) < 2:
         return {**out, "status": "labels_pending", "auc": None}
+    # Here, not at the top: a run process evaluating a recent window (labels pending) never imports
+    # scikit-learn (0.5-1.9 s with the pandas it imports).
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     auc = float(roc_auc_score(y, s))
     reference_labels, problem = reference_label_counts(data_root, monitor)
     return {
@@ -140,8 +139,48 @@ def labels_since(
     if not parts:
         return pa.table({labels.id_column: pa.array([], wanted.type), labels.column: pa.array([], pa.int8())})
     # A transaction relabelled later (chargeback after review) counts as positive if ever positive.
-    agg = pa.concat_tables(parts).group_by(labels.id_column).aggregate([(labels.column, "max")])
-    return pa.table({labels.id_column: agg.column(labels.id_column), labels.column: agg.column(f"{labels.column}_max")})
+    return _max_label_by_id(pa.concat_tables(parts), labels.id_column, labels.column)
+
+
+# The label join and the max per id are written with index_in/numpy rather than pyarrow's
+# Table.join/group_by: those load pyarrow's acero, whose import imports pandas (~0.3 s in a fresh
+# run process). The rows are the same as acero's (their order may differ; every measure taken from
+# them is order-free): test_realized_performance_without_acero.
+
+
+def _max_label_by_id(table: pa.Table, id_column: str, label_column: str) -> pa.Table:
+    """``table.group_by(id_column).aggregate([(label_column, "max")])``: one row per id (nulls
+    skipped, null when an id has no label value), for integer and boolean labels."""
+    values = table.column(label_column)
+    if not (pa.types.is_integer(values.type) or pa.types.is_boolean(values.type)):
+        agg = table.group_by(id_column).aggregate([(label_column, "max")])
+        return pa.table({id_column: agg.column(id_column), label_column: agg.column(f"{label_column}_max")})
+    ids = table.column(id_column).combine_chunks()
+    unique = pc.unique(ids)
+    # as_numpy, not to_numpy: pyarrow's converter imports pandas too
+    group = as_numpy(pc.index_in(ids, value_set=unique)).astype(np.int64)
+    valid = as_numpy(pc.is_valid(values))
+    lowest = np.iinfo(np.int64).min
+    best = np.full(len(unique), lowest, dtype=np.int64)
+    as_int = as_numpy(pc.fill_null(pc.cast(values, pa.int64()), 0))
+    np.maximum.at(best, group[valid], as_int[valid])
+    label = pa.array(best, pa.int64(), mask=best == lowest).cast(values.type)
+    return pa.table({id_column: unique, label_column: label})
+
+
+def _inner_join_labels(scored: pa.Table, label_table: pa.Table, id_column: str) -> pa.Table:
+    """``scored.join(label_table, keys=id_column, join_type="inner")`` for label ids that are unique
+    (``labels_since``'s): the scored rows whose id has a label, with its label columns; a null id
+    matches nothing."""
+    label_ids = label_table.column(id_column).combine_chunks()
+    position = pc.index_in(scored.column(id_column), value_set=label_ids, skip_nulls=True)
+    matched = pc.is_valid(position)
+    joined = scored.filter(matched)
+    taken = label_table.take(pc.filter(position, matched))
+    for name in label_table.column_names:
+        if name != id_column:
+            joined = joined.append_column(name, taken.column(name))
+    return joined
 
 
 def _labels_from_database(labels: LabelsConfig, since: dt.datetime, wanted: pa.Array) -> list[pa.Table]:

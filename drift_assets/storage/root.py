@@ -187,6 +187,101 @@ def _finite(obj: object) -> object:
     return obj
 
 
+_ESCAPE = json.encoder.encode_basestring_ascii  # what json.dumps uses (ensure_ascii=True)
+_INDENT = "  "
+
+
+def _float_text(value: float) -> str:
+    if value != value or value in (math.inf, -math.inf):
+        raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+    return float.__repr__(value)
+
+
+class _Indent2:
+    """``json.dumps(obj, default=_json_default, indent=2, allow_nan=False)``, the same text, faster.
+
+    With ``indent`` the standard library encodes in Python, one generator step per value: ~22 ms
+    for a window's counts (~10k numbers). This is the same algorithm with each list of plain ints
+    or finite floats written by one ``join``. Same rules, in the same order: str, None, True, False,
+    int (``int.__repr__``), float (``float.__repr__``; NaN/inf raise ValueError), list/tuple, dict
+    (keys str/float/bool/None/int), else ``_json_default``; a circular reference raises ValueError
+    (``test_indent2_is_json_dumps``)."""
+
+    def __init__(self) -> None:
+        self.markers: set[int] = set()
+
+    def value(self, o: object, level: int) -> str:
+        if isinstance(o, str):
+            return _ESCAPE(o)
+        if o is None:
+            return "null"
+        if o is True:
+            return "true"
+        if o is False:
+            return "false"
+        if isinstance(o, int):
+            return int.__repr__(o)
+        if isinstance(o, float):
+            return _float_text(o)
+        if isinstance(o, list | tuple):
+            return self.sequence(o, level)
+        if isinstance(o, dict):
+            return self.mapping(o, level)
+        self.mark(o)
+        text = self.value(_json_default(o), level)
+        self.markers.discard(id(o))
+        return text
+
+    def mark(self, o: object) -> None:
+        if id(o) in self.markers:
+            raise ValueError("Circular reference detected")
+        self.markers.add(id(o))
+
+    def sequence(self, items: list | tuple, level: int) -> str:
+        if not items:
+            return "[]"
+        inner = "\n" + _INDENT * (level + 1)
+        self.mark(items)
+        types = set(map(type, items))
+        if types == {int} or (types == {float} and all(map(math.isfinite, items))):
+            body = ("," + inner).join(map(repr, items))  # repr is int's / float's own here
+        else:
+            body = ("," + inner).join([self.value(v, level + 1) for v in items])
+        self.markers.discard(id(items))
+        return "[" + inner + body + "\n" + _INDENT * level + "]"
+
+    def mapping(self, d: dict, level: int) -> str:
+        if not d:
+            return "{}"
+        inner = "\n" + _INDENT * (level + 1)
+        self.mark(d)
+        key, value = self.key, self.value
+        body = ("," + inner).join([_ESCAPE(key(k)) + ": " + value(v, level + 1) for k, v in d.items()])
+        self.markers.discard(id(d))
+        return "{" + inner + body + "\n" + _INDENT * level + "}"
+
+    @staticmethod
+    def key(key: object) -> str:
+        if isinstance(key, str):
+            return key
+        if isinstance(key, float):
+            return _float_text(key)
+        if key is True:
+            return "true"
+        if key is False:
+            return "false"
+        if key is None:
+            return "null"
+        if isinstance(key, int):
+            return int.__repr__(key)
+        raise TypeError(f"keys must be str, int, float, bool or None, not {key.__class__.__name__}")
+
+
+def indent2(obj: object) -> str:
+    """``json.dumps(obj, default=_json_default, indent=2, allow_nan=False)`` (see ``_Indent2``)."""
+    return _Indent2().value(obj, 0)
+
+
 def json_dumps(obj: object, *, sort_keys: bool = False) -> str:
     """The project's one JSON encoding: strict JSON (NaN/inf become null, as the documented
     schemas say float|null), numpy values as Python numbers, dates as ISO strings.
@@ -198,7 +293,7 @@ def json_dumps(obj: object, *, sort_keys: bool = False) -> str:
     (``test_json_dumps_fast_path_is_the_normalised_text``)."""
     if not sort_keys:
         try:
-            return json.dumps(obj, default=_json_default, indent=2, allow_nan=False) + "\n"
+            return indent2(obj) + "\n"
         except ValueError:  # a NaN or an infinity somewhere: normalise below
             pass
     normalised = _finite(json.loads(json.dumps(obj, default=_json_default)))
