@@ -4,6 +4,8 @@ evaluation, linked as a URL (issue 15 item 2, the part inside monitoring/reports
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -149,6 +151,16 @@ def test_the_bundle_is_shared_not_inlined(pages):
     assert len(page.html) < 0.15 * len(standalone)  # measured: 0.36 MB against 4.0 MB
     # A page that does not hold the bundle inline is left as it is.
     assert share_assets(page.html) == (page.html, False)
+    # On Evidently's own page: exactly the two substitutions str.replace makes, nothing else; a page
+    # holding the bundle twice is left whole rather than half-shared.
+    js, font = shared_asset_files().values()
+    inline_font = f"url(data:font/ttf;base64,{base64.b64encode(font.read_bytes()).decode()}) format('woff2');"
+    expected = standalone.replace(
+        f"<script>{js.read_text(encoding='utf-8')}</script>", f'<script src="x/{js_name}"></script>'
+    )
+    expected = expected.replace(inline_font, f"url(x/{font_name}) format('woff2');")
+    assert expected != standalone and share_assets(standalone, prefix="x/") == (expected, True)
+    assert share_assets(standalone + standalone) == (standalone + standalone, False)
 
 
 def test_one_file_per_evaluation_and_a_url():

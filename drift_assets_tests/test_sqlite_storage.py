@@ -30,6 +30,7 @@ from dagster import (
     in_process_executor,
 )
 from dagster._core.storage.dagster_run import RunsFilter
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from drift_assets.orchestration import sqlite_storage
 from drift_assets.orchestration.sqlite_storage import MAX_OPEN_RUN_FILES, stamp_new_event_log_file
@@ -261,3 +262,35 @@ def test_a_file_in_another_state_is_left_to_dagster(tmp_path):
     assert stamp_new_event_log_file(fresh) is True  # already at the head: nothing to do
     engine.dispose()
     fresh.dispose()
+
+
+def test_many_threads_at_once_each_get_a_connection(tmp_path, monkeypatch):
+    """The webserver answers requests on many threads: none waits for another's connection."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    home = _home(tmp_path / "pooled", True)
+    instance = _instance(home, monkeypatch)
+    run_partitions(KEYS[:1], instance)
+    barrier = threading.Barrier(16, timeout=20)
+
+    def hold_a_connection(_):
+        with instance.run_storage.connect() as conn:
+            barrier.wait()  # all 16 hold a connection to runs.db at the same time
+            time.sleep(0.05)
+            return conn.exec_driver_sql("SELECT count(*) FROM runs").scalar()
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(hold_a_connection, range(16))) == [1] * 16
+    assert len(instance.get_runs()) == 1
+    instance.dispose()
+
+
+def test_has_table_answers_as_dagsters(tmp_path, monkeypatch):
+    pooled = _instance(_home(tmp_path / "pooled", True), monkeypatch).event_log_storage
+    for name in ("asset_check_executions", "event_logs", "concurrency_limits", "no_such_table"):
+        reference = SqliteEventLogStorage(pooled._base_dir)  # Dagster's class on the same files
+        assert pooled.has_table(name) == reference.has_table(name) == (name != "no_such_table")
+        assert pooled.has_table(name) == reference.has_table(name)  # the cached answer too
+    assert pooled.supports_asset_checks

@@ -117,6 +117,11 @@ def _demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fresh", action="store_true", help="re-simulate data and forget earlier results")
     p.add_argument("--no-html", action="store_true", help="skip the Evidently HTML reports (faster)")
     p.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="run the monitors in sequence (default: the first here, the others in a second process alongside)",
+    )
+    p.add_argument(
         "--story",
         default="card_testing",
         choices=["card_testing", "covariate_harmful", "covariate_benign", "concept"],
@@ -129,7 +134,13 @@ def _demo(sub: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from drift_assets.cli.demo import run_demo as demo
 
-    return demo(rows_per_week=args.rows_per_week, fresh=args.fresh, html=not args.no_html, story=args.story)
+    return demo(
+        rows_per_week=args.rows_per_week,
+        fresh=args.fresh,
+        html=not args.no_html,
+        story=args.story,
+        one_at_a_time=args.one_at_a_time,
+    )
 
 
 def _results_store(reports_root: str | None):

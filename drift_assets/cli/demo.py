@@ -143,7 +143,12 @@ def failed_checks_of(result) -> list[tuple[str, str, str]]:
 
 
 def run_demo(
-    *, rows_per_week: int = 20_000, fresh: bool = False, html: bool = True, story: str = "card_testing"
+    *,
+    rows_per_week: int = 20_000,
+    fresh: bool = False,
+    html: bool = True,
+    story: str = "card_testing",
+    one_at_a_time: bool = False,
 ) -> int:
     from drift_assets.definitions import build_definitions
 
@@ -166,24 +171,61 @@ def run_demo(
         simulate_all(rows_per_week=rows_per_week, story=story)
         for monitor in monitors:
             storage.reports.delete_dir(f"{monitor.name}/retraining")  # attempts on the old registry
-    from drift_assets.orchestration.launch import SQLITE_SYNCHRONOUS_ENV, relax_sqlite_sync
-
-    sync = relax_sqlite_sync(default="OFF")  # the demo's instance is a throwaway: no fsync per event
-    instance = local_instance()
+    sync, instance = _demo_instance()
     print(
-        f"== Dagster instance: {os.environ['DAGSTER_HOME']} (SQLite, synchronous={sync or 'FULL'}; "
-        f"{SQLITE_SYNCHRONOUS_ENV}=FULL to wait for the disk on every event)"
+        f"== Dagster instance: {os.environ['DAGSTER_HOME']} (SQLite, synchronous={sync}; "
+        "DRIFT_ASSETS_SQLITE_SYNCHRONOUS=FULL to wait for the disk on every event)"
     )
+    # The first monitor here, the others in a second process at the same time (cli/alongside.py).
+    later = [m.name for m in list(monitors)[1:]] if not one_at_a_time and (os.cpu_count() or 1) > 1 else []
+    second = None
+    if later:
+        from drift_assets.cli import alongside
+
+        second = alongside.start(later)
     summary_ok = True
-    for monitor in monitors:
-        runs = monitor_runs(defs, instance, monitor.name, launched_by="drift-assets demo")
-        summary_ok &= _demo_monitor(defs, monitor, storage, runs, phases)
+    try:
+        for monitor in [m for m in monitors if m.name not in later]:
+            runs = monitor_runs(defs, instance, monitor.name, launched_by="drift-assets demo")
+            summary_ok &= _demo_monitor(defs, monitor, storage, runs, phases)
+        if second is not None:
+            phases.end()
+            ok, took = second.finish()
+            summary_ok &= ok
+            phases.times.append((f"{', '.join(later)} (alongside)", took))
+    finally:
+        if second is not None:
+            second.stop()
     print(phases.summary())
     print("\nReports:")
     print(f"   results store (JSON per window): {storage.reports.uri_of('')}")
     print(f"   Evidently HTML reports:          {storage.reports.uri_of('<monitor>/html/')}")
     print("Open the Dagster UI with `make dev` (http://127.0.0.1:3000): asset groups per monitor, checks per week.")
     return 0 if summary_ok else 1
+
+
+def _demo_instance():
+    """The demo's instance, SQLite's fsync per event off (a throwaway: see launch.relax_sqlite_sync)."""
+    from drift_assets.orchestration.launch import relax_sqlite_sync
+
+    sync = relax_sqlite_sync(default="OFF")
+    return sync or "FULL", local_instance()
+
+
+def demo_monitors(names: set[str]) -> int:
+    """The demo's loop for the monitors ``names`` alone, on data and an instance already prepared
+    (the second process of ``run_demo``)."""
+    from drift_assets.definitions import build_definitions
+
+    defs = build_definitions()
+    storage = defs.resources["storage"].storage()
+    _, instance = _demo_instance()
+    phases, ok = Phases(), True
+    for monitor in [m for m in load_monitors() if m.name in names]:
+        runs = monitor_runs(defs, instance, monitor.name, launched_by="drift-assets demo")
+        ok &= _demo_monitor(defs, monitor, storage, runs, phases)
+    print(phases.summary())
+    return 0 if ok else 1
 
 
 def _demo_monitor(defs, monitor, storage, runs, phases) -> bool:
@@ -588,3 +630,9 @@ def _retraining_output(result, storage, monitor) -> dict:
             version = materialization.metadata["version"].value
             return storage.reports.read_json(ResultsStore.retraining_path(monitor.name, version))
     raise RuntimeError("the retraining run materialised no retrained_model")
+
+
+if __name__ == "__main__":  # the demo's second process (cli/alongside.py)
+    import sys
+
+    sys.exit(demo_monitors(set(sys.argv[1:])))

@@ -563,7 +563,7 @@ def _parse_monitor(name: str, data: Any, where: str) -> MonitorConfig:
         segments=segments,
         min_segment_rows=min_segment_rows,
         multivariate=_parse_multivariate(r, where),
-        extra=dict(r._get("extra", False, {}) or {}),
+        extra=_parse_extra(r, where),
         decision_threshold=decision_threshold,
         log_source=log_source,
         reference_source=reference_source,
@@ -578,6 +578,30 @@ def _parse_source(r: _Reader, key: str, where: str, *, windowed: bool) -> tuple[
         return parse_source(r._get(key, True), f"{where}.{key}", windowed=windowed)
     except SourceConfigError as exc:
         raise ConfigError(str(exc)) from None
+
+
+# ``extra.html_report`` -> the evidently_report policy (orchestration/report_asset.py documents them).
+HTML_REPORT_POLICIES: dict[Any, str] = {
+    True: "always",
+    False: "never",
+    "on_failure": "on_failure",
+    "on_new_failure": "on_new_failure",
+}
+DEFAULT_HTML_REPORT = "on_failure"
+
+
+def _parse_extra(r: _Reader, where: str) -> dict[str, Any]:
+    """``extra``: free-form, except ``html_report``, refused here (the definitions load) when unknown."""
+    extra = r._get("extra", False, {}) or {}
+    if not isinstance(extra, Mapping):
+        raise ConfigError(f"{where}.extra: expected a mapping, got {extra!r}")
+    setting = extra.get("html_report", DEFAULT_HTML_REPORT)
+    # bool first: 1 == True would otherwise pass as ``true``.
+    if not isinstance(setting, bool | str) or setting not in HTML_REPORT_POLICIES:
+        raise ConfigError(
+            f"{where}.extra.html_report: expected true, false, on_failure or on_new_failure, got {setting!r}"
+        )
+    return dict(extra)
 
 
 def _positive_int(value: float, where: str) -> int:

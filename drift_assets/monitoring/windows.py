@@ -192,7 +192,7 @@ def preflight(root: Root, log: str, window: Window, timestamp_column: str) -> tu
     end = pa.scalar(window.end, type=pa.timestamp("us", tz="UTC"))
     rows = 0
     for path in files:
-        for batch in iter_file_batches(root.filesystem, path, [timestamp_column]):
+        for batch in iter_file_batches(root.filesystem, path, [timestamp_column], reuse_small=True):
             ts = _timestamps(batch, timestamp_column, path).cast(pa.timestamp("us", tz="UTC"))
             rows += pc.sum(pc.and_(pc.greater_equal(ts, start), pc.less(ts, end))).as_py() or 0
     return files, rows
@@ -223,7 +223,7 @@ def stream_window(
     scan = scan if scan is not None else WindowScan()
     for path in log_files(root, log, window):
         scan.files.append(path)
-        for batch in iter_file_batches(root.filesystem, path, list(types)):
+        for batch in iter_file_batches(root.filesystem, path, list(types), reuse_small=True):
             selected = window_rows(
                 batch, path, window, timestamp_column=timestamp_column, types=types, derived=derived, scan=scan
             )

@@ -4,15 +4,27 @@
 When it is written (the op's ``when`` config, default ``auto``):
 - ``auto``: in a run that also evaluates the window (the ``<monitor>_window_job``, or any run whose
   selection holds ``drift_report``: a backfill, "Materialize all") the monitor's policy,
-  ``extra.html_report`` in monitors.yaml: ``on_failure`` (the default: only for windows that failed
-  an ERROR check), ``true`` (always) or ``false`` (never); ``DRIFT_ASSETS_HTML_REPORTS=0`` turns the
-  policy off. In a run that materialises only this asset (the UI's Materialize on a partition) the
-  report is what was asked for: always, whatever the verdict.
-- ``always`` / ``on_failure`` / ``never``: as named, whatever the run (the launchpad can set it).
+  ``extra.html_report`` in monitors.yaml:
+  - ``on_failure`` (the default): every window that failed an ERROR check;
+  - ``on_new_failure``: the first window of each incident: a window that failed an ERROR check
+    (name and column) which did not fail in the previous window (the previous partition by cadence),
+    or whose previous window was never evaluated (or is before the monitor's start). The next windows
+    of the same incident get none (the log says which checks have been failing since which window);
+    for an hourly monitor a four-day incident is then one page, not ninety-odd ~1 MB pages at
+    ~2.5 s of Evidently each. The previous window's verdicts are read from its stored drift report
+    (the same JSON this asset reads for its own window), not from Dagster's event log;
+  - ``true`` (always) or ``false`` (never).
+  ``DRIFT_ASSETS_HTML_REPORTS=0`` turns the policy off. An unknown setting fails loading the
+  monitors file (monitoring/config.py), naming the monitor and the allowed values. In a run that
+  materialises only this asset (the UI's Materialize on a partition) the report is what was asked
+  for: always, whatever the verdict, so any skipped window's page is one click away.
+- ``always`` / ``on_failure`` / ``on_new_failure`` / ``never``: as named, whatever the run (the
+  launchpad can set it).
 
 The output is optional (``output_required=False``): a window the policy skips has no
-materialisation of this asset and its step costs milliseconds. A written report is kept per
-evaluation (the run id in its name) and linked from the materialisation as a URL.
+materialisation of this asset, its step costs milliseconds and logs why. A written report is kept
+per evaluation (the run id in its name) and linked from the materialisation as a URL; its ``reason``
+metadata says why it was written.
 """
 
 # No `from __future__ import annotations`: Dagster reads the annotations of asset functions.
@@ -32,20 +44,27 @@ from dagster import (
     asset,
 )
 
-from drift_assets.monitoring.config import MonitorConfig
+from drift_assets.monitoring.config import DEFAULT_HTML_REPORT, HTML_REPORT_POLICIES, MonitorConfig
+from drift_assets.monitoring.windows import CADENCE_LENGTH, parse_partition_key, partition_key
 from drift_assets.orchestration.io_managers import StoredTable, asset_path
 from drift_assets.orchestration.keys import MonitorKeys
 from drift_assets.orchestration.partitions import partitions_for
 from drift_assets.orchestration.resources import StorageResource
 
 HTML_REPORTS_ENV = "DRIFT_ASSETS_HTML_REPORTS"  # "0": the policy writes no report (on-demand runs still do)
-POLICIES = {True: "always", False: "never", "on_failure": "on_failure"}
+# How far back ``on_new_failure`` looks for the window an incident started in (for its log line only).
+INCIDENT_LOOKBACK = 168
 WHEN = Enum(
     "EvidentlyReportWhen",
     [
         EnumValue("auto", description="The monitor's policy when the run evaluates the window; always otherwise."),
         EnumValue("always", description="Write the report whatever the window's verdict."),
         EnumValue("on_failure", description="Only for a window whose drift report failed an ERROR check."),
+        EnumValue(
+            "on_new_failure",
+            description="Only for a window failing an ERROR check that did not fail in the previous window "
+            "(the first window of an incident), or whose previous window was never evaluated.",
+        ),
         EnumValue("never", description="Write no report."),
     ],
 )
@@ -53,12 +72,14 @@ CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".woff2": "font/woff2"
 
 
 def configured_policy(monitor: MonitorConfig) -> str | None:
-    """``always``, ``on_failure`` or ``never``: monitors.yaml's ``extra.html_report`` (default
-    ``on_failure``), ``never`` with DRIFT_ASSETS_HTML_REPORTS=0; None for a setting it does not know."""
-    setting = monitor.extra.get("html_report", "on_failure")
-    if setting not in POLICIES:
+    """``always``, ``on_failure``, ``on_new_failure`` or ``never``: monitors.yaml's
+    ``extra.html_report`` (default ``on_failure``), ``never`` with DRIFT_ASSETS_HTML_REPORTS=0; None
+    for a setting it does not know (loading monitors.yaml refuses one; a MonitorConfig built in code
+    may still hold one)."""
+    setting = monitor.extra.get("html_report", DEFAULT_HTML_REPORT)
+    if not isinstance(setting, bool | str) or setting not in HTML_REPORT_POLICIES:
         return None
-    return "never" if os.environ.get(HTML_REPORTS_ENV, "1") == "0" else POLICIES[setting]
+    return "never" if os.environ.get(HTML_REPORTS_ENV, "1") == "0" else HTML_REPORT_POLICIES[setting]
 
 
 def monitor_policy(monitor: MonitorConfig) -> str:
@@ -67,7 +88,8 @@ def monitor_policy(monitor: MonitorConfig) -> str:
     if policy is None:
         setting = monitor.extra.get("html_report")
         raise Failure(
-            description=f"monitor {monitor.name}: extra.html_report must be true, false or on_failure, not {setting!r}"
+            description=f"monitor {monitor.name}: extra.html_report must be true, false, on_failure or "
+            f"on_new_failure, not {setting!r}"
         )
     return policy
 
@@ -86,17 +108,73 @@ def failed_error_checks(record: dict) -> list[dict]:
     return [c for c in record.get("checks", []) if not c["passed"] and c["severity"] == "ERROR"]
 
 
-def wants_report(mode: str, record: dict) -> tuple[bool, str]:
-    """Whether to write the report under ``mode``, and why (for the log and the metadata)."""
+def _check_names(checks) -> list[str]:
+    """``name[column]`` (``-`` for a table-level check): how the log, metadata and alerts name a check."""
+    return sorted({f"{c['name']}[{c.get('column') or '-'}]" for c in checks})
+
+
+def previous_partition(monitor: MonitorConfig, key: str) -> str | None:
+    """The window before ``key`` by the monitor's cadence; None before the monitor's first window."""
+    start = parse_partition_key(key, monitor.cadence).start - CADENCE_LENGTH[monitor.cadence]
+    return None if start < monitor.start else partition_key(start, monitor.cadence)
+
+
+class WindowHistory:
+    """The stored drift records of one monitor's windows, read as ``on_new_failure`` asks for them:
+    ``key`` is the window decided; ``load(partition)`` returns a record or None (never evaluated)."""
+
+    def __init__(self, monitor: MonitorConfig, key: str, load) -> None:
+        self.monitor, self.key, self._load = monitor, key, load
+
+    def previous(self, key: str) -> tuple[str | None, dict | None]:
+        before = previous_partition(self.monitor, key)
+        return before, (None if before is None else self._load(before))
+
+
+def wants_report(mode: str, record: dict, history: WindowHistory | None = None) -> tuple[bool, str]:
+    """Whether to write the report under ``mode``, and why (for the log and the metadata).
+    ``on_new_failure`` needs ``history``: the monitor's stored drift records by window."""
     if mode == "never":
         return False, "policy: never"
     if mode == "always":
         return True, "always"
-    failed = failed_error_checks(record)
-    if failed:
-        names = ", ".join(f"{c['name']}[{c.get('column') or '-'}]" for c in failed)
-        return True, f"failed ERROR check(s): {names}"
-    return False, "policy on_failure: no ERROR check failed"
+    failed = _check_names(failed_error_checks(record))
+    if not failed:
+        return False, f"policy {mode}: no ERROR check failed"
+    if mode == "on_failure":
+        return True, f"failed ERROR check(s): {', '.join(failed)}"
+    if history is None:
+        raise ValueError("on_new_failure needs the window history")
+    return new_failure(failed, history)
+
+
+def new_failure(failed: list[str], history: WindowHistory) -> tuple[bool, str]:
+    """``on_new_failure`` for a window failing ``failed``: write unless every one of them also
+    failed in the previous window; when skipping, say since which window they have all been failing
+    (going back at most ``INCIDENT_LOOKBACK`` windows)."""
+    names = ", ".join(failed)
+    before, record = history.previous(history.key)
+    if before is None:
+        return True, f"failed ERROR check(s): {names} (the monitor's first window)"
+    if record is None:
+        return True, f"failed ERROR check(s): {names} (previous window {before} never evaluated)"
+    new = sorted(set(failed) - set(_check_names(failed_error_checks(record))))
+    if new:
+        return True, f"newly failing ERROR check(s): {', '.join(new)} (not failing in the previous window {before})"
+    since = before
+    for _ in range(INCIDENT_LOOKBACK):
+        earlier, earlier_record = history.previous(since)
+        if earlier is None or earlier_record is None:
+            break
+        if not set(failed) <= set(_check_names(failed_error_checks(earlier_record))):
+            break
+        since = earlier
+    else:
+        since = f"before {since}"
+    return False, (
+        f"ERROR check(s) {names} already failing since {since}: report on demand "
+        "(materialise evidently_report for this window)"
+    )
 
 
 def _store_shared_assets(storage: StorageResource, directory: str) -> None:
@@ -199,6 +277,18 @@ def _stored_inputs(storage: StorageResource, keys: MonitorKeys, partition: str):
     return assets.read_json(record_path), window, reference
 
 
+def stored_history(storage: StorageResource, monitor: MonitorConfig, key: str) -> WindowHistory:
+    """The monitor's drift records where drift_report's IO manager stores them (read lazily)."""
+    assets = storage.storage().assets
+    path = MonitorKeys(monitor.name).drift_report.path
+
+    def load(partition: str) -> dict | None:
+        relative = asset_path(path, partition, "json")
+        return assets.read_json(relative) if assets.exists(relative) else None
+
+    return WindowHistory(monitor, key, load)
+
+
 def evidently_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
     keys = MonitorKeys(monitor.name)
 
@@ -230,7 +320,7 @@ def evidently_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
             context.log.info(f"{monitor.name} window {context.partition_key}: no Evidently report (policy: never)")
             return
         record, window, reference = _stored_inputs(storage, keys, context.partition_key)
-        write, reason = wants_report(mode, record)
+        write, reason = wants_report(mode, record, stored_history(storage, monitor, context.partition_key))
         if not write:
             context.log.info(f"{monitor.name} window {context.partition_key}: no Evidently report ({reason})")
             return

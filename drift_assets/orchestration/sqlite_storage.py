@@ -6,15 +6,16 @@ statement is compiled again, and closing the file's last connection checkpoints 
 stores ~60 events (two or three transactions each: the run's file, the index), so on an hourly monitor
 that is most of a run's cost: an empty-bodied run of the LLM window job's shape took 0.86 s with
 Dagster's classes and 0.38 s with these (``benchmarks/bench_dagster_week.py``). Each new run's event
-log file was also created through alembic, which reads every migration script each time (~80 ms).
+log file was also created through alembic, which reads every migration script each time (~80 ms),
+and every check result stored asks twice whether the checks table exists, on a new engine each time.
 
 These classes change only that, for the run and event log files: one engine per database file, a
-pooled connection, one compiled statement cache shared by all files, and a new run's file stamped
-at the schema head read once per process. The files, their schema and their alembic revision are
-exactly Dagster's (tested against Dagster's own classes), so the webserver, the daemon and
-``dagster instance migrate`` read them unchanged, and going back is deleting the ``storage`` block
-of dagster.yaml. Dagster's classes stay the reference for everything else (migrations, wipes,
-watching a run's file, schedules).
+pooled connection, one compiled statement cache shared by all files, a new run's file stamped at
+the schema head read once per process, and a table found once not looked for again. The files,
+their schema and their alembic revision are exactly Dagster's (tested against Dagster's own
+classes), so the webserver, the daemon and ``dagster instance migrate`` read them unchanged, and
+going back is deleting the ``storage`` block of dagster.yaml. Dagster's classes stay the reference
+for everything else (migrations, wipes, watching a run's file, schedules).
 
 Configured in dagster.yaml::
 
@@ -63,8 +64,8 @@ _LIVE_POOLS: weakref.WeakSet[EnginePool] = weakref.WeakSet()
 
 
 class EnginePool:
-    """One engine per SQLite file (QueuePool: a connection per thread at a time, kept open), the
-    least recently used ``max_engines`` kept; every engine compiles into the shared statement cache."""
+    """One engine per SQLite file, the ``max_engines`` most recently used kept open (the others are
+    disposed); every engine compiles into the shared statement cache."""
 
     def __init__(self, max_engines: int, **engine_kwargs: Any):
         self.max_engines = max_engines
@@ -77,7 +78,11 @@ class EnginePool:
         with self._lock:
             pair = self._engines.get(url)
             if pair is None:
-                base = db.create_engine(url, poolclass=db.pool.QueuePool, pool_size=1, **self.engine_kwargs)
+                # One connection kept; any number more while threads overlap (as Dagster's NullPool
+                # allows), closed when returned.
+                base = db.create_engine(
+                    url, poolclass=db.pool.QueuePool, pool_size=1, max_overflow=-1, **self.engine_kwargs
+                )
                 pair = (base, base.execution_options(compiled_cache=_COMPILED_STATEMENTS))
                 self._engines[url] = pair
                 while len(self._engines) > self.max_engines:
@@ -158,6 +163,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines = EnginePool(
             MAX_OPEN_RUN_FILES + 1, connect_args={"timeout": sqlite_event_log.SQLITE_BUSY_TIMEOUT_SECONDS}
         )
+        self._tables_present: set[str] = set()
         super().__init__(base_dir, inst_data)
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
@@ -173,6 +179,19 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        # Asked twice for every check result stored (``supports_asset_checks``); Dagster's answer
+        # opens a new engine each time. A table, once there, stays (migrations only add them).
+        if table_name in self._tables_present:
+            return True
+        # Not through ``_connect``: its lock is not reentrant, and this is asked inside other calls.
+        engine = self._engines.engine(self.conn_string_for_shard(sqlite_event_log.INDEX_SHARD_NAME))
+        with engine.connect() as conn:
+            present = bool(conn.dialect.has_table(conn, table_name))
+        if present:
+            self._tables_present.add(table_name)
+        return present
 
     def wipe(self) -> None:
         self._engines.dispose()  # the run files are deleted: no connection may outlive them

@@ -18,6 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -399,10 +401,17 @@ def iter_file_batches(
     *,
     delimiter: str | None = None,
     column_types: Mapping[str, pa.DataType] | None = None,
+    reuse_small: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Batches of one file; any read failure names the file. Missing columns are left out (the
-    caller's schema check names them) rather than failing the whole file."""
+    caller's schema check names them) rather than failing the whole file. ``reuse_small``: a small
+    parquet file read again unchanged is not decoded again (see ``SmallFileCache``)."""
     shown = display_path(filesystem, path)
+    if reuse_small and not is_csv(path):
+        cached = SMALL_FILES.get(filesystem, path, columns)
+        if cached is not None:
+            yield from cached
+            return
     try:
         if is_csv(path):
             names, delimiter = csv_header(filesystem, path, delimiter)
@@ -417,10 +426,65 @@ def iter_file_batches(
             parquet = pq.ParquetFile(handle, pre_buffer=False)
             present = parquet.schema_arrow.names
             wanted = [c for c in columns if c in present] if columns is not None else None
+            if reuse_small and parquet.metadata.num_rows <= BATCH_ROWS:
+                batches = list(parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted))
+                SMALL_FILES.put(filesystem, path, columns, batches)
+                yield from batches
+                return
             for groups in _row_group_runs(parquet):
                 yield from parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=groups, columns=wanted)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise TableReadError(f"{shown}: cannot read ({type(exc).__name__}: {_one_line(exc)})") from exc
+
+
+class SmallFileCache:
+    """The decoded batches of the last few small parquet files read (one batch each, at most
+    ``max_bytes`` in all) on the local disk, keyed by path, columns, size and modification time (in
+    nanoseconds): an hourly window reads the day's log file the previous hour read (and its
+    preflight read it just before), so a backfill of hourly windows decodes each day's file once,
+    not 24 or 48 times. A file rewritten since (new size or time) is read again. Arrow batches are
+    immutable, so sharing them is safe."""
+
+    def __init__(self, max_files: int = 4, max_bytes: int = 64 * 2**20):
+        self.max_files, self.max_bytes = max_files, max_bytes
+        self._entries: OrderedDict[tuple, list[pa.RecordBatch]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _key(self, filesystem: pafs.FileSystem, path: str, columns: Sequence[str] | None) -> tuple | None:
+        if not isinstance(filesystem, pafs.LocalFileSystem):
+            return None  # S3 times are whole seconds: a rewrite within one could pass for the old file
+        try:
+            info = filesystem.get_file_info(path)
+        except (OSError, pa.ArrowException):
+            return None  # the read that follows names the problem
+        if info.type != pafs.FileType.File or info.mtime_ns is None:
+            return None
+        return (path, tuple(columns) if columns is not None else None, info.size, info.mtime_ns)
+
+    def get(self, filesystem: pafs.FileSystem, path: str, columns: Sequence[str] | None) -> list | None:
+        key = self._key(filesystem, path, columns)
+        with self._lock:
+            if key is None or key not in self._entries:
+                return None
+            self._entries.move_to_end(key)
+            return self._entries[key]
+
+    def put(self, filesystem, path: str, columns: Sequence[str] | None, batches: list[pa.RecordBatch]) -> None:
+        key = self._key(filesystem, path, columns)
+        size = sum(b.nbytes for b in batches)
+        if key is None or size > self.max_bytes // self.max_files:
+            return
+        with self._lock:
+            self._entries[key] = batches
+            while len(self._entries) > self.max_files:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+SMALL_FILES = SmallFileCache()
 
 
 def _row_group_runs(parquet: pq.ParquetFile) -> Iterator[list[int]]:
