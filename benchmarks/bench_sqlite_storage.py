@@ -31,12 +31,13 @@ POOLED = (
 CHECKS = 13
 
 
-def worker(runs: int, offset: int) -> dict:
+def floor_job(names: list[str], hourly=None):
+    """A job of the LLM window job's shape whose bodies return at once: two hourly assets, the
+    second with the asset checks ``names``; the in-process executor."""
     from dagster import (
         AssetCheckResult,
         AssetCheckSpec,
         AssetKey,
-        DagsterInstance,
         Definitions,
         HourlyPartitionsDefinition,
         MaterializeResult,
@@ -45,8 +46,7 @@ def worker(runs: int, offset: int) -> dict:
         in_process_executor,
     )
 
-    hourly = HourlyPartitionsDefinition(start_date="2026-10-05-00:00", end_date="2026-10-21-00:00")
-    names = [f"check_{i}" for i in range(CHECKS)]
+    hourly = hourly or HourlyPartitionsDefinition(start_date="2026-10-05-00:00", end_date="2026-10-21-00:00")
     report_key = AssetKey(["floor", "report"])
 
     @asset(key=["floor", "window"], partitions_def=hourly)
@@ -62,9 +62,16 @@ def worker(runs: int, offset: int) -> dict:
     def report():
         return MaterializeResult(check_results=[AssetCheckResult(check_name=n, passed=True) for n in names])
 
-    job = Definitions(
+    return Definitions(
         assets=[window, report], jobs=[define_asset_job("floor_job", executor_def=in_process_executor)]
     ).resolve_job_def("floor_job")
+
+
+def worker(runs: int, offset: int) -> dict:
+    from dagster import DagsterInstance
+
+    job = floor_job([f"check_{i}" for i in range(CHECKS)])
+    hourly = job.partitions_def
     instance = DagsterInstance.get()
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     keys = hourly.get_partition_keys()[offset : offset + runs + 1]

@@ -289,3 +289,47 @@ def test_interp_is_numpy_interp_exactly():
         )
         expected, got = np.interp(x, knots, scores), mv.interp(x, knots, scores)
         assert got.tobytes() == expected.tobytes(), trial
+
+
+# --------------------------------------------------------------------------- compare's overlapped fit (issue 16)
+
+
+def test_covariance_in_place_is_np_cov_bit_for_bit():
+    """The model's covariance is centred in the encoded matrix's own memory (no copy of it): the
+    same matrix as ``np.cov(..., rowvar=False, bias=True)``, bit for bit, whatever the shape."""
+    rng = np.random.default_rng(16)
+    for rows, width in ((100_000, 41), (5_000, 60), (777, 1), (20, 2)):
+        encoded = np.ascontiguousarray(rng.normal(3.0, rng.uniform(0.1, 50.0, width), (rows, width)))
+        expected = np.atleast_2d(np.cov(encoded, rowvar=False, bias=True))
+        assert np.array_equal(np.atleast_2d(mv.covariance_in_place(encoded.copy())), expected)
+
+
+def test_encoding_in_row_blocks_is_the_whole_batchs(reference, model, monkeypatch):
+    """``encode_table`` encodes blocks of rows (less scratch memory): the same matrix, bit for
+    bit, with blocks smaller than, equal to and larger than the batch (and a ragged last block)."""
+    rows = reference.slice(0, 5_000)
+    monkeypatch.setattr(mv, "ENCODE_BLOCK_ROWS", 1_000_000)
+    whole = mv.encode_table(model.encodings, model.centre, rows, "reference")
+    assert whole.shape == (5_000, len(model.centre)) and whole.flags.c_contiguous
+    for block in (1, 333, 4_999, 5_000):
+        monkeypatch.setattr(mv, "ENCODE_BLOCK_ROWS", block)
+        assert np.array_equal(mv.encode_table(model.encodings, model.centre, rows, "reference"), whole, equal_nan=True)
+    empty = mv.encode_table(model.encodings, model.centre, rows.slice(0, 0), "reference")
+    assert empty.shape == (0, len(model.centre))
+
+
+def test_model_from_its_halves_and_counts_from_presampled_batches(reference, model):
+    """``compare`` takes the two halves' rows straight from the profile fit's reads, and samples
+    the window's rows before the model exists (``sample_batch``), counting them later with
+    ``rows_seen``: the same model JSON and the same counts as the one-step calls."""
+    fit_rows, calibration_rows = mv.reference_halves(reference.num_rows, mv.DEFAULT_MAX_HALF_ROWS, 0)
+    halves = reference.take(pa.array(fit_rows)), reference.take(pa.array(calibration_rows))
+    assert mv.fit_reconstruction_from_halves(*halves, reference.num_rows, SPECS).to_json() == model.to_json()
+    window = reference.slice(0, 30_000)
+    one_step, two_step = np.random.default_rng(5), np.random.default_rng(5)
+    for batch in window.to_batches(max_chunksize=7_000):
+        direct = mv.count_batch(model, batch, sample_rate=0.3, rng=one_step)
+        sampled = mv.sample_batch(batch, model.columns, 0.3, two_step)
+        assert 0 < sampled.num_rows < batch.num_rows
+        later = mv.count_batch(model, sampled, rows_seen=batch.num_rows)
+        assert direct.to_dict() == later.to_dict() and later.rows_seen == batch.num_rows

@@ -170,3 +170,75 @@ def test_dagster_reference_profile_reuses_the_cache_until_the_reference_changes(
         pq.write_table(table.slice(0, table.num_rows - 1), reference)
         third = run(instance)
         assert third[0] == "fitted" and third[1] != first[1]
+
+
+def _forge_pointer(ref) -> None:
+    """What a filesystem with coarse timestamps could give: the changed file's stat recorded as
+    the stat of the bytes the cached profile was fitted on."""
+    from drift_assets.monitoring import profile_cache as pcache
+
+    source = TableSource.open(str(ref))
+    settings = {"psi_bins": 10, "sketch_resolution": 1000, "max_categories": 1000}
+    settings |= {"max_in_memory_rows": 2_000_000, "metadata": {}}
+    pointer = pcache._pointer_path(source)
+    assert pointer is not None and pointer.exists()
+    doc = json.loads(pointer.read_text())
+    doc["stat"] = pcache._stat_key(source, pcache._pointer_header(source, SPECS, settings))
+    pointer.write_text(json.dumps(doc))
+
+
+def test_speculative_hit_is_checked_against_the_content_hash(tmp_path):
+    """``speculative=True``: the profile the reference's stat points at comes back at once, its
+    content hash computing on a thread; ``confirmed()`` is True for the same bytes. Changed bytes
+    under a recorded stat (forged pointer) are caught: ``confirmed()`` is False; a changed stat
+    is no speculative hit at all."""
+    ref = tmp_path / "ref.parquet"
+    table = _write(ref, 1)
+    first, miss = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10)
+    assert not miss.hit and (tmp_path / ".drift_assets" / "profiles" / "ref.parquet.latest").exists()
+    again, hit = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10, speculative=True)
+    assert hit.hit and hit.pending is not None and hit.key == miss.key
+    assert hit.confirmed() and again.fingerprint() == first.fingerprint()
+    x = table.column("x").to_numpy().copy()
+    x[0] = 1e6
+    pq.write_table(table.set_column(0, "x", pa.array(x)), ref)
+    fresh, outcome = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10, speculative=True)
+    assert outcome.pending is None and not outcome.hit  # new stat: hashed and fitted as before
+    assert fresh.columns["x"].binning.reference_max == 1e6
+    pq.write_table(table, ref)  # the first bytes again, then the new ones under a forged stat
+    fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10)
+    pq.write_table(table.set_column(0, "x", pa.array(x)), ref)
+    _forge_pointer(ref)
+    stale, suspect = fit_profile_cached(TableSource.open(str(ref)), SPECS, psi_bins=10, speculative=True)
+    assert suspect.pending is not None and stale.fingerprint() == first.fingerprint()
+    assert not suspect.confirmed()
+
+
+@pytest.mark.slow
+def test_compare_redoes_everything_when_the_speculative_profile_is_stale(tmp_path):
+    """``compare`` with a forged stat pointer to the old bytes' profile: the JSON is the one
+    ``--no-cache`` gives for the new bytes, and the old key's model is not overwritten."""
+    import subprocess
+    import sys
+
+    ref, cur = tmp_path / "ref.parquet", tmp_path / "cur.parquet"
+    table = _write(ref, 7)
+    _write(cur, 8)
+
+    def compare(*extra):
+        args = [sys.executable, "-m", "drift_assets", "compare", str(ref), str(cur), "--json", "-", *extra]
+        done = subprocess.run(args, capture_output=True, text=True)
+        assert done.returncode in (0, 1), done.stderr
+        return done.stdout
+
+    old = compare()
+    assert compare() == old  # the speculative hit, confirmed
+    (model,) = (tmp_path / ".drift_assets" / "profiles").glob("*.multivariate.json")
+    model_text = model.read_text()
+    x = table.column("x").to_numpy().copy()
+    x[:500] += 3.0
+    pq.write_table(table.set_column(0, "x", pa.array(x)), ref)
+    _forge_pointer(ref)
+    new = compare()
+    assert new == compare("--no-cache") != old
+    assert model.read_text() == model_text

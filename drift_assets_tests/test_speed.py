@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -337,7 +339,6 @@ def test_threaded_profile_fit_is_the_serial_one(monkeypatch):
 def test_compare_process_imports_no_pandas_and_agrees_with_in_process(tmp_path):
     """``drift-assets compare`` as its own process: pyarrow's pandas probe is deferred, so pandas
     (0.15-0.4 s) is not imported; the JSON is the in-process call's (nulls, ints, strings)."""
-    import json
 
     from drift_assets.cli.app import main
 
@@ -370,3 +371,131 @@ def test_compare_process_imports_no_pandas_and_agrees_with_in_process(tmp_path):
     in_process = json.loads((tmp_path / "in_process.json").read_text())
     assert json.loads((tmp_path / "process.json").read_text()) == in_process
     assert in_process["multivariate"]["reconstruction_error"] is not None
+
+
+def _joint_files(tmp_path, window_rows: int = 60_000):
+    """A reference and a window with correlated features (the multivariate model has work to do),
+    the window above the model's 50,000 evaluated rows, so its rows are sampled."""
+    rng = np.random.default_rng(16)
+    for name, rows, rho in (("ref", 4_000, 0.6), ("cur", window_rows, -0.6)):
+        a = rng.normal(size=rows)
+        table = pa.table(
+            {
+                "a": a,
+                "b": rho * a + np.sqrt(1 - rho**2) * rng.normal(size=rows),
+                "n": rng.poisson(3, rows),
+                "k": rng.choice(["x", "y", "z"], rows),
+            }
+        )
+        pq.write_table(table, tmp_path / f"{name}.parquet", row_group_size=5_000)
+    return str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")
+
+
+def test_model_fitted_on_its_thread_gives_the_serial_json(tmp_path, monkeypatch):
+    """``compare`` fits the multivariate model on a thread while the window streams, keeping the
+    window's sampled rows until it is ready: the JSON is the serial run's, byte for byte, when
+    every batch waits for a slow fit, when the kept rows hit their cap, and with threads off."""
+    from drift_assets.cli import app
+    from drift_assets.storage import tables
+
+    ref, cur = _joint_files(tmp_path)
+    monkeypatch.setattr(tables, "BATCH_ROWS", 8_000)  # several window batches
+    batches = len(list(tables.TableSource.open(cur).batches()))
+    fit_model, fitted_on, kept = app.JointCompare.fit_model, [], []
+
+    def slow_fit(self, *args):
+        fitted_on.append(threading.current_thread().name)
+        time.sleep(0.5)  # every window batch arrives before the model
+        return fit_model(self, *args)
+
+    model_ready = app.JointCompare._model_ready
+
+    def recording_ready(self):
+        kept.append(len(self._waiting))
+        return model_ready(self)
+
+    monkeypatch.setattr(app.JointCompare, "fit_model", slow_fit)
+    monkeypatch.setattr(app.JointCompare, "_model_ready", recording_ready)
+    texts = {}
+    for case, threads, cap in (("serial", "1", None), ("threaded", "2", None), ("capped", "2", 9_000)):
+        monkeypatch.setenv("DRIFT_ASSETS_THREADS", threads)
+        if cap:
+            monkeypatch.setattr(app, "MAX_WAITING_ROWS", cap)
+        fitted_on.clear(), kept.clear()
+        out = tmp_path / f"{case}.json"
+        assert app.main(["compare", ref, cur, "--no-cache", "--json", str(out)]) in (0, 1)
+        texts[case] = out.read_text()
+        assert fitted_on and (fitted_on[0].startswith("drift-assets-model") == (threads != "1"))
+        if case == "threaded":
+            assert kept[0] == batches > 5  # every window batch was kept until the model was ready
+        if case == "capped":
+            assert 1 < max(kept) < batches  # waited for the model once 9,000 sampled rows were kept
+    doc = json.loads(texts["serial"])
+    assert doc["multivariate"]["reconstruction_error"] is not None and doc["multivariate"]["drifted"]
+    assert texts["threaded"] == texts["serial"] and texts["capped"] == texts["serial"]
+
+
+def test_compare_imports_scipy_special_without_numpys_unused_submodules(tmp_path):
+    """A ``compare`` process imports ``scipy.special`` without ``numpy.f2py``/``numpy.testing``
+    (its array-API layer would load them); the layer still serves them, lazily, and scipy.stats
+    works after it."""
+    code = (
+        "import sys, numpy; from drift_assets.cli.app import _import_scipy_special_lean;"
+        " _import_scipy_special_lean(); import scipy.special;"
+        " assert 'numpy.f2py' not in sys.modules and 'numpy.testing' not in sys.modules, 'loaded';"
+        " compat = sys.modules['scipy._lib.array_api_compat.numpy'];"
+        " assert compat.testing is numpy.testing and compat.f2py is numpy.f2py;"
+        " assert numpy.__all__.count('f2py') == 1 and 'testing' in dir(numpy);"
+        " from scipy import stats; print(stats.kstwo.sf(0.1, 100), scipy.special.ndtr(1.0))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ks, ndtr = map(float, proc.stdout.split())
+    assert ks == stats.kstwo.sf(0.1, 100) and ndtr == stats.norm.cdf(1.0)
+    ref, cur = _joint_files(tmp_path, window_rows=3_000)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "drift_assets", "compare", ref, cur, "--json", "-", "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    modules = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "scipy.special" in modules and "drift_assets.stats.multivariate" in modules
+    assert not modules & {"numpy.f2py", "numpy.testing", "importlib.metadata"}
+    assert json.loads(proc.stdout)["multivariate"]["reconstruction_error"] is not None
+
+
+def test_read_ahead_yields_the_same_batches_raises_their_errors_and_stops(monkeypatch):
+    """The window's next batch is read on a thread while one is counted: the same batches in
+    the same order, at most one read ahead, the reader's error raised in the caller, and a caller
+    that stops early stops the reader (no thread left behind)."""
+    from drift_assets.cli.app import read_ahead
+
+    monkeypatch.setenv("DRIFT_ASSETS_THREADS", "2")
+    batches = [pa.record_batch({"x": np.arange(i, i + 5)}) for i in range(0, 50, 5)]
+    produced: list[int] = []
+
+    def source(fail_at: int | None = None):
+        for i, batch in enumerate(batches):
+            if i == fail_at:
+                raise OSError("disk gone")
+            produced.append(i)
+            yield batch
+
+    out = []
+    for batch in read_ahead(source()):
+        time.sleep(0.01)  # the reader has time to run ahead, if it would
+        out.append(batch)
+        assert max(produced) <= len(out)  # never more than one batch past the caller
+    assert [b.equals(e) for b, e in zip(out, batches, strict=True)] == [True] * len(batches)
+    with pytest.raises(OSError, match="disk gone"):
+        list(read_ahead(source(fail_at=3)))
+    before = threading.active_count()
+    stream = read_ahead(source())
+    next(stream), next(stream)
+    stream.close()
+    assert threading.active_count() == before
+    monkeypatch.setenv("DRIFT_ASSETS_THREADS", "1")
+    produced.clear()
+    assert len(list(read_ahead(source()))) == len(batches) and threading.active_count() == before

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import queue
 import sys
 import textwrap
+import threading
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -218,6 +221,37 @@ def _defer_pandas() -> None:
         sys.meta_path.remove(_PandasNotYet)  # type: ignore[arg-type]
 
 
+def _import_scipy_special_lean() -> None:
+    """Import ``scipy.special`` without the numpy submodules it never uses. Its array-API layer
+    (``scipy._lib.array_api_compat.numpy``) copies numpy's namespace with ``from numpy import *``
+    and ``getattr`` over ``dir(numpy)``, which imports every lazily loaded numpy submodule
+    (``numpy.f2py``, ``numpy.testing``, ``numpy.ma``, ``numpy.polynomial``, ...; ~0.05-0.15 s here).
+    Those names are left out of numpy's ``__all__`` and ``dir()`` for that one import, then served
+    lazily by the copy (``getattr(numpy, name)`` on first use), so every attribute it had is still
+    there. Only in a process started as the CLI, for ``compare`` (without ``--html``/``--dask``)."""
+    if "scipy.special" in sys.modules:
+        return
+    import numpy
+
+    hidden = {n for n in getattr(numpy, "__numpy_submodules__", ()) if f"numpy.{n}" not in sys.modules}
+    names, listing = numpy.__all__, numpy.__dir__
+    numpy.__all__ = [n for n in names if n not in hidden]
+    numpy.__dir__ = lambda: [n for n in listing() if n not in hidden]  # type: ignore[method-assign]
+    try:
+        import scipy.special  # noqa: F401
+    finally:
+        numpy.__all__, numpy.__dir__ = names, listing  # type: ignore[method-assign]
+    compat = sys.modules.get("scipy._lib.array_api_compat.numpy")
+    if compat is not None and not hasattr(compat, "__getattr__"):
+
+        def lazy(name: str):
+            if name in hidden:
+                return getattr(numpy, name)
+            raise AttributeError(f"module {compat.__name__!r} has no attribute {name!r}")
+
+        compat.__getattr__ = lazy  # type: ignore[attr-defined]
+
+
 def _check_compare_options(args: argparse.Namespace) -> None:
     for option, path in (("--json", args.json), ("--html", args.html)):
         if path and path != "-":
@@ -228,7 +262,9 @@ def _check_compare_options(args: argparse.Namespace) -> None:
         _defer_pandas()
 
 
-def run_compare(args: argparse.Namespace) -> int:
+def run_compare(args: argparse.Namespace, speculative: bool = True) -> int:
+    """``speculative``: a cached profile may be found by the reference's file stat, its content
+    hash checked on a thread while CURRENT is read; if the bytes turn out changed, all again."""
     _check_compare_options(args)
     reference = TableSource.open(args.reference, csv_delimiter=args.csv_delimiter)
     current = TableSource.open(args.current, csv_delimiter=args.csv_delimiter)
@@ -266,11 +302,11 @@ def run_compare(args: argparse.Namespace) -> int:
     joint = JointCompare(args, specs, reference, current, segments)
     # The multivariate model's rows are taken from the profile fit's own column reads (one read).
     tap = joint.sample_tap(reference_rows)
-    profile, cached = _fit_reference(args, reference, specs, tap)
+    profile, cached = _fit_reference(args, reference, specs, tap, speculative)
     if joint.segments:  # segment profiles need the whole reference (and fit the model from it too)
         joint.fit(reference.read(names + joint.extra_columns), profile)
-    elif joint.skip is None:
-        joint.fit_model(reference, reference_rows, tap, cached)
+    elif joint.skip is None:  # fitted while CURRENT streams by
+        joint.start_model(reference, reference_rows, tap, cached)
     # The performance estimate's score counts come from the same pass over CURRENT as the drift counts.
     estimator, estimator_error = fit_compare_estimator(args, reference)
     scored = [c for c in (args.prediction, args.target) if estimator and c in current_schema.names and c not in names]
@@ -278,7 +314,7 @@ def run_compare(args: argparse.Namespace) -> int:
         types = {n: current_schema.field(n).type for n in names + scored}
         window = summarize_on_dask(args.dask, profile, current, types, estimator)
     else:
-        batches = joint.observe(current.batches(names + joint.extra_columns + scored))
+        batches = joint.observe(read_ahead(current.batches(names + joint.extra_columns + scored)))
         window = summarize(profile, batches, table_name=current.display, estimator=estimator)
     if window.problems:
         raise DriftInputError("; ".join(window.problems.values()))
@@ -287,13 +323,62 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.prediction and args.target:
         performance = compare_performance(estimator, estimator_error, window, rules)
     extra_checks, sections = joint.finish(rules, lambda: reference.batches(names))
+    if not cached.confirmed():  # REFERENCE's bytes are not the cached profile's: from its bytes
+        return run_compare(args, speculative=False)
     if args.html:
         decision = _with_joint(result.to_dict(), extra_checks, sections)
         _write_html(args.html, reference, current, names, specs, decision)
     return _report(args, result, performance, extra_checks, sections)
 
 
-def _fit_reference(args: argparse.Namespace, reference: TableSource, specs: list[ColumnSpec], tap):
+def read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``batches``, the next one read (parquet decoding releases the GIL) on a thread while the
+    caller counts the one it has: the same batches in the same order, at most two alive at once
+    (the producer reads the next only once the caller has taken the last). Its errors are raised
+    here; a caller that stops early stops the thread. Serial when threads are off."""
+    from drift_assets.stats.threads import thread_count
+
+    if thread_count() <= 1:
+        yield from batches
+        return
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                handoff.put((batch, None))
+                handoff.join()  # the caller has taken it: read the next one meanwhile
+                if stop.is_set():
+                    return
+            handoff.put((None, None))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            handoff.put((None, exc))
+
+    reader = threading.Thread(target=produce, name="drift-assets-read", daemon=True)
+    reader.start()
+    try:
+        while True:
+            batch, error = handoff.get()
+            handoff.task_done()
+            if error is not None:
+                raise error
+            if batch is None:
+                return
+            yield batch
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a producer blocked on its next put see the stop
+            try:
+                handoff.get(timeout=0.05)
+                handoff.task_done()
+            except queue.Empty:
+                pass
+
+
+def _fit_reference(
+    args: argparse.Namespace, reference: TableSource, specs: list[ColumnSpec], tap, speculative: bool = False
+):
     """The reference profile (cached unless --no-cache), the tap seeing each column it reads."""
     from drift_assets.monitoring.profile_cache import fit_profile_cached
 
@@ -306,6 +391,7 @@ def _fit_reference(args: argparse.Namespace, reference: TableSource, specs: list
             table_name=reference.display,
             use_cache=not args.no_cache,
             column_hook=tap.add if tap else None,
+            speculative=speculative,
         )
     except TooManyCategoriesError as exc:
         raise DriftInputError(
@@ -483,13 +569,17 @@ class JointCompare:
         self.sample = dc.StreamingSample(features, dc.DEFAULT_MAX_ROWS, seed=1) if self.classifier else None
         self.rate = mv.sample_rate_for(current.num_rows())
         self._rng = np.random.default_rng(0)
+        self.features = features
+        # While the model is fitted on its thread (``start_model``), the window's sampled rows wait here.
+        self._pending: Future | None = None
+        self._waiting: list[tuple[int, pa.RecordBatch | pa.Table]] = []
 
     def sample_tap(self, reference_rows: int) -> ReferenceSampleTap | None:
         """Collects the model's reference rows while the profile is fitted (None: no model wanted)."""
         if self.skip is not None or self.segments:
             return None
         features = [s.name for s in self.specs if s.role == "feature"]
-        return ReferenceSampleTap(features, mv.fit_sample_rows(reference_rows))
+        return ReferenceSampleTap(features, mv.reference_halves(reference_rows, mv.DEFAULT_MAX_HALF_ROWS, 0))
 
     def fit_model(self, reference: TableSource, rows: int, tap: ReferenceSampleTap | None, cached) -> None:
         """The reconstruction model: from the profile cache (same key), else fitted on the tapped
@@ -504,19 +594,61 @@ class JointCompare:
             except (ProfileError, KeyError, TypeError, ValueError):
                 self.model = None  # unreadable: refitted below
         if self.model is None:
-            sample = tap.table() if tap is not None else None
-            if sample is None:
-                features = [s.name for s in self.specs if s.role == "feature"]
-                sample = mv.take_rows(reference.batches(features), mv.fit_sample_rows(rows))
             try:
-                if sample is None:
-                    raise ProfileError(f"{reference.display}: no rows")
-                self.model = mv.fit_reconstruction_from_sample(sample, rows, self.specs)
+                self.model = self._fitted_model(reference, rows, tap)
             except ProfileError as exc:  # e.g. a reference too small for the model: skipped, with why
                 self.skip = f"multivariate check skipped: {exc}"
                 return
-            write_companion(cached.path, cached.key, "multivariate", mv.MODEL_VERSION, self.model.to_dict())
+            if cached.confirmed():  # never stored under a key whose bytes were not these
+                write_companion(cached.path, cached.key, "multivariate", mv.MODEL_VERSION, self.model.to_dict())
         self.counts = mv.ReconstructionCounts.empty(self.model)
+
+    def _fitted_model(
+        self, reference: TableSource, rows: int, tap: ReferenceSampleTap | None
+    ) -> mv.ReconstructionModel:
+        halves = tap.pop_halves() if tap is not None else None
+        if halves is not None:
+            return mv.fit_reconstruction_from_halves(*halves, rows, self.specs)
+        sample = mv.take_rows(reference.batches(self.features), mv.fit_sample_rows(rows))
+        if sample is None:
+            raise ProfileError(f"{reference.display}: no rows")
+        return mv.fit_reconstruction_from_sample(sample, rows, self.specs)
+
+    def start_model(self, reference: TableSource, rows: int, tap: ReferenceSampleTap | None, cached) -> None:
+        """``fit_model`` on a thread of its own while the window streams (the second core): the
+        window's rows for the model are sampled as they pass and counted once it is ready, in the
+        window's order, so the counts are the serial ones (test). Serial when threads are off."""
+        from drift_assets.stats.threads import thread_count
+
+        if thread_count() <= 1:
+            return self.fit_model(reference, rows, tap, cached)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-assets-model")
+        self._pending = executor.submit(self.fit_model, reference, rows, tap, cached)
+        executor.shutdown(wait=False)
+
+    def _count_model_rows(self, batch) -> None:
+        """The batch's rows for the model: counted now, or kept until the model is fitted (at most
+        ``MAX_WAITING_ROWS`` rows kept: beyond that, wait for the model)."""
+        if self._pending is None and (self.model is None or self.counts is None):
+            return
+        self._waiting.append((batch.num_rows, mv.sample_batch(batch, self.features, self.rate, self._rng)))
+        fitting = self._pending is not None and not self._pending.done()
+        if fitting and sum(len(b) for _, b in self._waiting) < MAX_WAITING_ROWS:
+            return
+        self._model_ready()
+
+    def _model_ready(self) -> None:
+        """Wait for the model's thread (its exceptions are raised here), then count the kept rows."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+        waiting, self._waiting = self._waiting, []
+        if self.model is None or self.counts is None:
+            return  # skipped (the reason is in self.skip)
+        for seen, rows in waiting:
+            self.counts = self.counts + mv.count_batch(
+                self.model, rows, table_name=self.current.display, rows_seen=seen
+            )
 
     def fit(self, reference: pa.Table, profile) -> None:
         self.profile = profile
@@ -536,10 +668,7 @@ class JointCompare:
     def observe(self, batches):
         name = self.current.display
         for batch in batches:
-            if self.model is not None and self.counts is not None:
-                self.counts = self.counts + mv.count_batch(
-                    self.model, batch, sample_rate=self.rate, rng=self._rng, table_name=name
-                )
+            self._count_model_rows(batch)
             if self.sample is not None:
                 self.sample.add(batch)
             if self.segment_profiles is not None:
@@ -548,6 +677,7 @@ class JointCompare:
             yield batch
 
     def finish(self, rules: DecisionRules, reference_batches) -> tuple[list[CheckOutcome], dict]:
+        self._model_ready()
         checks: list[CheckOutcome] = []
         recon = clf = None
         if self.model is not None and self.counts is not None:
@@ -571,22 +701,41 @@ class JointCompare:
         return checks, sections
 
 
+def _take_sorted(chunks: list[pa.Array], rows: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """``rows`` (sorted) of the column in ``chunks``, taken chunk by chunk: arrow's take over a
+    chunked array, or joining the chunks first, costs up to ~10-30x that (strings most)."""
+    taken, offset = [], 0
+    for chunk in chunks:
+        lo, hi = np.searchsorted(rows, [offset, offset + len(chunk)])
+        if hi > lo:
+            taken.append(chunk.take(pa.array(rows[lo:hi] - offset)))
+        offset += len(chunk)
+    return pa.concat_arrays(taken) if taken else pa.array([], type=type_)
+
+
+# Window rows kept for the model while it is being fitted, at most (then compare waits for it).
+MAX_WAITING_ROWS = 200_000
+
+
 class ReferenceSampleTap:
     """``fit_profile``'s column hook: keeps the rows ``rows`` (sorted) of each feature column read."""
 
-    def __init__(self, features: list[str], rows: np.ndarray):
-        self.features, self.rows = features, rows
-        self.columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+    def __init__(self, features: list[str], halves: tuple[np.ndarray, np.ndarray]):
+        self.features, self.halves = features, halves
+        self.columns: dict[str, list[pa.Array]] = {}
 
     def add(self, name: str, column) -> None:
         if name in self.features:
-            self.columns[name] = column.take(pa.array(self.rows))
+            chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+            self.columns[name] = [_take_sorted(chunks, rows, column.type) for rows in self.halves]
 
-    def table(self) -> pa.Table | None:
-        """The tapped rows of every feature, or None when some column was not read whole."""
-        if any(name not in self.columns for name in self.features):
+    def pop_halves(self) -> tuple[pa.Table, pa.Table] | None:
+        """The two halves' rows of every feature (the tap lets go of them), or None when some
+        column was not read whole."""
+        columns, self.columns = self.columns, {}
+        if any(name not in columns for name in self.features):
             return None
-        return pa.table({name: self.columns[name] for name in self.features})
+        return tuple(pa.table({n: columns[n][half] for n in self.features}) for half in (0, 1))  # type: ignore[return-value]
 
 
 MULTIVARIATE_KEYS = ("reconstruction_error", "threshold", "domain_classifier_auc", "drifted", "explained_by", "skipped")
@@ -693,6 +842,18 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, the distribution looked up only when asked (importlib.metadata and the
+    lookup cost every other command ~50-80 ms)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(f"drift-assets {package_version()}\n", sys.stdout)  # as argparse's own
+        parser.exit()
+
+
 def _delimiter(value: str) -> str:
     value = {"tab": "\t", "\\t": "\t"}.get(value, value)
     if len(value) != 1 or value in '\n\r"':
@@ -712,7 +873,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="drift-assets",
         description="Model monitoring: drift, data quality and performance per window, on Dagster.",
     )
-    parser.add_argument("--version", action="version", version=f"drift-assets {package_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the program's version number and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     p = sub.add_parser(
@@ -837,6 +998,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a caller passing argv (tests, other Python code) keeps its process as it was.
     args.own_process = argv is None
     try:
+        if args.own_process and args.command == "compare" and not args.html and not args.dask:
+            _import_scipy_special_lean()
         _import_engine()
         # Overflow near 1e308 and the like are reported in the result (non-finite values), not as
         # numpy's multi-line RuntimeWarnings on stderr.

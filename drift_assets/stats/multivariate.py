@@ -68,6 +68,8 @@ DEFAULT_MAX_CATEGORIES = 20
 # rows of a 0.1% category would otherwise dominate a window's mean error.
 DEFAULT_MIN_CATEGORY_SHARE = 0.01
 DEFAULT_MAX_EVALUATED_ROWS = 50_000
+# Rows encoded at a time (``encode_table``): ~8 MB of scratch at a width of 60.
+ENCODE_BLOCK_ROWS = 16_384
 # Each reference half is capped at this many rows: the eigen-decomposition and the calibration
 # moments are settled long before, and fitting stays ~1 s whatever the reference size.
 DEFAULT_MAX_HALF_ROWS = 100_000
@@ -220,13 +222,26 @@ def encode_table(
 ) -> np.ndarray:
     """The encoded rows of ``batch`` (rows x encoded width). Raises SchemaError naming the column."""
     names = set(batch.schema.names)
-    # Filled column by column into a (width, rows) array, then one transposing copy: the same
+    for enc in encodings:
+        if enc.name not in names:
+            raise SchemaError(f"{table}: column {enc.name!r} is missing")
+    # Every value is encoded on its own, so blocks of rows give the same matrix as the whole batch
+    # at once, with one block (not a second whole matrix) as the transposing buffer.
+    out = np.empty((batch.num_rows, sum(e.width for e in encodings)))
+    for start in range(0, batch.num_rows, ENCODE_BLOCK_ROWS):
+        block = batch.slice(start, ENCODE_BLOCK_ROWS)
+        out[start : start + block.num_rows] = _encode_block(encodings, centre, block, table).T
+    return out
+
+
+def _encode_block(
+    encodings: Sequence[Encoding], centre: np.ndarray, batch: pa.RecordBatch | pa.Table, table: str
+) -> np.ndarray:
+    # Filled column by column into a (width, rows) array, transposed by the caller: the same
     # C-ordered matrix as np.hstack of the blocks, without writing every column with a row stride.
     out = np.empty((sum(e.width for e in encodings), batch.num_rows))
     offset = 0
     for enc in encodings:
-        if enc.name not in names:
-            raise SchemaError(f"{table}: column {enc.name!r} is missing")
         column = batch.column(enc.name)
         part = centre[offset : offset + enc.width]
         if isinstance(enc, NumericalEncoding):
@@ -234,7 +249,7 @@ def encode_table(
         else:
             out[offset : offset + enc.width] = _encode_categorical(enc, column, part, table).T
         offset += enc.width
-    return np.ascontiguousarray(out.T)
+    return out
 
 
 @dataclass(frozen=True)
@@ -428,15 +443,42 @@ def fit_reconstruction_from_sample(
 ) -> ReconstructionModel:
     """``fit_reconstruction`` of a ``rows``-row reference, from its ``fit_sample_rows`` only
     (``sample``, in that order): the same rows in the same order, so the same model, bit for bit."""
-    features = _fit_inputs(sample.schema, rows, specs, variance_share)
+    _fit_inputs(sample.schema, rows, specs, variance_share)
     fit_rows, calibration_rows = reference_halves(rows, max_half_rows, seed)
     wanted = np.sort(np.concatenate([fit_rows, calibration_rows]))
     if sample.num_rows != len(wanted):
         raise ValueError(f"sample has {sample.num_rows} rows, expected the {len(wanted)} fit_sample_rows")
-    selected = sample.select([s.name for s in features])
+    return fit_reconstruction_from_halves(
+        sample.take(pa.array(np.searchsorted(wanted, fit_rows))),
+        sample.take(pa.array(np.searchsorted(wanted, calibration_rows))),
+        rows,
+        specs,
+        variance_share=variance_share,
+        max_categories=max_categories,
+        min_category_share=min_category_share,
+        metadata=metadata,
+    )
+
+
+def fit_reconstruction_from_halves(
+    fitting: pa.Table,
+    held_out: pa.Table,
+    rows: int,
+    specs: Sequence[ColumnSpec],
+    *,
+    variance_share: float = DEFAULT_VARIANCE_SHARE,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    min_category_share: float = DEFAULT_MIN_CATEGORY_SHARE,
+    metadata: Mapping | None = None,
+) -> ReconstructionModel:
+    """``fit_reconstruction`` of a ``rows``-row reference from its two halves' rows already taken
+    (``reference_halves``, each in its order): the same model, bit for bit (``compare``'s tap takes
+    them straight from the profile fit's column reads, with no intermediate sample)."""
+    features = _fit_inputs(fitting.schema, rows, specs, variance_share)
+    names = [s.name for s in features]
     return _fit_on_halves(
-        selected.take(pa.array(np.searchsorted(wanted, fit_rows))),
-        selected.take(pa.array(np.searchsorted(wanted, calibration_rows))),
+        fitting.select(names),
+        held_out.select(names),
         features,
         variance_share=variance_share,
         max_categories=max_categories,
@@ -475,6 +517,17 @@ def _fit_inputs(schema: pa.Schema, rows: int, specs: Sequence[ColumnSpec], varia
     return features
 
 
+def covariance_in_place(encoded: np.ndarray) -> np.ndarray:
+    """``np.cov(encoded, rowvar=False, bias=True)`` computed in ``encoded``'s own memory (centred in
+    place: the caller's matrix is consumed) instead of numpy's copy of it: numpy's operations in
+    numpy's order on the same memory layout, so the same matrix bit for bit (test)."""
+    x = encoded.T
+    x -= x.mean(axis=1)[:, None]
+    covariance = np.dot(x, x.T)
+    covariance *= np.true_divide(1, x.shape[1])
+    return covariance.squeeze()
+
+
 def _fit_on_halves(
     fitting: pa.Table,
     held_out: pa.Table,
@@ -496,7 +549,8 @@ def _fit_on_halves(
     centre = encoded.mean(axis=0)
     # One BLAS thread (as in count_batch): a multi-threaded BLAS on a busy 2-core box oversubscribes.
     with threadpool_limits(1, user_api="blas"):
-        covariance = np.atleast_2d(np.cov(encoded, rowvar=False, bias=True))  # one encoded column: 1x1, not 0-d
+        covariance = np.atleast_2d(covariance_in_place(encoded))  # one encoded column: 1x1, not 0-d
+        del encoded  # before the held-out half is encoded: compare fits this while a window streams
         discarded, kept = _discarded_components(covariance, variance_share)
         calibration = _calibrate(encode_table(encodings, centre, held_out, "reference"), centre, discarded)
     return ReconstructionModel(
@@ -561,6 +615,20 @@ def sample_rate_for(window_rows: int | None, max_rows: int = DEFAULT_MAX_EVALUAT
     return max_rows / window_rows
 
 
+def sample_batch(
+    batch: pa.RecordBatch | pa.Table, columns: Sequence[str], sample_rate: float, rng: np.random.Generator
+) -> pa.RecordBatch | pa.Table:
+    """The rows of ``batch`` that ``count_batch`` evaluates: with ``sample_rate`` < 1, a seeded
+    Bernoulli sample of the model's ``columns`` (one ``rng.random`` draw a row); else the batch.
+    Needs no model: ``compare`` samples the window while the model is still being fitted."""
+    if sample_rate >= 1.0:
+        return batch
+    keep = rng.random(batch.num_rows) < sample_rate
+    present = set(batch.schema.names)
+    # Only the model's columns are sampled (a missing one is still named by encode_table).
+    return batch.select([c for c in columns if c in present]).take(np.flatnonzero(keep))
+
+
 def count_batch(
     model: ReconstructionModel,
     batch: pa.RecordBatch | pa.Table,
@@ -568,16 +636,15 @@ def count_batch(
     sample_rate: float = 1.0,
     rng: np.random.Generator | None = None,
     table_name: str = "current window",
+    rows_seen: int | None = None,
 ) -> ReconstructionCounts:
-    """Sums for one batch (a seeded Bernoulli sample of its rows when ``sample_rate`` < 1)."""
+    """Sums for one batch (a seeded Bernoulli sample of its rows when ``sample_rate`` < 1).
+    ``rows_seen``: the window rows ``batch`` was sampled from, when it is ``sample_batch``'s output."""
     counts = ReconstructionCounts.empty(model)
-    counts.rows_seen = batch.num_rows
+    counts.rows_seen = batch.num_rows if rows_seen is None else rows_seen
     if sample_rate < 1.0:
         rng = rng if rng is not None else np.random.default_rng(0)
-        keep = rng.random(batch.num_rows) < sample_rate
-        present = set(batch.schema.names)
-        # Only the model's columns are sampled (a missing one is still named by encode_table).
-        batch = batch.select([c for c in model.columns if c in present]).take(np.flatnonzero(keep))
+        batch = sample_batch(batch, model.columns, sample_rate, rng)
     try:
         with threadpool_limits(1, user_api="blas"):
             counts.sum_xx = _gram_of_encoding(model, batch, table_name, counts)
