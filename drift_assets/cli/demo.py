@@ -462,6 +462,7 @@ def serve_champion_from(storage, monitor, since) -> int:
     import pyarrow.parquet as pq
 
     from drift_assets.monitoring.registry import ModelRegistry
+    from drift_assets.retraining.reference import positive_scores
 
     data = storage.data
     registry = ModelRegistry(data, monitor.model_registry)
@@ -469,29 +470,31 @@ def serve_champion_from(storage, monitor, since) -> int:
     model = registry.load_model(champion)  # sha256-verified
     features = list(monitor.numerical) + list(monitor.categorical)
     version_column = getattr(monitor, "model_version_column", None) or "model_version"
-    rows = 0
-    for day_dir in data.list_dir(monitor.log):
-        if not day_dir.startswith("date=") or day_dir[len("date=") :] < since.isoformat():
-            continue
-        for name in data.list_dir(f"{monitor.log}/{day_dir}"):
-            relative = f"{monitor.log}/{day_dir}/{name}"
-            table = pq.read_table(io.BytesIO(data.read_bytes(relative)))
-            frame = table.select(features).to_pandas()
-            scores = model.predict_proba(frame)[:, list(model.classes_).index(1)].astype(np.float64)
+    files = [
+        f"{monitor.log}/{day_dir}/{name}"
+        for day_dir in data.list_dir(monitor.log)
+        if day_dir.startswith("date=") and day_dir[len("date=") :] >= since.isoformat()
+        for name in data.list_dir(f"{monitor.log}/{day_dir}")
+    ]
+    tables = [pq.read_table(io.BytesIO(data.read_bytes(relative))) for relative in files]
+    scores = np.array([], np.float64)
+    if tables:  # one call for all the days (the simulator writes one schema): not one per file
+        scores = positive_scores(model, pa.concat_tables([t.select(features) for t in tables]).to_pandas())
+    offset = 0
+    for relative, table in zip(files, tables, strict=True):
+        part = scores[offset : offset + table.num_rows]
+        offset += table.num_rows
+        table = table.set_column(table.schema.get_field_index(monitor.prediction), monitor.prediction, pa.array(part))
+        if version_column in table.column_names:
             table = table.set_column(
-                table.schema.get_field_index(monitor.prediction), monitor.prediction, pa.array(scores)
+                table.schema.get_field_index(version_column),
+                version_column,
+                pa.array([champion.name] * table.num_rows, pa.string()),
             )
-            if version_column in table.column_names:
-                table = table.set_column(
-                    table.schema.get_field_index(version_column),
-                    version_column,
-                    pa.array([champion.name] * table.num_rows, pa.string()),
-                )
-            sink = pa.BufferOutputStream()
-            pq.write_table(table, sink)
-            data.write_bytes(relative, sink.getvalue().to_pybytes())
-            rows += table.num_rows
-    return rows
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        data.write_bytes(relative, sink.getvalue().to_pybytes())
+    return offset
 
 
 def _simulated_story(storage) -> str | None:

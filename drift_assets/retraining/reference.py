@@ -70,10 +70,7 @@ def build_reference_table(
     frame = table.select(features).to_pandas()
     for c in monitor.categorical:  # as the pipeline's stages see them (missing = NaN)
         frame[c] = frame[c].astype(object).where(frame[c].notna(), np.nan)
-    classes = list(getattr(model, "classes_", [0, 1]))
-    scores = (
-        model.predict_proba(frame)[:, classes.index(1)].astype(np.float64) if len(frame) else np.array([], np.float64)
-    )
+    scores = positive_scores(model, frame)
     columns = {c: table.column(c) for c in keep}
     if monitor.prediction:
         columns[monitor.prediction] = pa.array(scores, pa.float64())
@@ -82,6 +79,20 @@ def build_reference_table(
     described["rows"] = out.num_rows
     described["labelled_rows"] = out.num_rows - out.column(target).null_count
     return out, described
+
+
+def positive_scores(model, frame) -> np.ndarray:
+    """P(class 1) of each row (float64; empty frame: empty array), on one OpenMP thread: each row is
+    scored on its own, so the scores are the same with any thread count, and one thread is not
+    slowed down by waiting threads that spin on a busy machine (80,000 rows scored one log file at
+    a time took 6.8 s with two threads at load 5, 0.7 s with one)."""
+    if not len(frame):
+        return np.array([], np.float64)
+    from threadpoolctl import threadpool_limits
+
+    classes = list(getattr(model, "classes_", [0, 1]))
+    with threadpool_limits(1, user_api="openmp"):
+        return model.predict_proba(frame)[:, classes.index(1)].astype(np.float64)
 
 
 def table_bytes(table: pa.Table) -> bytes:

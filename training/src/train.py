@@ -9,7 +9,6 @@ fit on a pandas DataFrame of the feature columns.
 from __future__ import annotations
 
 import joblib
-import pandas as pd
 import stagelib as sl
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -39,8 +38,8 @@ def main() -> None:
     learning_rate = float(sl.get(params, "model.learning_rate"))
     seed = int(sl.get(params, "seed"))
 
-    train = pd.read_parquet(sl.TRAIN_FILE)
-    sl.require_columns(train, [*numerical, *categorical, target], str(sl.TRAIN_FILE))
+    # Only the columns the fit uses (not the id, timestamp and source columns prepare writes).
+    train = sl.read_parquet_file(sl.TRAIN_FILE, [*numerical, *categorical, target])
     train = sl.normalize_features(train, numerical, categorical)
     X = train[[*numerical, *categorical]]
     y = train[target].astype(int)
