@@ -121,44 +121,18 @@ def worker_hours(span: str) -> dict:
 
 def worker_floor(runs: str) -> dict:
     """Dagster's own cost of a run shaped like the LLM window job, on the on-disk instance."""
-    from dagster import (
-        AssetCheckResult,
-        AssetCheckSpec,
-        AssetKey,
-        DagsterInstance,
-        Definitions,
-        HourlyPartitionsDefinition,
-        MaterializeResult,
-        asset,
-        define_asset_job,
-        in_process_executor,
-    )
+    from bench_sqlite_storage import floor_job as shaped_like
+    from dagster import AssetKey, DagsterInstance
 
     from drift_assets.definitions import build_definitions
 
     real = build_definitions()
     checks = [k.name for k in real.resolve_asset_graph().get(AssetKey(["llm", "drift_report"])).check_keys]
-    hourly = HourlyPartitionsDefinition(start_date="2026-10-05-00:00", end_date="2026-10-21-00:00")
-
-    @asset(key=["floor", "window"], partitions_def=hourly)
-    def window() -> int:
-        return 1
-
-    @asset(
-        key=["floor", "report"],
-        partitions_def=hourly,
-        deps=[window],
-        check_specs=[AssetCheckSpec(n, asset=AssetKey(["floor", "report"]), partitions_def=hourly) for n in checks],
-    )
-    def report():
-        return MaterializeResult(check_results=[AssetCheckResult(check_name=n, passed=True) for n in checks])
-
-    job = define_asset_job("floor_job", executor_def=in_process_executor)
-    defs = Definitions(assets=[window, report], jobs=[job])
+    floor_job = shaped_like(checks)
+    hourly = floor_job.partitions_def
     instance = DagsterInstance.get()
     keys = hourly.get_partition_keys()[-DEMO_HOURS:][: int(runs)]
     seconds, cpu = [], []
-    floor_job = defs.resolve_job_def("floor_job")
     for key in keys:
         start, start_cpu = time.perf_counter(), time.process_time()
         assert floor_job.execute_in_process(partition_key=key, instance=instance, run_config=QUIET).success

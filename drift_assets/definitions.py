@@ -9,7 +9,6 @@ from dagster import Definitions
 from drift_assets.monitoring.config import check_reference_files, load_monitors
 from drift_assets.orchestration.environment import resources_for_environment
 from drift_assets.orchestration.factory import monitor_definitions, shared_definitions
-from drift_assets.orchestration.pandas_probe import defer_pandas_probe
 from drift_assets.stats.checks import CheckTable
 
 
@@ -27,7 +26,4 @@ def build_definitions(
     return Definitions.merge(*(monitor_definitions(m) for m in monitors), shared_definitions(monitors, environment))
 
 
-# A run process (``dagster asset materialize``, a run worker) whose steps never touch pandas does
-# not import it for pyarrow's probe (0.2-0.4 s): see orchestration/pandas_probe.py.
-defer_pandas_probe()
 defs = build_definitions()

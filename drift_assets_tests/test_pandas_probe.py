@@ -1,4 +1,4 @@
-"""pyarrow's pandas probe in a Dagster process (orchestration/pandas_probe.py, issue 16):
+"""pyarrow's pandas probe in a Dagster process (storage/pandas_probe.py, issue 16):
 
 - loading the definitions and converting Python values to a given arrow type imports no pandas
   (inferring a type from Python values still does: pyarrow's C++ side imports it then, as usual);
@@ -74,7 +74,7 @@ def test_definitions_defer_the_probe_and_pandas_conversions_are_unchanged():
 def test_deferring_is_a_no_op_once_pandas_is_imported():
     code = (
         "import sys, pandas, pyarrow as pa\n"
-        "from drift_assets.orchestration.pandas_probe import defer_pandas_probe\n"
+        "from drift_assets.storage.pandas_probe import defer_pandas_probe\n"
         "print(int(defer_pandas_probe()), int(pa.lib._pandas_api.have_pandas), int(len(sys.meta_path)))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

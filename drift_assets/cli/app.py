@@ -194,33 +194,6 @@ def _write_text(option: str, path: str, text: str) -> None:
         raise DriftInputError(f"{option} {path}: cannot write: {exc.strerror or exc}") from exc
 
 
-class _PandasNotYet:
-    """A meta-path finder that answers ImportError for pandas (see ``_defer_pandas``)."""
-
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name == "pandas":
-            raise ImportError("pandas is imported when it is used")
-        return None
-
-
-def _defer_pandas() -> None:
-    """pyarrow imports pandas (0.15-0.4 s here) the first time it converts anything, only to ask
-    whether the input is a pandas object; ``compare``'s inputs never are. Let that one probe (which
-    pyarrow caches) find no pandas. Whatever really needs pandas (``to_pandas``, the Evidently
-    report) still imports it: pyarrow retries its import then. Only in a process started as the CLI,
-    without ``--html`` and ``--dask``."""
-    if "pandas" in sys.modules:
-        return
-    sys.meta_path.insert(0, _PandasNotYet)  # type: ignore[arg-type]
-    try:
-        pa.lib._pandas_api.have_pandas  # noqa: B018  (the probe)
-    except (AttributeError, ImportError):
-        pass
-    finally:
-        sys.meta_path.remove(_PandasNotYet)  # type: ignore[arg-type]
-
-
 def _import_scipy_special_lean() -> None:
     """Import ``scipy.special`` without the numpy submodules it never uses. Its array-API layer
     (``scipy._lib.array_api_compat.numpy``) copies numpy's namespace with ``from numpy import *``
@@ -259,7 +232,9 @@ def _check_compare_options(args: argparse.Namespace) -> None:
     if args.max_categories < 1:
         raise DriftInputError(f"--max-categories {args.max_categories}: expected at least 1")
     if getattr(args, "own_process", False) and not args.html and not args.dask:
-        _defer_pandas()
+        from drift_assets.storage.pandas_probe import defer_pandas_probe
+
+        defer_pandas_probe()  # compare's inputs are never pandas objects (0.15-0.4 s of import)
 
 
 def run_compare(args: argparse.Namespace, speculative: bool = True) -> int:

@@ -27,6 +27,7 @@ from drift_assets.orchestration.run_watchdog import lost_run_watchdog_sensor
 from drift_assets.orchestration.schedules import window_schedule
 from drift_assets.orchestration.sensors import retraining_sensors
 from drift_assets.retraining.attempt import retraining_supported
+from drift_assets.storage.pandas_probe import defer_pandas_probe
 
 
 def monitor_definitions(monitor: MonitorConfig) -> Definitions:
@@ -63,6 +64,9 @@ def default_executor() -> ExecutorDefinition | None:
 def shared_definitions(monitors: Sequence[MonitorConfig], environment: str | None = None) -> Definitions:
     """What serves every monitor: the check-failure notifier, the lost-run watchdog, the resources and
     the default executor (in process)."""
+    # A run process (``dagster asset materialize``, a run worker) whose steps never touch pandas
+    # does not import it for pyarrow's probe (0.2-0.4 s): see storage/pandas_probe.py.
+    defer_pandas_probe()
     resources = resources_for_environment(environment)
     configured = bool(resources["notifier"].webhook_url)
     return Definitions(

@@ -3,11 +3,12 @@
 The first time pyarrow converts a Python or numpy value (``pa.scalar``, ``pa.array``, a compute
 function given a plain value) it asks whether its argument is a pandas object, and to know it
 imports pandas: 0.2-0.4 s in a fresh run process (``dagster asset materialize``, the run worker of
-``dagster api execute_run``) whose steps never use pandas. ``defer_pandas_probe`` lets that probe
-find no pandas and leaves an import hook: the moment anything imports pandas (Evidently for the HTML
-report, ``to_pandas``), pyarrow's own import of it is re-run, which puts pyarrow back in its usual
-state before any pandas object exists. No pandas object can exist before pandas is imported, so
-every conversion gives exactly what it gives without the deferral (tested).
+``dagster api execute_run``) whose steps never use pandas, or in ``drift-assets compare``.
+``defer_pandas_probe`` lets that probe find no pandas and leaves an import hook: the moment
+anything imports pandas (Evidently for the HTML report, ``to_pandas``), pyarrow's own import of it
+is re-run, which puts pyarrow back in its usual state before any pandas object exists. No pandas
+object can exist before pandas is imported, so every conversion gives exactly what it gives
+without the deferral (tested).
 """
 
 from __future__ import annotations
