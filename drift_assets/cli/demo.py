@@ -153,6 +153,9 @@ def run_demo(
     from drift_assets.definitions import build_definitions
 
     os.environ.setdefault("DRIFT_ASSETS_ENV", "local")
+    # The demo's two processes share 2 cores with scikit-learn's OpenMP threads (the champion's
+    # fit, scoring): spinning idle threads starve the busy ones (retraining/dvc_runner.py).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not html:
         os.environ["DRIFT_ASSETS_HTML_REPORTS"] = "0"
     monitors = load_monitors()
