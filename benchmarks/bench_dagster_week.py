@@ -160,31 +160,35 @@ def setup_data(root: Path) -> None:
     (root / "monitors.yaml").write_text(yaml.safe_dump({"monitors": config}, sort_keys=False))
 
 
-def code_env(root: Path, label: str, checkout: Path) -> dict[str, str]:
+def code_env(
+    root: Path, label: str, checkout: Path, *, monitors: Path | None = None, html: bool = False
+) -> dict[str, str]:
+    """The environment of a worker for ``checkout``: its own assets, reports and DAGSTER_HOME (with
+    the checkout's dagster.yaml) under ``root / label``; the data and monitors file shared."""
     state = root / label
     home = state / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text((checkout / "dagster.yaml").read_text())  # each checkout's instance settings
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "DRIFT_ASSETS_HTML_REPORTS")}
     env.update(
         {
             "PYTHONPATH": str(checkout),
             "DRIFT_ASSETS_ENV": "local",
-            "DRIFT_ASSETS_HTML_REPORTS": "0",
             "DRIFT_ASSETS_DATA_ROOT": str(root / "data"),
             "DRIFT_ASSETS_ASSETS_ROOT": str(state / "assets"),
             "DRIFT_ASSETS_REPORTS_ROOT": str(state / "reports"),
-            "DRIFT_ASSETS_MONITORS": str(root / "monitors.yaml"),
+            "DRIFT_ASSETS_MONITORS": str(monitors or root / "monitors.yaml"),
             "DAGSTER_HOME": str(home),
         }
     )
+    if not html:
+        env["DRIFT_ASSETS_HTML_REPORTS"] = "0"
     return env
 
 
-def run_worker(env: dict[str, str], mode: str, arg: object = "") -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", mode, str(arg)], capture_output=True, text=True, env=env
-    )
+def run_worker(env: dict[str, str], mode: str, arg: object = "", script: str = __file__) -> dict:
+    """Run ``script --worker mode arg`` in ``env``; its last stdout line is the JSON answer."""
+    proc = subprocess.run([sys.executable, script, "--worker", mode, str(arg)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"worker {mode} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -21,11 +21,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import bench_dagster_week as dagster_week
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEMO_HOURS = 216
@@ -116,32 +117,12 @@ def setup_data(root: Path, policies: dict[str, str]) -> None:
 
 
 def code_env(root: Path, label: str, checkout: Path) -> dict[str, str]:
-    state = root / label
-    home = state / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "DRIFT_ASSETS_HTML_REPORTS")}
-    env.update(
-        {
-            "PYTHONPATH": str(checkout),
-            "DRIFT_ASSETS_ENV": "local",
-            "DRIFT_ASSETS_DATA_ROOT": str(root / "data"),
-            "DRIFT_ASSETS_ASSETS_ROOT": str(state / "assets"),
-            "DRIFT_ASSETS_REPORTS_ROOT": str(state / "reports"),
-            "DRIFT_ASSETS_MONITORS": str(root / f"monitors-{label}.yaml"),
-            "DAGSTER_HOME": str(home),
-        }
-    )
-    return env
+    """The Dagster week bench's worker environment, with this policy's monitors file and the HTML on."""
+    return dagster_week.code_env(root, label, checkout, monitors=root / f"monitors-{label}.yaml", html=True)
 
 
 def run_worker(env: dict[str, str], mode: str, arg: object = "") -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", mode, str(arg)], capture_output=True, text=True, env=env
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {mode} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return dagster_week.run_worker(env, mode, arg, script=__file__)
 
 
 def _line(label: str, rows: list[dict]) -> str:

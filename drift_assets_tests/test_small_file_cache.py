@@ -108,11 +108,11 @@ def test_the_cache_is_bounded():
         paths.append(p)
     try:
         for p in paths:
-            cache.put(LOCAL, p, None, [batch])
-        assert cache.get(LOCAL, paths[0], None) is None  # the oldest went
-        assert cache.get(LOCAL, paths[2], None) == [batch]
-        cache.put(LOCAL, paths[0], ["x"], [big])
-        assert cache.get(LOCAL, paths[0], ["x"]) is None  # over its share of the bytes: never kept
+            cache.put(cache.key(LOCAL, p, None), [batch])
+        assert cache.get(cache.key(LOCAL, paths[0], None)) is None  # the oldest went
+        assert cache.get(cache.key(LOCAL, paths[2], None)) == [batch]
+        cache.put(cache.key(LOCAL, paths[0], ["x"]), [big])
+        assert cache.get(cache.key(LOCAL, paths[0], ["x"])) is None  # over its share of the bytes: never kept
     finally:
         for p in paths:
             os.unlink(p)

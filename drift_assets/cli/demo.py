@@ -188,9 +188,7 @@ def run_demo(
         second = alongside.start(later)
     summary_ok = True
     try:
-        for monitor in [m for m in monitors if m.name not in later]:
-            runs = monitor_runs(defs, instance, monitor.name, launched_by="drift-assets demo")
-            summary_ok &= _demo_monitor(defs, monitor, storage, runs, phases)
+        summary_ok &= _demo_monitors(defs, instance, storage, [m for m in monitors if m.name not in later], phases)
         if second is not None:
             phases.end()
             ok, took = second.finish()
@@ -223,12 +221,19 @@ def demo_monitors(names: set[str]) -> int:
     defs = build_definitions()
     storage = defs.resources["storage"].storage()
     _, instance = _demo_instance()
-    phases, ok = Phases(), True
-    for monitor in [m for m in load_monitors() if m.name in names]:
-        runs = monitor_runs(defs, instance, monitor.name, launched_by="drift-assets demo")
-        ok &= _demo_monitor(defs, monitor, storage, runs, phases)
+    phases = Phases()
+    ok = _demo_monitors(defs, instance, storage, [m for m in load_monitors() if m.name in names], phases)
     print(phases.summary())
     return 0 if ok else 1
+
+
+def _demo_monitors(defs, instance, storage, monitors, phases) -> bool:
+    """The demo's loop over ``monitors`` in this process; whether every one ran clean."""
+    ok = True
+    for monitor in monitors:
+        runs = monitor_runs(defs, instance, monitor.name, launched_by="drift-assets demo")
+        ok &= _demo_monitor(defs, monitor, storage, runs, phases)
+    return ok
 
 
 def _demo_monitor(defs, monitor, storage, runs, phases) -> bool:

@@ -407,11 +407,12 @@ def iter_file_batches(
     caller's schema check names them) rather than failing the whole file. ``reuse_small``: a small
     parquet file read again unchanged is not decoded again (see ``SmallFileCache``)."""
     shown = display_path(filesystem, path)
-    if reuse_small and not is_csv(path):
-        cached = SMALL_FILES.get(filesystem, path, columns)
-        if cached is not None:
-            yield from cached
-            return
+    # The file's stat before it is read: a file rewritten while it is read is never kept as the new one.
+    small_key = SMALL_FILES.key(filesystem, path, columns) if reuse_small and not is_csv(path) else None
+    cached = SMALL_FILES.get(small_key)
+    if cached is not None:
+        yield from cached
+        return
     try:
         if is_csv(path):
             names, delimiter = csv_header(filesystem, path, delimiter)
@@ -426,9 +427,9 @@ def iter_file_batches(
             parquet = pq.ParquetFile(handle, pre_buffer=False)
             present = parquet.schema_arrow.names
             wanted = [c for c in columns if c in present] if columns is not None else None
-            if reuse_small and parquet.metadata.num_rows <= BATCH_ROWS:
+            if small_key is not None and parquet.metadata.num_rows <= BATCH_ROWS:
                 batches = list(parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted))
-                SMALL_FILES.put(filesystem, path, columns, batches)
+                SMALL_FILES.put(small_key, batches)
                 yield from batches
                 return
             for groups in _row_group_runs(parquet):
@@ -450,7 +451,8 @@ class SmallFileCache:
         self._entries: OrderedDict[tuple, list[pa.RecordBatch]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _key(self, filesystem: pafs.FileSystem, path: str, columns: Sequence[str] | None) -> tuple | None:
+    def key(self, filesystem: pafs.FileSystem, path: str, columns: Sequence[str] | None) -> tuple | None:
+        """What an entry is kept under (None: not kept): path, columns, size, mtime in nanoseconds."""
         if not isinstance(filesystem, pafs.LocalFileSystem):
             return None  # S3 times are whole seconds: a rewrite within one could pass for the old file
         try:
@@ -461,16 +463,14 @@ class SmallFileCache:
             return None
         return (path, tuple(columns) if columns is not None else None, info.size, info.mtime_ns)
 
-    def get(self, filesystem: pafs.FileSystem, path: str, columns: Sequence[str] | None) -> list | None:
-        key = self._key(filesystem, path, columns)
+    def get(self, key: tuple | None) -> list | None:
         with self._lock:
             if key is None or key not in self._entries:
                 return None
             self._entries.move_to_end(key)
             return self._entries[key]
 
-    def put(self, filesystem, path: str, columns: Sequence[str] | None, batches: list[pa.RecordBatch]) -> None:
-        key = self._key(filesystem, path, columns)
+    def put(self, key: tuple | None, batches: list[pa.RecordBatch]) -> None:
         size = sum(b.nbytes for b in batches)
         if key is None or size > self.max_bytes // self.max_files:
             return
