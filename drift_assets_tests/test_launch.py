@@ -146,3 +146,38 @@ def test_the_demo_can_skip_sqlites_wait_for_the_disk(tmp_path, monkeypatch):
     finally:
         monkeypatch.setenv(SQLITE_SYNCHRONOUS_ENV, "FULL")
         assert relax_sqlite_sync() == "FULL" and synchronous() == 2
+
+
+def test_joined_runs_belong_to_another_processs_backfill_and_write_no_record(project):
+    """What a demo hour worker does (cli/hours.py): its runs carry the parent's backfill ids, the parent
+    adds its verdict partitions and failures, and only the parent's records exist."""
+    defs = build_definitions()
+    fraud = load_monitors().get("fraud")
+    with instance_for_test() as instance:
+        assert defs.resolve_job_def("fraud_reference_job").execute_in_process(instance=instance, run_config=QUIET)
+        runs = monitor_runs(defs, instance, "fraud", launched_by="test")
+        worker = monitor_runs(defs, instance, "fraud", launched_by="worker")
+        with runs.backfill([STATIONARY, DRIFTED], title="two weeks") as batch:
+            window_id, alert_id = batch.backfill_ids
+            assert run_window(defs, fraud, STATIONARY, instance, batch).success  # the parent's part
+            with worker.joined(window_id, alert_id) as joined:
+                assert run_window(defs, fraud, DRIFTED, instance, joined).success
+                window_part, alert_part = joined.batches
+                assert (window_part.failed, alert_part.failed) == (0, 1)  # the drifted week's verdict
+                assert alert_part.partition_names == [DRIFTED] and alert_part.record is None
+            assert worker.batches is None  # outside the block: plain runs again
+            assert {b.backfill_id for b in instance.get_backfills()} == {alert_id, window_id}
+            window, alert = batch.batches
+            assert list(instance.get_backfill(alert_id).partition_names) == [STATIONARY]
+            window.add_runs([DRIFTED], 0)
+            alert.add_runs([DRIFTED], 1)
+        assert instance.get_backfill(window_id).status == BulkActionStatus.COMPLETED_SUCCESS
+        verdicts = instance.get_backfill(alert_id)
+        assert verdicts.status == BulkActionStatus.COMPLETED_FAILED
+        assert list(verdicts.partition_names) == [STATIONARY, DRIFTED]
+        assert len(instance.get_backfills()) == 2
+        for backfill_id, job in ((window_id, "fraud_window_job"), (alert_id, "fraud_alert_job")):
+            tagged = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
+            assert sorted(r.tags["dagster/partition"] for r in tagged) == [STATIONARY, DRIFTED]
+            assert {r.tags["dagster/partition_set"] for r in tagged} == {f"{job}_partition_set"}
+            assert {r.tags["drift_assets/launched_by"] for r in tagged} == {"test", "worker"}

@@ -45,6 +45,13 @@ def _simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weeks", type=int, default=13, help="weeks of fraud traffic (default 13)")
     p.add_argument("--drift-week", type=int, default=9, help="first drifted week, 1-based (default 9)")
     p.add_argument(
+        "--hour-workers",
+        type=_positive_int,
+        default=None,
+        help="processes running the hourly windows at once (default $DRIFT_ASSETS_DEMO_HOUR_WORKERS, else 2 "
+        "on a multi-core machine, 1 with --one-at-a-time)",
+    )
+    p.add_argument(
         "--story",
         default="card_testing",
         choices=["card_testing", "covariate_harmful", "covariate_benign", "concept"],
@@ -122,6 +129,13 @@ def _demo(sub: argparse._SubParsersAction) -> None:
         help="run the monitors in sequence (default: the first here, the others in a second process alongside)",
     )
     p.add_argument(
+        "--hour-workers",
+        type=_positive_int,
+        default=None,
+        help="processes running the hourly windows at once (default $DRIFT_ASSETS_DEMO_HOUR_WORKERS, else 2 "
+        "on a multi-core machine, 1 with --one-at-a-time)",
+    )
+    p.add_argument(
         "--story",
         default="card_testing",
         choices=["card_testing", "covariate_harmful", "covariate_benign", "concept"],
@@ -140,6 +154,7 @@ def run_demo(args: argparse.Namespace) -> int:
         html=not args.no_html,
         story=args.story,
         one_at_a_time=args.one_at_a_time,
+        hour_workers=args.hour_workers,
     )
 
 
@@ -418,3 +433,11 @@ def _run_backfill(args: argparse.Namespace) -> int:
                 progress.step()
     print(f"{len(selected)} window(s), {failed} failed run(s) in {duration(progress.elapsed)}")
     return 1 if failed else 0
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse turns the ValueError into one usage line, exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value

@@ -149,9 +149,22 @@ def run_demo(
     html: bool = True,
     story: str = "card_testing",
     one_at_a_time: bool = False,
+    hour_workers: int | None = None,
 ) -> int:
+    from drift_assets.cli import hours
     from drift_assets.definitions import build_definitions
 
+    # The hourly windows' processes (cli/hours.py): the flag, else the env, else 1 under
+    # --one-at-a-time (one process for everything) and 2 on a multi-core machine otherwise.
+    if hour_workers is not None:
+        os.environ[hours.HOUR_WORKERS_ENV] = str(hour_workers)
+    elif one_at_a_time:
+        os.environ.setdefault(hours.HOUR_WORKERS_ENV, "1")
+    try:
+        hours.hour_workers()
+    except ValueError as exc:
+        print(f"drift-assets demo: {exc}")
+        return 2
     os.environ.setdefault("DRIFT_ASSETS_ENV", "local")
     # The demo's two processes share 2 cores with scikit-learn's OpenMP threads (the champion's
     # fit, scoring): spinning idle threads starve the busy ones (retraining/dvc_runner.py).
@@ -271,14 +284,21 @@ HOURLY_DEMO_DAYS = 9
 
 def demo_hourly(defs, monitor, storage, instance, keys: list[str], runs=None) -> bool:
     """Run the hourly windows, print one line per day and the incident hours found (runs of
-    consecutive hours failing an ERROR check), next to the incidents the simulator documented."""
+    consecutive hours failing an ERROR check), next to the incidents the simulator documented.
+    The hours run in ``hours.hour_workers()`` processes at once (cli/hours.py), printed in order."""
+    from drift_assets.cli.hours import WorkerFailed
+
     print(hourly_range_note(monitor, keys, keys[-HOURLY_DEMO_DAYS * 24 :]))
     keys = keys[-HOURLY_DEMO_DAYS * 24 :]
     print(f"== {len(keys)} hourly windows ({keys[0]} .. {keys[-1]}); one line per day")
     runs = runs or monitor_runs(defs, instance, monitor.name)
-    with runs.backfill(keys, title=f"drift-assets demo: {monitor.name} hours") as batch:
-        print(backfill_line(batch))
-        errors = _hourly_rows(defs, monitor, storage, instance, keys, batch)
+    try:
+        with runs.backfill(keys, title=f"drift-assets demo: {monitor.name} hours") as batch:
+            print(backfill_line(batch))
+            errors = _hourly_rows(defs, monitor, storage, instance, keys, batch)
+    except WorkerFailed as exc:
+        print(f"   {exc}; the backfills are marked failed")
+        return False
     print("   incident hours found (consecutive hours failing an ERROR check):")
     for start, end, checks in _runs_of_hours(errors):
         print(f"     {start} .. {end}: {', '.join(checks)}")
@@ -296,34 +316,134 @@ def demo_hourly(defs, monitor, storage, instance, keys: list[str], runs=None) ->
 
 
 def _hourly_rows(defs, monitor, storage, instance, keys: list[str], runs) -> dict[str, list[str]]:
-    """Run the hours, print a line per day; the ERROR checks failed per hour that failed one."""
-    progress = Progress(f"   {monitor.name}", len(keys))
-    print(f"   {'day':<11} {'rows':>7} {'refusal':>8} {'tokens':>7} {'WARN h':>7} {'ERROR h':>8}")
-    errors: dict[str, list[str]] = {}
-    day_stats: dict[str, list] = {}
-    for key in keys:
-        result = run_window(defs, monitor, key, instance, runs)
-        progress.step()
-        failed = failed_checks_of(result)
-        path = ResultsStore.drift_path(monitor.name, key)
-        record = storage.reports.read_json(path) if storage.reports.exists(path) else None
-        stats = day_stats.setdefault(key[:10], [0, 0.0, 0.0, 0, 0])
+    """Run the hours in ``hours.hour_workers()`` processes (this one and workers, cli/hours.py), print
+    a line per day in order; the ERROR checks failed per hour that failed one. A worker that fails:
+    ``WorkerFailed`` (the others are stopped)."""
+    import tempfile
+
+    from drift_assets.cli import hours
+
+    parts = hours.chunks(keys, hours.hour_workers())
+    workers: list[hours.HourWorker] = []
+    days = _DayRows(storage, monitor, keys)
+    handle, claims_path = tempfile.mkstemp(prefix="drift-assets-hours-", suffix=".claims")
+    os.close(handle)
+    claims = hours.Claims.create(Path(claims_path), parts)
+    with hours.interrupt_on_sigterm():
+        try:
+            workers = [hours.start(monitor.name, keys, i, claims, runs.backfill_ids) for i in range(1, len(parts))]
+            for worker in workers:
+                print(f"   {worker.label}: started, {len(parts[worker.number])} hours from {parts[worker.number][0]}")
+            print(f"   {'day':<11} {'rows':>7} {'refusal':>8} {'tokens':>7} {'WARN h':>7} {'ERROR h':>8}")
+            progress = Progress(f"   {monitor.name} (this process)", len(parts[0]))
+            run = lambda key: run_hour(defs, monitor, key, instance, runs)  # noqa: E731
+            hours.run_claimed(storage, monitor, keys, claims, 0, run, lambda o: (days.add(o), progress.step()))
+            _merge_workers(workers, runs, days, keys)
+        finally:
+            for worker in workers:
+                worker.stop()
+            Path(claims_path).unlink(missing_ok=True)
+    return days.errors
+
+
+def _merge_workers(workers, runs, days: _DayRows, keys: list[str]) -> None:
+    """Wait for the workers; add their runs to the backfill records and their hours to the rows."""
+    from drift_assets.cli.hours import WorkerFailed
+
+    window, alert = runs.batches
+    outcomes = []
+    for worker in workers:
+        if worker.process.poll() is None:
+            print(f"   {worker.label}: waiting for it")
+        got, error = worker.wait()
+        if got is None:
+            raise WorkerFailed(error)
+        outcomes += got
+    window.add_runs([o["key"] for o in outcomes], sum(not o["window_ok"] for o in outcomes))
+    verdicts = [o for o in outcomes if o["verdict"] is not None]
+    alert.add_runs([o["key"] for o in verdicts], sum(not o["verdict"] for o in verdicts), order=keys)
+    for outcome in outcomes:
+        days.add(outcome)
+    missing = [k for k in keys if k not in days.outcomes]
+    if missing:
+        raise WorkerFailed(f"hour workers: no outcome for {len(missing)} hour(s) from {missing[0]}")
+
+
+def run_hour(defs, monitor, key: str, instance, runs) -> dict:
+    """The hour's window run and, when it failed an ERROR check, its verdict run (``run_window``'s
+    rule for hourly monitors); what the demo prints of it (JSON: a worker's answer, cli/hours.py)."""
+    result = runs.run("window", key, run_config=QUIET)
+    failed = [[name, severity] for name, severity, _ in failed_checks_of(result)]
+    verdict = None
+    if result.success and any(severity == "ERROR" for _, severity in failed):
+        verdict = run_alert(defs, monitor.name, key, instance, runs)
+    return {"key": key, "window_ok": bool(result.success), "failed": failed, "verdict": verdict}
+
+
+def hour_worker(argv: list[str]) -> int:
+    """An hour worker (cli/hours.py): claims and runs hours until none is left, writes ``--out``."""
+    import json
+
+    from drift_assets.cli import hours
+    from drift_assets.definitions import build_definitions
+
+    args = hours.worker_arguments(argv)
+    defs = build_definitions()
+    storage = defs.resources["storage"].storage()
+    _, instance = _demo_instance()
+    monitor = next(m for m in load_monitors() if m.name == args.monitor)
+    runs = monitor_runs(defs, instance, monitor.name, launched_by="drift-assets demo")
+    every = defs.resolve_job_def(runs.job("window")).partitions_def.get_partition_keys()
+    keys = every[every.index(getattr(args, "from")) : every.index(args.to) + 1]
+    claims = hours.Claims(Path(args.claims))
+    outcomes: list[dict] = []
+    with runs.joined(args.window_backfill, args.alert_backfill):
+        run = lambda key: run_hour(defs, monitor, key, instance, runs)  # noqa: E731
+        hours.run_claimed(storage, monitor, keys, claims, args.process, run, outcomes.append)
+    partial = Path(args.out).with_suffix(".partial")
+    partial.write_text(json.dumps({"hours": outcomes}))
+    partial.replace(args.out)
+    return 0
+
+
+class _DayRows:
+    """Hour outcomes (``hours.run_hour``) in any order: a line per day printed as soon as it and
+    every day before it are complete, the ERROR checks per hour that failed one."""
+
+    def __init__(self, storage, monitor, keys: list[str]) -> None:
+        self.storage, self.monitor, self.keys = storage, monitor, keys
+        self.outcomes: dict[str, dict] = {}
+        self.errors: dict[str, list[str]] = {}
+        self.printed = 0  # keys[:printed] are in printed lines (or in the day being printed)
+        self.day_stats: dict[str, list] = {}
+
+    def add(self, outcome: dict) -> None:
+        self.outcomes[outcome["key"]] = outcome
+        while self.printed < len(self.keys) and self.keys[self.printed] in self.outcomes:
+            self._count(self.outcomes[self.keys[self.printed]])
+            self.printed += 1
+
+    def _count(self, outcome: dict) -> None:
+        key, failed = outcome["key"], outcome["failed"]
+        path = ResultsStore.drift_path(self.monitor.name, key)
+        record = self.storage.reports.read_json(path) if self.storage.reports.exists(path) else None
+        stats = self.day_stats.setdefault(key[:10], [0, 0.0, 0.0, 0, 0])
         if record:
             rows = record["current_rows"]
             stats[0] += rows
             stats[1] += rows * record["extra"].get("refusal_rate", 0.0)
             stats[2] += rows * record["extra"].get("output_length_mean", 0.0)
-        stats[3] += any(sev == "WARN" for _, sev, _ in failed) and not any(sev == "ERROR" for _, sev, _ in failed)
-        stats[4] += any(sev == "ERROR" for _, sev, _ in failed)
-        if any(sev == "ERROR" for _, sev, _ in failed):
-            errors[key] = sorted({name for name, sev, _ in failed if sev == "ERROR"})
+        error = any(sev == "ERROR" for _, sev in failed)
+        stats[3] += any(sev == "WARN" for _, sev in failed) and not error
+        stats[4] += error
+        if error:
+            self.errors[key] = sorted({name for name, sev in failed if sev == "ERROR"})
         if key.endswith("23:00"):
-            rows, refusals, tokens, warn_hours, error_hours = day_stats[key[:10]]
+            rows, refusals, tokens, warn_hours, error_hours = self.day_stats[key[:10]]
             print(
                 f"   {key[:10]:<11} {rows:>7,} {refusals / max(rows, 1):>8.3f} {tokens / max(rows, 1):>7.1f} "
                 f"{warn_hours:>7} {error_hours:>8}"
             )
-    return errors
 
 
 def hourly_range_note(monitor, all_keys: list[str], evaluated: list[str]) -> str:
@@ -640,7 +760,9 @@ def _retraining_output(result, storage, monitor) -> dict:
     raise RuntimeError("the retraining run materialised no retrained_model")
 
 
-if __name__ == "__main__":  # the demo's second process (cli/alongside.py)
+if __name__ == "__main__":  # the demo's second process (cli/alongside.py) or an hour worker (cli/hours.py)
     import sys
 
+    if sys.argv[1:2] == ["--hour-worker"]:
+        sys.exit(hour_worker(sys.argv[2:]))
     sys.exit(demo_monitors(set(sys.argv[1:])))

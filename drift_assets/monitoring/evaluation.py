@@ -166,6 +166,61 @@ def gradual_outcomes(
     ], None if outcomes else "no numerical top feature measured in this window"
 
 
+def gradual_documents(
+    monitor: MonitorConfig, profile: ReferenceProfile, data: Root, reports: Root, keys: Iterable[str]
+) -> dict[str, dict]:
+    """What ``no_gradual_drift`` reads of the windows ``keys`` (in order) once they are evaluated: each
+    one's gradual columns and its CUSUM outcomes, computed here from the log alone (no trailing
+    baseline, no other check), as ``evaluate_window`` and the results store would give them. The
+    CUSUM of a window depends on every earlier one: the demo's hour worker that starts at hour ``s``
+    computes the hours before ``s`` this way (``gradual.remember_windows``) while another process
+    evaluates them. The column means are sums of the window's values over its row count: for an
+    integer-valued column (token counts) they are exact whatever the batches, so the answer is the
+    stored one bit for bit; for others they may differ in the last bits."""
+    import json
+
+    from drift_assets.monitoring.windows import WindowScan, parse_partition_key, stream_window
+    from drift_assets.storage.root import json_dumps
+
+    types = expected_log_types(monitor)
+    columns = list(monitor.gradual_columns)
+    out: dict[str, dict] = {}
+    for key in keys:
+        window = parse_partition_key(key, monitor.cadence)
+        name = f"{monitor.name} window {window.key}"
+        scan = WindowScan()
+        batches = stream_window(
+            data,
+            monitor.log,
+            window,
+            timestamp_column=monitor.timestamp_column,
+            types=types,
+            derived=monitor.derived,
+            scan=scan,
+        )
+        summary = summarize(profile, batches, table_name=name)
+        for column, reason in scan.problems.items():
+            summary.problems.setdefault(column, reason)
+        result = compare(
+            profile,
+            summary,
+            monitor.rules,
+            top_features=set(monitor.top_features),
+            table_name=name,
+            check_table=monitor.checks,
+        )
+        outcomes, _ = gradual_outcomes(monitor, window, result, reports)
+        stored = result.to_dict()["columns"]
+        doc = {
+            "partition": key,
+            "columns": {c: stored[c] for c in columns if c in stored},
+            "checks": [o.to_dict() for o in outcomes],
+        }
+        out[key] = json.loads(json_dumps(doc))  # as the store gives it back
+        gradual.remember_windows(monitor.name, {key: out[key]})
+    return out
+
+
 def stream_reference(monitor: MonitorConfig, source: TableSource) -> Iterator[pa.RecordBatch]:
     """The reference's batches with the monitor's columns (derived ones computed, label kept for
     retraining), streamed: the whole reference is never held in memory. Columns are checked

@@ -244,6 +244,9 @@ def read_earlier_windows(
     present = set(reports.list_dir(directory))
 
     def read(key: str) -> Mapping | None:
+        known = _EVALUATED_ELSEWHERE.get((monitor, key))
+        if known is not None:
+            return known
         name = posixpath.basename(ResultsStore.drift_path(monitor, key))
         if name not in present:
             return None
@@ -257,3 +260,18 @@ def read_earlier_windows(
     if previous is not None and all(c in state for c in columns if _column(previous, c).get("reference_std")):
         return [], state
     return trailing_documents(read, window.start, length, lambda t: partition_key(t, cadence), lookback), {}
+
+
+# (monitor, window) -> the window's drift document as far as this check reads it, for windows that
+# another process evaluates at the same time (the demo's hour workers, cli/hours.py): read before
+# the results store, so a worker's first window continues the CUSUM the sequential order would.
+_EVALUATED_ELSEWHERE: dict[tuple[str, str], Mapping] = {}
+
+
+def remember_windows(monitor: str, documents: Mapping[str, Mapping]) -> None:
+    """Make ``documents`` (window key -> drift document) this process's answer for those windows."""
+    _EVALUATED_ELSEWHERE.update({(monitor, key): doc for key, doc in documents.items()})
+
+
+def forget_windows() -> None:
+    _EVALUATED_ELSEWHERE.clear()

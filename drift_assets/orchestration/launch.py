@@ -242,10 +242,16 @@ class Backfill:
     backfill_id: str = field(default_factory=make_new_backfill_id)
     record: PartitionBackfill | None = None
     failed: int = 0
+    # Joined: the runs of another process's backfill (``backfill_id``): tagged and counted here,
+    # the record is that process's to write (``add_runs``) and finish.
+    joined: bool = False
 
     def run(self, partition_key: str, **kwargs) -> ExecuteInProcessResult:
         """Run one partition of the backfill (``kwargs`` as for ``InProcessLauncher.run``)."""
-        if partition_key not in self.partition_names:
+        if self.joined:
+            if partition_key not in self.partition_names:
+                self.partition_names.append(partition_key)
+        elif partition_key not in self.partition_names:
             self.partition_names.append(partition_key)
             self._save()
         elif self.record is None:
@@ -288,9 +294,22 @@ class Backfill:
             self.record = self.record.with_end_timestamp(get_current_timestamp())
         instance.update_backfill(self.record)
 
+    def add_runs(self, partition_keys: Sequence[str], failed: int, order: Sequence[str] = ()) -> None:
+        """Partitions another process ran for this backfill (joined to it), ``failed`` of them failed;
+        with ``order`` (every partition, in order) the record lists them in that order."""
+        new = [k for k in partition_keys if k not in self.partition_names]
+        self.failed += failed
+        names = self.partition_names + new
+        if order:
+            rank = {k: i for i, k in enumerate(order)}
+            names.sort(key=lambda k: rank.get(k, len(rank)))
+        if names and (names != self.partition_names or self.record is None):
+            self.partition_names[:] = names
+            self._save()
+
     def finish(self, status: BulkActionStatus | None = None) -> None:
         """The final status; a backfill that ran nothing leaves no record."""
-        if self.record is None:
+        if self.record is None or self.joined:
             return
         if status is None:
             status = BulkActionStatus.COMPLETED_FAILED if self.failed else BulkActionStatus.COMPLETED_SUCCESS
@@ -324,6 +343,24 @@ class MonitorRuns:
                 yield self
             finally:
                 self._window = self._alert = None
+
+    @contextmanager
+    def joined(self, window_id: str, alert_id: str) -> Iterator[MonitorRuns]:
+        """Inside it, runs of the window and verdict backfills ``window_id``/``alert_id`` that another
+        process created and finishes (the demo's hour workers): tagged as theirs, no record written."""
+        self._window, self._alert = (
+            Backfill(self.launcher, self.job(kind), [], dict(self.tags), None, backfill_id, joined=True)
+            for kind, backfill_id in (("window", window_id), ("alert", alert_id))
+        )
+        try:
+            yield self
+        finally:
+            self._window = self._alert = None
+
+    @property
+    def batches(self) -> tuple[Backfill, Backfill] | None:
+        """(window backfill, verdict backfill) inside ``backfill`` or ``joined``."""
+        return (self._window, self._alert) if self._window and self._alert else None
 
     @property
     def backfill_ids(self) -> tuple[str, str] | None:

@@ -284,9 +284,21 @@ def stored_history(storage: StorageResource, monitor: MonitorConfig, key: str) -
 
     def load(partition: str) -> dict | None:
         relative = asset_path(path, partition, "json")
-        return assets.read_json(relative) if assets.exists(relative) else None
+        if assets.exists(relative):
+            return assets.read_json(relative)
+        return _RECORDS_ELSEWHERE.get((monitor.name, partition))
 
     return WindowHistory(monitor, key, load)
+
+
+# (monitor, window) -> the checks of a drift record another process is evaluating at the same time
+# (the demo's hour workers, cli/hours.py), for ``on_new_failure`` until the record is stored.
+_RECORDS_ELSEWHERE: dict[tuple[str, str], dict] = {}
+
+
+def remember_record(monitor: str, key: str, record: dict) -> None:
+    """Make ``record`` (``{"checks": [...]}`` as a drift record has them) the window's until it is stored."""
+    _RECORDS_ELSEWHERE[(monitor, key)] = record
 
 
 def evidently_report_asset(monitor: MonitorConfig) -> AssetsDefinition:
