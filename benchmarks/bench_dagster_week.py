@@ -56,6 +56,13 @@ SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # Run inside a subprocess whose PYTHONPATH is the checkout under test; print one JSON line.
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its children waited for (Dagster's compute-log ``tail``
+    processes were children: ``process_time`` alone never saw them)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _failed_error(result) -> bool:
     return any(not e.passed and e.severity.value == "ERROR" for e in result.get_asset_check_evaluations())
 
@@ -94,10 +101,10 @@ def worker_week(repeat: str) -> dict:
     _run_window(defs, instance, "fraud", WARM_WEEK)
     seconds, cpu, failed = [], [], False
     for _ in range(int(repeat)):
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start, start_cpu = time.perf_counter(), _cpu()
         failed = _run_window(defs, instance, "fraud", WEEK)
         seconds.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
+        cpu.append(_cpu() - start_cpu)
     return {"seconds": seconds, "cpu": cpu, "alert_job_ran": failed}
 
 
@@ -112,10 +119,10 @@ def worker_hours(span: str) -> dict:
     keys = defs.resolve_job_def("llm_window_job").partitions_def.get_partition_keys()[-DEMO_HOURS:][first:][:count]
     seconds, cpu, errors = [], [], 0
     for key in keys:
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start, start_cpu = time.perf_counter(), _cpu()
         errors += _run_window(defs, instance, "llm", key)
         seconds.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
+        cpu.append(_cpu() - start_cpu)
     return {"seconds": seconds, "cpu": cpu, "error_hours": errors, "first": keys[0], "last": keys[-1]}
 
 
@@ -134,10 +141,10 @@ def worker_floor(runs: str) -> dict:
     keys = hourly.get_partition_keys()[-DEMO_HOURS:][: int(runs)]
     seconds, cpu = [], []
     for key in keys:
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start, start_cpu = time.perf_counter(), _cpu()
         assert floor_job.execute_in_process(partition_key=key, instance=instance, run_config=QUIET).success
         seconds.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
+        cpu.append(_cpu() - start_cpu)
     events = len(instance.all_logs(instance.get_runs(limit=1)[0].run_id))
     return {"seconds": seconds, "cpu": cpu, "checks": len(checks), "events_per_run": events}
 

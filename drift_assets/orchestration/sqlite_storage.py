@@ -42,7 +42,7 @@ from typing import Any
 import sqlalchemy as db
 import yaml
 from dagster import DagsterInstance
-from dagster._core.instance.ref import InstanceRef
+from dagster._core.instance.ref import InstanceRef, compute_logs_directory
 from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -59,6 +59,8 @@ from dagster._serdes import ConfigurableClassData
 from dagster._utils import mkdir_p
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.util import LRUCache
+
+COMPUTE_LOGS_MODULE = "drift_assets.orchestration.compute_logs"  # by name: imported when a run needs it
 
 # Run files whose engines stay open: the runs being written or read now. Older ones are closed.
 MAX_OPEN_RUN_FILES = 4
@@ -258,8 +260,10 @@ class PooledSqliteStorage(DagsterSqliteStorage):
 
 
 class PooledSqliteInstance(DagsterInstance):
-    """Dagster's instance whose default storage (no ``storage:`` in dagster.yaml) is
-    ``PooledSqliteStorage`` in the instance's own directory; nothing else differs."""
+    """Dagster's instance with two other defaults, both in the instance's own directory: the
+    storage (no ``storage:`` in dagster.yaml) is ``PooledSqliteStorage``, and the compute logs (no
+    ``compute_logs:``) are ``compute_logs.TeeComputeLogManager``: Dagster's files, mirrored to the
+    terminal without ``tail`` processes. Nothing else differs."""
 
     @classmethod
     def config_schema(cls) -> dict:
@@ -270,6 +274,11 @@ class PooledSqliteInstance(DagsterInstance):
         defaults = dict(InstanceRef.config_defaults(base_dir))
         defaults["storage"] = ConfigurableClassData(
             __name__, PooledSqliteStorage.__name__, yaml.dump({"base_dir": base_dir}, default_flow_style=False)
+        )
+        defaults["compute_logs"] = ConfigurableClassData(
+            COMPUTE_LOGS_MODULE,
+            "TeeComputeLogManager",
+            yaml.dump({"base_dir": compute_logs_directory(base_dir)}, default_flow_style=False),
         )
         return defaults
 
