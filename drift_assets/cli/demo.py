@@ -335,9 +335,18 @@ def _hourly_rows(defs, monitor, storage, instance, keys: list[str], runs) -> dic
             for worker in workers:
                 print(f"   {worker.label}: started, {len(parts[worker.number])} hours from {parts[worker.number][0]}")
             print(f"   {'day':<11} {'rows':>7} {'refusal':>8} {'tokens':>7} {'WARN h':>7} {'ERROR h':>8}")
-            progress = Progress(f"   {monitor.name} (this process)", len(parts[0]))
+            progress = Progress(f"   {monitor.name}{' (this process)' if workers else ''}", len(parts[0]))
             run = lambda key: run_hour(defs, monitor, key, instance, runs)  # noqa: E731
-            hours.run_claimed(storage, monitor, keys, claims, 0, run, lambda o: (days.add(o), progress.step()))
+            hours.run_claimed(
+                storage,
+                monitor,
+                keys,
+                claims,
+                0,
+                run,
+                lambda o: (days.add(o), progress.step()),
+                check=lambda: hours.check_all(workers),
+            )
             _merge_workers(workers, runs, days, keys)
         finally:
             for worker in workers:

@@ -4,8 +4,8 @@ One Dagster run per hour is required (Dagster records per-partition check result
 single-partition runs) and most of an hour's cost is Dagster's own, in one process on one core. So
 the demo runs its hours in contiguous ranges, one per process, as a deployment with two run slots
 (dagster.yaml's ``max_concurrent_runs: 2``) would: the demo's process runs the first range, each
-other range runs in a fresh ``python -m drift_assets.cli.demo --hour-worker`` (spawned, not forked: OpenMP and
-threads make fork unsafe) with the same environment and instance. The hours failing an ERROR check
+other range runs in a fresh ``python -m drift_assets.cli.demo --hour-worker`` (spawned, not forked:
+OpenMP and threads make fork unsafe) with the same environment and instance. The hours failing an ERROR check
 cost a second (verdict) run and are not known beforehand, so the ranges are claimed an hour at a
 time from a shared file (``Claims``): a process whose range is done takes the second half of the
 range with the most hours left. A worker's runs belong to the demo's two backfills
@@ -16,14 +16,14 @@ The answers are those of one process running the hours in order: a window's trai
 stored or streamed counts alike (``evaluation.baseline_summary``), and the checks that read the
 window before are given it where a range starts before that window is stored: ``no_gradual_drift``
 (a CUSUM over every earlier window's stored result) continues from the hours before, computed from
-the log (``evaluation.gradual_documents``, a few ms an hour), and ``on_new_failure``'s Evidently
+the log (``evaluation.gradual_documents``, ~17 ms an hour), and ``on_new_failure``'s Evidently
 page decision reads the previous hour's ERROR checks, evaluated here first (``seed_previous``).
 
 Processes: ``DRIFT_ASSETS_DEMO_HOUR_WORKERS`` (``drift-assets demo --hour-workers N``); default 2 on
 a machine with more than one core, 1 under ``--one-at-a-time`` (the env or the flag still wins).
 
-    python -m drift_assets.cli.demo --hour-worker --monitor llm --from KEY --to KEY --process N --claims FILE \\
-        --window-backfill ID --alert-backfill ID --out result.json
+    python -m drift_assets.cli.demo --hour-worker --monitor llm --from KEY --to KEY --process N \\
+        --claims FILE --window-backfill ID --alert-backfill ID --out result.json
 """
 
 from __future__ import annotations
@@ -118,6 +118,11 @@ class HourWorker:
         last = f": {lines[-1].strip()[:200]}" if lines else ""
         return None, f"{self.label} failed ({how}){last}"
 
+    def check(self) -> None:
+        """Raise ``WorkerFailed`` (one line) if it has ended with an error."""
+        if self.process.poll() not in (None, 0):
+            raise WorkerFailed(self.wait()[1])
+
     def stop(self) -> None:
         """End it if it still runs (by its pid), then remove its files."""
         if self.process.poll() is None:
@@ -129,6 +134,12 @@ class HourWorker:
                 self.process.wait()
         self.log.unlink(missing_ok=True)
         self.out.unlink(missing_ok=True)
+
+
+def check_all(workers: list[HourWorker]) -> None:
+    """Raise ``WorkerFailed`` if any of ``workers`` has ended with an error."""
+    for worker in workers:
+        worker.check()
 
 
 # A range is split only if it has this many hours left: each split costs a catch-up (the CUSUM's
@@ -179,17 +190,27 @@ class Claims:
 
 
 def run_claimed(
-    storage, monitor, keys: list[str], claims: Claims, process: int, run: Callable[[str], dict], done
+    storage,
+    monitor,
+    keys: list[str],
+    claims: Claims,
+    process: int,
+    run: Callable[[str], dict],
+    done: Callable[[dict], object],
+    check: Callable[[], None] = lambda: None,
 ) -> None:
     """Claim hours of ``keys`` until none is left: ``run(key)`` each, then ``done(outcome)``; where a
-    claimed hour does not follow the one before, catch up first (``catch_up``)."""
+    claimed hour does not follow the one before, catch up first (``catch_up``). ``check()`` before
+    each claim (the demo's: raise if a worker died, so its range is not taken over hour by hour)."""
     profile = None
+    # keys[:chained] are known here: evaluated by this process (stored) or given (catch_up).
     chained, last = 0, None
-    while (index := claims.claim(process)) is not None:
+    while check() is None and (index := claims.claim(process)) is not None:
         if index > 0 and last != index - 1:
             profile = profile or _reference_profile(storage, monitor)
             chained = catch_up(monitor, profile, storage, keys, chained, index)
         done(run(keys[index]))
+        chained += index == chained
         last = index
 
 
