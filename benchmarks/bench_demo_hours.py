@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,23 +50,27 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="bench-demo-hours-"))
     simulate_llm(str(root / "data" / "llm"), days=16)
-    reference = None
-    print("| workers | round | wall s | CPU s | hours phase | load before -> after |\n|---|---|---|---|---|---|")
-    for i in range(args.repeat):
-        for workers in (1, 2):
-            env = code_env(root, f"w{workers}_{i}", PROJECT, monitors=PROJECT / "monitors.yaml", html=True)
-            env["DRIFT_ASSETS_DEMO_HOUR_WORKERS"] = str(workers)
-            load = os.getloadavg()[0]
-            wall, cpu, out = run(env)
-            phase = re.search(r"\(llm windows: ([^)]+)\)", out)
-            rows = [line for line in out.splitlines() if not VARYING.search(line)]
-            reference = reference or rows
-            same = "" if rows == reference else " (printed rows DIFFER)"
-            print(
-                f"| {workers} | {i + 1} | {wall:.1f} | {cpu:.1f} | {phase.group(1) if phase else '?'}{same} "
-                f"| {load:.2f} -> {os.getloadavg()[0]:.2f} |",
-                flush=True,
-            )
+    try:
+        reference = None
+        print("| workers | round | wall s | CPU s | hours phase | load before -> after |\n|---|---|---|---|---|---|")
+        for i in range(args.repeat):
+            for workers in (1, 2):
+                env = code_env(root, f"w{workers}_{i}", PROJECT, monitors=PROJECT / "monitors.yaml", html=True)
+                env["DRIFT_ASSETS_DEMO_HOUR_WORKERS"] = str(workers)
+                load = os.getloadavg()[0]
+                wall, cpu, out = run(env)
+                phase = re.search(r"\(llm windows: ([^)]+)\)", out)
+                rows = [line for line in out.splitlines() if not VARYING.search(line)]
+                reference = reference or rows
+                same = "" if rows == reference else " (printed rows DIFFER)"
+                print(
+                    f"| {workers} | {i + 1} | {wall:.1f} | {cpu:.1f} | {phase.group(1) if phase else '?'}{same} "
+                    f"| {load:.2f} -> {os.getloadavg()[0]:.2f} |",
+                    flush=True,
+                )
+
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
