@@ -247,6 +247,53 @@ def test_a_killed_worker_fails_the_demo_in_one_line_and_leaves_no_process(day_da
     assert _processes_with(home) == []
 
 
+@pytest.mark.slow  # a demo process until it is killed, then its worker until it stops, ~20 s
+def test_a_worker_whose_demo_is_killed_stops_after_its_hour(day_data):
+    env = _env(day_data, "orphaned", 2)
+    home = Path(env["DAGSTER_HOME"])
+    demo = subprocess.Popen(DEMO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    worker, log = None, None
+    try:
+        for line in demo.stdout:
+            match = re.search(r"hour worker 1 \(pid (\d+)\): started", line)
+            if match:
+                worker = int(match.group(1))
+                argv = Path(f"/proc/{worker}/cmdline").read_bytes().decode().split("\0")
+                log = Path(argv[argv.index("--out") + 1]).with_suffix(".log")  # hours.start's naming
+                time.sleep(3)  # let it start its runs
+                demo.kill()  # SIGKILL: no finally of the demo's runs, as a crashed machine session
+                break
+        demo.wait()
+        assert worker is not None
+        deadline = time.monotonic() + 60  # an hour or two of runs, not the ~10 hours it had left
+        while time.monotonic() < deadline and worker in _processes_with(home):
+            time.sleep(0.2)
+        assert worker not in _processes_with(home)
+        said = [line for line in log.read_text().splitlines() if line.strip()]
+        assert said[-1] == f"the demo's process (pid {demo.pid}) is gone: this hour worker stops", said[-3:]
+        assert len(_window_runs(home)) < len(DAY)  # it stopped early: not every hour has its run
+    finally:
+        if log is not None:
+            log.unlink(missing_ok=True)
+        for pid in _processes_with(home):  # stopped by pid if the test failed midway
+            os.kill(pid, signal.SIGKILL)
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+
+
+def _window_runs(home: Path) -> list[str]:
+    """Partition keys of the window runs recorded in the instance at ``home``."""
+    script = (
+        "from dagster import DagsterInstance; from dagster._core.storage.dagster_run import RunsFilter; "
+        "i = DagsterInstance.get(); print('\\n'.join(r.tags.get('dagster/partition', '') for r in "
+        "i.get_runs(RunsFilter(job_name='llm_window_job'))))"
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    return [k for k in out.stdout.splitlines() if k]
+
+
 def test_claims_give_each_hour_once_and_a_done_process_takes_half_of_the_largest_range(tmp_path):
     keys = [str(i) for i in range(24)]
     claims = hours.Claims.create(tmp_path / "claims", [keys[:4], keys[4:]])

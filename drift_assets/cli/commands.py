@@ -45,13 +45,6 @@ def _simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weeks", type=int, default=13, help="weeks of fraud traffic (default 13)")
     p.add_argument("--drift-week", type=int, default=9, help="first drifted week, 1-based (default 9)")
     p.add_argument(
-        "--hour-workers",
-        type=_positive_int,
-        default=None,
-        help="processes running the hourly windows at once (default $DRIFT_ASSETS_DEMO_HOUR_WORKERS, else 2 "
-        "on a multi-core machine, 1 with --one-at-a-time)",
-    )
-    p.add_argument(
         "--story",
         default="card_testing",
         choices=["card_testing", "covariate_harmful", "covariate_benign", "concept"],

@@ -408,7 +408,13 @@ def hour_worker(argv: list[str]) -> int:
     outcomes: list[dict] = []
     with runs.joined(args.window_backfill, args.alert_backfill):
         run = lambda key: run_hour(defs, monitor, key, instance, runs)  # noqa: E731
-        hours.run_claimed(storage, monitor, keys, claims, args.process, run, outcomes.append)
+        try:
+            hours.run_claimed(
+                storage, monitor, keys, claims, args.process, run, outcomes.append, check=hours.parent_watch()
+            )
+        except hours.WorkerFailed as exc:
+            print(exc)
+            return 1
     partial = Path(args.out).with_suffix(".partial")
     partial.write_text(json.dumps({"hours": outcomes}))
     partial.replace(args.out)

@@ -136,6 +136,19 @@ class HourWorker:
         self.out.unlink(missing_ok=True)
 
 
+def parent_watch() -> Callable[[], None]:
+    """A worker's ``check`` before each claim: raise ``WorkerFailed`` once the demo's process that
+    started it is gone (killed with SIGKILL, say), so the worker stops after the hour it is in
+    instead of taking over the rest of the hours for nobody."""
+    parent = os.getppid()
+
+    def check() -> None:
+        if os.getppid() != parent:
+            raise WorkerFailed(f"the demo's process (pid {parent}) is gone: this hour worker stops")
+
+    return check
+
+
 def check_all(workers: list[HourWorker]) -> None:
     """Raise ``WorkerFailed`` if any of ``workers`` has ended with an error."""
     for worker in workers:
