@@ -24,6 +24,18 @@ from pathlib import Path
 from drift_assets.cli.progress import PROGRESS_ENV, duration
 
 
+def stop_by_pid(process: subprocess.Popen, grace_seconds: float = 20) -> None:
+    """End a process this one started, if it still runs: SIGTERM to its pid, SIGKILL after
+    ``grace_seconds``, then wait for it (no zombie left)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class SecondProcess:
     """A running ``python -m drift_assets.cli.demo`` for ``names``, its output in ``log``."""
@@ -47,13 +59,7 @@ class SecondProcess:
 
     def stop(self) -> None:
         """End it (the demo was interrupted or failed): by its pid, then wait."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_by_pid(self.process)
         self.log.unlink(missing_ok=True)
 
 

@@ -39,6 +39,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from drift_assets.cli.alongside import stop_by_pid
+
 HOUR_WORKERS_ENV = "DRIFT_ASSETS_DEMO_HOUR_WORKERS"
 
 
@@ -125,13 +127,7 @@ class HourWorker:
 
     def stop(self) -> None:
         """End it if it still runs (by its pid), then remove its files."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_by_pid(self.process)
         self.log.unlink(missing_ok=True)
         self.out.unlink(missing_ok=True)
 
@@ -252,7 +248,8 @@ def seed_previous(monitor, profile, storage, key: str) -> None:
     stored yet where a range starts, so evaluate that window's checks here, from the log as
     drift_report would (``evaluate_window``), and give them to this process (``remember_record``)."""
     from drift_assets.monitoring.evaluation import evaluate_window
-    from drift_assets.monitoring.windows import WindowScan, expected_log_types, parse_partition_key, stream_window
+    from drift_assets.monitoring.sources import stream_log
+    from drift_assets.monitoring.windows import WindowScan, expected_log_types, parse_partition_key
     from drift_assets.orchestration.io_managers import StoredTable, asset_path
     from drift_assets.orchestration.keys import MonitorKeys
     from drift_assets.orchestration.report_asset import remember_record
@@ -261,17 +258,7 @@ def seed_previous(monitor, profile, storage, key: str) -> None:
     window = parse_partition_key(key, monitor.cadence)
     scan = WindowScan()
     types = expected_log_types(monitor)
-    batches = list(
-        stream_window(
-            storage.data,
-            monitor.log,
-            window,
-            timestamp_column=monitor.timestamp_column,
-            types=types,
-            derived=monitor.derived,
-            scan=scan,
-        )
-    )
+    batches = list(stream_log(storage.data, monitor, window, types=types, derived=monitor.derived, scan=scan))
     reference = StoredTable(storage.assets, asset_path(keys.reference_data.path, None, "parquet"))
     evaluation = evaluate_window(
         monitor,

@@ -119,14 +119,7 @@ def evaluate_window(
         summary = summarize(profile, observer.observe(batches, name), table_name=name, estimator=estimator)
     for column, reason in (problems or {}).items():
         summary.problems.setdefault(column, reason)
-    result = compare(
-        profile,
-        summary,
-        monitor.rules,
-        top_features=set(monitor.top_features),
-        table_name=name,
-        check_table=monitor.checks,
-    )
+    result = compare_window(monitor, profile, summary, name)
     fingerprint = profile.fingerprint()
     sudden = None
     if monitor.sudden_change is not None:
@@ -166,6 +159,18 @@ def gradual_outcomes(
     ], None if outcomes else "no numerical top feature measured in this window"
 
 
+def compare_window(monitor: MonitorConfig, profile: ReferenceProfile, summary: WindowSummary, name: str) -> DriftResult:
+    """The statistics core's checks of a window's counts, with the monitor's rules and check table."""
+    return compare(
+        profile,
+        summary,
+        monitor.rules,
+        top_features=set(monitor.top_features),
+        table_name=name,
+        check_table=monitor.checks,
+    )
+
+
 def gradual_documents(
     monitor: MonitorConfig, profile: ReferenceProfile, data: Root, reports: Root, keys: Iterable[str]
 ) -> dict[str, dict]:
@@ -179,7 +184,7 @@ def gradual_documents(
     stored one bit for bit; for others they may differ in the last bits."""
     import json
 
-    from drift_assets.monitoring.windows import WindowScan, parse_partition_key, stream_window
+    from drift_assets.monitoring.windows import WindowScan, parse_partition_key
     from drift_assets.storage.root import json_dumps
 
     types = expected_log_types(monitor)
@@ -189,26 +194,11 @@ def gradual_documents(
         window = parse_partition_key(key, monitor.cadence)
         name = f"{monitor.name} window {window.key}"
         scan = WindowScan()
-        batches = stream_window(
-            data,
-            monitor.log,
-            window,
-            timestamp_column=monitor.timestamp_column,
-            types=types,
-            derived=monitor.derived,
-            scan=scan,
-        )
+        batches = stream_log(data, monitor, window, types=types, derived=monitor.derived, scan=scan)
         summary = summarize(profile, batches, table_name=name)
         for column, reason in scan.problems.items():
             summary.problems.setdefault(column, reason)
-        result = compare(
-            profile,
-            summary,
-            monitor.rules,
-            top_features=set(monitor.top_features),
-            table_name=name,
-            check_table=monitor.checks,
-        )
+        result = compare_window(monitor, profile, summary, name)
         outcomes, _ = gradual_outcomes(monitor, window, result, reports)
         stored = result.to_dict()["columns"]
         doc = {
