@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -75,6 +76,17 @@ def _probe_values(rng, edges: np.ndarray) -> np.ndarray:
             np.full(50, np.nan),
         )
     )
+
+
+def _compare_with_importtime(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """``python -X importtime -m drift_assets ARGS`` (exit 0 or 1 asserted): the process and the
+    names of every module it imported."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "drift_assets", *args], cwd=cwd, capture_output=True, text=True
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    modules = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    return proc, modules
 
 
 def test_bin_index_equals_searchsorted_on_every_input_kind():
@@ -356,14 +368,7 @@ def test_compare_process_imports_no_pandas_and_agrees_with_in_process(tmp_path):
         )
         pq.write_table(table, tmp_path / f"{name}.parquet")
     args = ["compare", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"), "--no-cache", "--json"]
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "drift_assets", *args, str(tmp_path / "process.json")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    modules = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    proc, modules = _compare_with_importtime([*args, str(tmp_path / "process.json")], tmp_path)
     assert "pyarrow" in modules and "drift_assets.stats.multivariate" in modules
     # (-X importtime lists the deferred probe's failed `import pandas` too; no part of pandas loads)
     assert not {m for m in modules if m.startswith("pandas.")}
@@ -453,14 +458,7 @@ def test_compare_imports_scipy_special_without_numpys_unused_submodules(tmp_path
     ks, ndtr = map(float, proc.stdout.split())
     assert ks == stats.kstwo.sf(0.1, 100) and ndtr == stats.norm.cdf(1.0)
     ref, cur = _joint_files(tmp_path, window_rows=3_000)
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "drift_assets", "compare", ref, cur, "--json", "-", "--no-cache"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    modules = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    proc, modules = _compare_with_importtime(["compare", ref, cur, "--json", "-", "--no-cache"], tmp_path)
     assert "scipy.special" in modules and "drift_assets.stats.multivariate" in modules
     assert not modules & {"numpy.f2py", "numpy.testing", "importlib.metadata"}
     assert json.loads(proc.stdout)["multivariate"]["reconstruction_error"] is not None

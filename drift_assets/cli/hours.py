@@ -246,7 +246,9 @@ def catch_up(monitor, profile, storage, keys: list[str], chained: int, index: in
 def seed_previous(monitor, profile, storage, key: str) -> None:
     """``on_new_failure`` (report_asset.py) reads the previous window's stored drift record: it is not
     stored yet where a range starts, so evaluate that window's checks here, from the log as
-    drift_report would (``evaluate_window``), and give them to this process (``remember_record``)."""
+    drift_report would (``evaluate_window``), and give them to this process (``remember_record``).
+    Without a performance estimator: the demo's hourly monitor (llm) has no model scores, so its
+    drift_report has none either."""
     from drift_assets.monitoring.evaluation import evaluate_window
     from drift_assets.monitoring.sources import stream_log
     from drift_assets.monitoring.windows import WindowScan, expected_log_types, parse_partition_key

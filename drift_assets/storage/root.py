@@ -260,20 +260,11 @@ class _Indent2:
         self.markers.discard(id(d))
         return "{" + inner + body + "\n" + _INDENT * level + "}"
 
-    @staticmethod
-    def key(key: object) -> str:
+    def key(self, key: object) -> str:
         if isinstance(key, str):
             return key
-        if isinstance(key, float):
-            return _float_text(key)
-        if key is True:
-            return "true"
-        if key is False:
-            return "false"
-        if key is None:
-            return "null"
-        if isinstance(key, int):
-            return int.__repr__(key)
+        if key is None or isinstance(key, int | float):  # bools are ints: their text is value()'s
+            return self.value(key, 0)
         raise TypeError(f"keys must be str, int, float, bool or None, not {key.__class__.__name__}")
 
 
