@@ -252,9 +252,10 @@ def test_compare_path_imports_neither_scipy_stats_nor_dagster_aws(tmp_path):
         f" '--json', {str(tmp_path / 'out.json')!r}]); assert code in (0, 1), code"
     )
     modules = _imported_modules(code, tmp_path)
-    assert "drift_assets.stats.compare" in modules and "scipy.special" in modules  # the probe works
+    assert "drift_assets.stats.compare" in modules and "numpy" in modules  # the probe works
     assert (tmp_path / "out.json").exists()
-    assert not {m for m in modules if m == "scipy.stats" or m.startswith("scipy.stats.")}
+    # no part of scipy at all: the special functions are drift_assets.stats.special's own
+    assert not {m for m in modules if m.split(".")[0] == "scipy"}
     # (pandas is imported by pyarrow itself on its first numpy conversion: not ours to avoid)
     assert not {m for m in modules if m.split(".")[0] in ("dagster_aws", "dagster", "evidently")}
 
@@ -271,16 +272,6 @@ def test_help_loads_neither_numpy_nor_the_engine(tmp_path):
     assert "drift_assets.cli.app" in modules
     assert not {m for m in modules if m.split(".")[0] in ("numpy", "pyarrow", "scipy", "dagster")}
     assert not {m for m in modules if m.startswith("drift_assets.stats")}
-
-
-def test_normal_tails_from_scipy_special_equal_scipy_stats_norm():
-    """multivariate / domain_classifier use ndtr / ndtri for norm.sf / norm.isf: bit-identical."""
-    from scipy import special
-
-    for alpha in (0.5, 0.05, 0.01, 1e-3, 1e-6, 1e-12, 0.9):
-        assert float(-special.ndtri(alpha)) == float(stats.norm.isf(alpha))
-    for z in np.linspace(-40, 40, 801):
-        assert float(special.ndtr(-z)) == float(stats.norm.sf(z))
 
 
 def test_definitions_load_without_dagster_aws_or_scipy_stats(tmp_path):
@@ -440,26 +431,13 @@ def test_model_fitted_on_its_thread_gives_the_serial_json(tmp_path, monkeypatch)
     assert texts["threaded"] == texts["serial"] and texts["capped"] == texts["serial"]
 
 
-def test_compare_imports_scipy_special_without_numpys_unused_submodules(tmp_path):
-    """A ``compare`` process imports ``scipy.special`` without ``numpy.f2py``/``numpy.testing``
-    (its array-API layer would load them); the layer still serves them, lazily, and scipy.stats
-    works after it."""
-    code = (
-        "import sys, numpy; from drift_assets.cli.app import _import_scipy_special_lean;"
-        " _import_scipy_special_lean(); import scipy.special;"
-        " assert 'numpy.f2py' not in sys.modules and 'numpy.testing' not in sys.modules, 'loaded';"
-        " compat = sys.modules['scipy._lib.array_api_compat.numpy'];"
-        " assert compat.testing is numpy.testing and compat.f2py is numpy.f2py;"
-        " assert numpy.__all__.count('f2py') == 1 and 'testing' in dir(numpy);"
-        " from scipy import stats; print(stats.kstwo.sf(0.1, 100), scipy.special.ndtr(1.0))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    ks, ndtr = map(float, proc.stdout.split())
-    assert ks == stats.kstwo.sf(0.1, 100) and ndtr == stats.norm.cdf(1.0)
+def test_compare_with_the_multivariate_check_imports_no_scipy(tmp_path):
+    """The whole default ``compare`` (multivariate check included) runs on ``stats.special``:
+    no part of scipy is imported, nor the numpy submodules scipy's array-API layer would load."""
     ref, cur = _joint_files(tmp_path, window_rows=3_000)
     proc, modules = _compare_with_importtime(["compare", ref, cur, "--json", "-", "--no-cache"], tmp_path)
-    assert "scipy.special" in modules and "drift_assets.stats.multivariate" in modules
+    assert "drift_assets.stats.multivariate" in modules and "drift_assets.stats.special" in modules
+    assert not {m for m in modules if m.split(".")[0] == "scipy"}
     assert not modules & {"numpy.f2py", "numpy.testing", "importlib.metadata"}
     assert json.loads(proc.stdout)["multivariate"]["reconstruction_error"] is not None
 

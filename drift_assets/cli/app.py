@@ -194,37 +194,6 @@ def _write_text(option: str, path: str, text: str) -> None:
         raise DriftInputError(f"{option} {path}: cannot write: {exc.strerror or exc}") from exc
 
 
-def _import_scipy_special_lean() -> None:
-    """Import ``scipy.special`` without the numpy submodules it never uses. Its array-API layer
-    (``scipy._lib.array_api_compat.numpy``) copies numpy's namespace with ``from numpy import *``
-    and ``getattr`` over ``dir(numpy)``, which imports every lazily loaded numpy submodule
-    (``numpy.f2py``, ``numpy.testing``, ``numpy.ma``, ``numpy.polynomial``, ...; ~0.05-0.15 s here).
-    Those names are left out of numpy's ``__all__`` and ``dir()`` for that one import, then served
-    lazily by the copy (``getattr(numpy, name)`` on first use), so every attribute it had is still
-    there. Only in a process started as the CLI, for ``compare`` (without ``--html``/``--dask``)."""
-    if "scipy.special" in sys.modules:
-        return
-    import numpy
-
-    hidden = {n for n in getattr(numpy, "__numpy_submodules__", ()) if f"numpy.{n}" not in sys.modules}
-    names, listing = numpy.__all__, numpy.__dir__
-    numpy.__all__ = [n for n in names if n not in hidden]
-    numpy.__dir__ = lambda: [n for n in listing() if n not in hidden]  # type: ignore[method-assign]
-    try:
-        import scipy.special  # noqa: F401
-    finally:
-        numpy.__all__, numpy.__dir__ = names, listing  # type: ignore[method-assign]
-    compat = sys.modules.get("scipy._lib.array_api_compat.numpy")
-    if compat is not None and not hasattr(compat, "__getattr__"):
-
-        def lazy(name: str):
-            if name in hidden:
-                return getattr(numpy, name)
-            raise AttributeError(f"module {compat.__name__!r} has no attribute {name!r}")
-
-        compat.__getattr__ = lazy  # type: ignore[attr-defined]
-
-
 def _check_compare_options(args: argparse.Namespace) -> None:
     for option, path in (("--json", args.json), ("--html", args.html)):
         if path and path != "-":
@@ -973,8 +942,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a caller passing argv (tests, other Python code) keeps its process as it was.
     args.own_process = argv is None
     try:
-        if args.own_process and args.command == "compare" and not args.html and not args.dask:
-            _import_scipy_special_lean()
         _import_engine()
         # Overflow near 1e308 and the like are reported in the result (non-finite values), not as
         # numpy's multi-line RuntimeWarnings on stderr.

@@ -14,7 +14,8 @@ stationary windows (docs/detection.md), which is where stationary 30-row windows
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import chdtrc  # chi2.sf without importing scipy.stats
+
+from drift_assets.stats.special import chi2_sf
 
 DEFAULT_ALPHA = 0.05
 MIN_EXPECTED = 5.0
@@ -44,4 +45,4 @@ def chi2_homogeneity_pvalue(reference_counts: np.ndarray, current_counts: np.nda
         return 1.0
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))
-    return float(chdtrc(table.shape[1] - 1, statistic))
+    return chi2_sf(table.shape[1] - 1, statistic)

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import special  # norm.sf as ndtr: scipy.stats costs ~0.6 s to import
 from threadpoolctl import threadpool_limits
 
 from drift_assets.stats.checks import DEFAULT_CHECKS
@@ -36,6 +35,7 @@ from drift_assets.stats.errors import SchemaError
 from drift_assets.stats.multivariate import skip_reason
 from drift_assets.stats.profile import ColumnSpec
 from drift_assets.stats.rules import NO_MULTIVARIATE_DRIFT, CheckOutcome
+from drift_assets.stats.special import normal_sf
 from drift_assets.stats.validation import category_strings, numeric_values
 
 CHECK_NAME = NO_MULTIVARIATE_DRIFT
@@ -281,7 +281,7 @@ def _fit_and_explain(result, X, y, categorical, features, *, folds: int, seed: i
     result.auc = float(np.mean(result.fold_aucs))
     result.null_sd = auc_null_sd([f.sizes for f in fitted])
     result.z_score = (result.auc - 0.5) / result.null_sd
-    result.p_value = float(special.ndtr(-result.z_score))  # == stats.norm.sf(z)
+    result.p_value = normal_sf(result.z_score)
     result.drifted = result.p_value < alpha and result.auc >= result.min_auc
     if result.drifted:
         mean_importance = _held_out_importance(fitted, X, y, seed)

@@ -2,12 +2,12 @@
 
 ``ks_sf(n, d)`` equals ``scipy.stats.kstwo.sf(d, n)`` (scipy 1.17) for n > 140: it is the same
 algorithm (Simard & L'Ecuyer 2011, as in scipy's ``_ksstats._kolmogn`` with ``cdf=False``), ported
-branch for branch, on ``scipy.special`` only. Importing ``scipy.stats`` costs ~0.6 s, more than a
+branch for branch, on numpy only. Importing ``scipy.stats`` costs ~0.6 s, more than a
 whole 100k-row comparison; this module costs nothing. Branches, with x = d and t = n·x:
 
-- the exact tails (t <= 1, t >= n - 1, x >= 0.5) and ``2 * smirnov(n, x)`` for n·x² >= 2.2 (above
-  ``FAST_SMIRNOV_N``, Smirnov's sum is evaluated in logs with numpy instead of ``scipy.special``'s
-  term-by-term loop, which costs ~3 ns x n: 150 ms at n = 50,000; the two agree to 2e-10 relative);
+- the exact tails (t <= 1, t >= n - 1, x >= 0.5) and ``2 * smirnov(n, x)`` for n·x² >= 2.2
+  (``special.smirnov_sf``: Smirnov's sum evaluated in logs with numpy; ``scipy.special``'s
+  term-by-term loop costs ~3 ns x n, 150 ms at n = 50,000; the two agree to 1e-10 relative);
 - otherwise 1 - CDF, the CDF from Durbin's matrix (Marsaglia-Tsang-Wang) when n <= 100,000 and
   n·x^1.5 <= 1.4, else the Pelz-Good expansion.
 
@@ -18,10 +18,9 @@ developers); equality with ``kstwo.sf`` on every branch is tested.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaln, smirnov
 
-# Above this n, Smirnov's one-sided tail is summed vectorised (see _smirnov).
-FAST_SMIRNOV_N = 2000
+from drift_assets.stats.special import STIRLING_COEFFS, smirnov_sf
+
 # Below this n, scipy uses Pomeranz's recursion, not ported here (callers fall back to scipy.stats).
 MIN_N = 141
 
@@ -35,22 +34,11 @@ _SQRT3 = np.sqrt(3)
 _PI_SQUARED = np.pi**2
 _PI_FOUR = np.pi**4
 _PI_SIX = np.pi**6
-# Stirling coefficients B_2j / (2j) / (2j - 1), j = 8 .. 1 (as in scipy).
-_STIRLING_COEFFS = [
-    -2.955065359477124183e-2,
-    6.4102564102564102564e-3,
-    -1.9175269175269175269e-3,
-    8.4175084175084175084e-4,
-    -5.952380952380952381e-4,
-    7.9365079365079365079e-4,
-    -2.7777777777777777778e-3,
-    8.3333333333333333333e-2,
-]
 
 
 def _log_nfactorial_div_n_pow_n(n: int) -> float:
     rn = 1.0 / n
-    return float(np.log(n) / 2 - n + _LOG_2PI / 2 + rn * np.polyval(_STIRLING_COEFFS, rn / n))
+    return float(np.log(n) / 2 - n + _LOG_2PI / 2 + rn * np.polyval(STIRLING_COEFFS, rn / n))
 
 
 def _clip(p) -> float:
@@ -74,28 +62,14 @@ def ks_sf(n: int, x: float) -> float:
     if t >= n - 1:  # Ruben-Gambino
         return _clip(2 * (1.0 - x) ** n)
     if x >= 0.5:  # exact: 2 * smirnov
-        return _clip(2 * smirnov(n, x))
+        return _clip(2 * smirnov_sf(n, x))
     nxsquared = t * x
     if nxsquared >= 370.0:
         return 0.0
     if nxsquared >= 2.2:
-        return _clip(2 * _smirnov(n, x))
+        return _clip(2 * smirnov_sf(n, x))
     durbin = n <= 100000 and n * x**1.5 <= 1.4
     return _clip(1.0 - (_durbin_matrix_cdf(n, x) if durbin else _pelz_good_cdf(n, x)))
-
-
-def _smirnov(n: int, e: float) -> float:
-    """P(D+_n >= e) = e * sum_j C(n, j) (1 - e - j/n)^(n-j) (e + j/n)^(j-1), j <= n(1 - e)."""
-    if n <= FAST_SMIRNOV_N:
-        return float(smirnov(n, e))
-    j = np.arange(int(np.floor(n * (1 - e))) + 1, dtype=np.float64)
-    rest = 1 - e - j / n
-    j, rest = j[rest > 0], rest[rest > 0]  # a term with rest == 0 is 0
-    log_terms = (
-        gammaln(n + 1) - gammaln(j + 1) - gammaln(n - j + 1) + (n - j) * np.log(rest) + (j - 1) * np.log(e + j / n)
-    )
-    top = log_terms.max()
-    return float(np.exp(np.log(e) + top + np.log(np.exp(log_terms - top).sum())))
 
 
 def _durbin_matrix(k: int, h: float) -> np.ndarray:

@@ -46,7 +46,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import special  # norm.sf / norm.isf as ndtr / ndtri: scipy.stats costs ~0.6 s to import
 from threadpoolctl import threadpool_limits
 
 from drift_assets.stats.bin_index import bin_index
@@ -54,6 +53,7 @@ from drift_assets.stats.checks import DEFAULT_CHECKS
 from drift_assets.stats.errors import ProfileError, SchemaError
 from drift_assets.stats.profile import ColumnSpec
 from drift_assets.stats.rules import NO_MULTIVARIATE_DRIFT, CheckOutcome
+from drift_assets.stats.special import normal_isf, normal_quantiles, normal_sf
 from drift_assets.stats.validation import as_numpy, category_strings, missing_mask, numeric_values
 
 MODEL_FORMAT = "drift_assets.reconstruction_model"
@@ -144,7 +144,7 @@ def fit_numerical_encoding(values: np.ndarray, name: str) -> NumericalEncoding:
     # Tied quantiles (counts, zero-inflated amounts) become one knot at their mid-rank score.
     knots, inverse = np.unique(quantiles, return_inverse=True)
     mid_rank = np.bincount(inverse, weights=(positions + 0.5) / (SCORE_QUANTILES + 1)) / np.bincount(inverse)
-    raw = special.ndtri(mid_rank)
+    raw = normal_quantiles(mid_rank)
     encoded = np.interp(finite, knots, raw)  # sorted: numpy's guess makes this fast
     sd = float(encoded.std())
     # A constant column carries no joint information: it encodes to 0 everywhere.
@@ -747,7 +747,7 @@ def error_threshold(calibration: Calibration, rows: int, alpha: float, min_relat
     se = calibration.sd * np.sqrt(1.0 / rows + 1.0 / m)
     # Skewness of (window mean - calibration mean): third cumulants scale as 1/n^2 and -1/m^2.
     skew = calibration.third_moment * (1.0 / rows**2 - 1.0 / m**2) / se**3 if se > 0 else 0.0
-    z = float(-special.ndtri(alpha))  # == stats.norm.isf(alpha)
+    z = normal_isf(alpha)
     quantile = z + (z * z - 1.0) * skew / 6.0
     return max(calibration.mean + quantile * se, calibration.mean * (1.0 + min_relative_increase))
 
@@ -819,7 +819,7 @@ def evaluate_reconstruction(
     result.threshold = error_threshold(cal, counts.rows, alpha, min_relative_increase)
     se = cal.sd * np.sqrt(1.0 / counts.rows + 1.0 / cal.rows)
     result.z_score = float((result.mean_error - cal.mean) / se) if se > 0 else 0.0
-    result.p_value = float(special.ndtr(-result.z_score))  # == stats.norm.sf(z)
+    result.p_value = normal_sf(result.z_score)
     result.relative_increase = result.mean_error / cal.mean - 1.0 if cal.mean > 0 else None
     result.drifted = result.mean_error > result.threshold
     window_residual = _residual_by_column(model, moment)
