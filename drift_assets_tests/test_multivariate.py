@@ -263,7 +263,7 @@ def test_model_fitted_from_its_sample_rows_is_the_whole_tables_fit(reference, mo
 
 def test_interp_is_numpy_interp_exactly():
     """The encoding's knot lookup goes through bin_index; the values are np.interp's, bit for bit:
-    ties at knots, just beside them, outside the range, +-inf, NaN, -0.0, extreme scores."""
+    ties at knots, just beside them, outside the range, +-inf, NaN, -0.0, extreme and zero scores."""
     rng = np.random.default_rng(16)
     families = [
         rng.normal(size=5_000),
@@ -277,6 +277,8 @@ def test_interp_is_numpy_interp_exactly():
         if len(knots) < 2:
             continue
         scores = np.sort(rng.normal(size=len(knots))) * rng.choice([1.0, 1e-300, 1e300])
+        if trial % 5 == 0:  # signed zeros at the ends and inside: the end values keep their sign
+            scores[[0, -1, len(scores) // 2]] = rng.choice([0.0, -0.0], 3)
         x = np.concatenate(
             [
                 rng.choice(ref, 2_000),
