@@ -73,12 +73,29 @@ def log_gamma(x):
     values = np.asarray(x, dtype=np.float64)
     if values.size <= SMALL_ARRAY:
         return np.array([math.lgamma(v) for v in values.ravel().tolist()]).reshape(values.shape)
-    out = np.empty_like(values)
     small = values < STIRLING_MIN
+    if not small.any():
+        return _stirling(values)
+    out = np.empty_like(values)
     out[small] = [math.lgamma(v) for v in values[small].tolist()]
-    big = values[~small]
-    inverse = 1.0 / big
-    out[~small] = (big - 0.5) * np.log(big) - big + _HALF_LOG_2PI + inverse * np.polyval(STIRLING_COEFFS, inverse**2)
+    out[~small] = _stirling(values[~small])
+    return out
+
+
+def _stirling(x: np.ndarray) -> np.ndarray:
+    """(x - 1/2) log x - x + log(2 pi)/2 + sum_j B_2j / (2j (2j - 1) x^(2j - 1)), Horner in 1/x²."""
+    inverse = 1.0 / x
+    inverse_squared = inverse * inverse
+    series = np.full_like(x, STIRLING_COEFFS[0])
+    for coefficient in STIRLING_COEFFS[1:]:
+        series *= inverse_squared
+        series += coefficient
+    series *= inverse
+    out = x - 0.5
+    out *= np.log(x)
+    out -= x
+    out += _HALF_LOG_2PI
+    out += series
     return out
 
 
