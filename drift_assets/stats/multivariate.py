@@ -136,7 +136,8 @@ def encoding_from_dict(name: str, data: Mapping) -> Encoding:
 
 
 def fit_numerical_encoding(values: np.ndarray, name: str) -> NumericalEncoding:
-    finite = np.sort(values[~missing_mask(values)])
+    missing = missing_mask(values)
+    finite = np.sort(values[~missing] if missing.any() else values)
     if finite.size == 0:
         raise ProfileError(f"reference: column {name!r} has no finite values to fit the multivariate model on")
     positions = np.arange(SCORE_QUANTILES + 1)
@@ -392,7 +393,9 @@ def _discarded_components(covariance: np.ndarray, variance_share: float) -> tupl
 
 
 def _calibrate(encoded: np.ndarray, centre: np.ndarray, discarded: np.ndarray) -> Calibration:
-    projections = (encoded - centre) @ discarded
+    """The held-out half's error moments; ``encoded`` is consumed (centred in place)."""
+    encoded -= centre
+    projections = encoded @ discarded
     errors = np.einsum("ij,ij->i", projections, projections)
     mean = float(errors.mean())
     return Calibration(
