@@ -74,3 +74,9 @@ def test_normal_tails_equal_scipy_stats_norm():
     quantiles = special.normal_quantiles(p)
     assert quantiles.shape == p.shape
     np.testing.assert_allclose(quantiles, sp.ndtri(p), rtol=1e-14, atol=4e-15)
+
+
+def test_normal_quantiles_at_and_beyond_the_ends_are_ndtri_s():
+    edges = np.array([0.0, 1.0, -0.5, 1.5, np.nan, 0.5])
+    np.testing.assert_array_equal(special.normal_quantiles(edges), sp.ndtri(edges))
+    assert special.normal_isf(0.0) == math.inf and special.normal_isf(1.0) == -math.inf

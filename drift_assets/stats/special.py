@@ -55,13 +55,23 @@ def normal_sf(z: float) -> float:
 
 
 def normal_isf(p: float) -> float:
-    """The z with P(Z > z) = p, 0 < p < 1 (``scipy.stats.norm.isf``)."""
-    return -_STANDARD_NORMAL.inv_cdf(p)
+    """The z with P(Z > z) = p (``scipy.stats.norm.isf``): +inf at p = 0, -inf at p = 1."""
+    return -_normal_ppf(float(p))
 
 
 def normal_quantiles(p: np.ndarray) -> np.ndarray:
-    """``Phi^-1(p)`` of each entry, 0 < p < 1 (``scipy.special.ndtri``), for small arrays."""
-    return np.array([_STANDARD_NORMAL.inv_cdf(float(v)) for v in np.ravel(p)]).reshape(np.shape(p))
+    """``Phi^-1(p)`` of each entry (``scipy.special.ndtri``), for small arrays."""
+    return np.array([_normal_ppf(float(v)) for v in np.ravel(p)]).reshape(np.shape(p))
+
+
+def _normal_ppf(p: float) -> float:
+    if 0.0 < p < 1.0:
+        return _STANDARD_NORMAL.inv_cdf(p)
+    if p == 0.0:
+        return -math.inf
+    if p == 1.0:
+        return math.inf
+    return math.nan  # outside [0, 1], or NaN: as ndtri
 
 
 def log_gamma(x):
