@@ -80,3 +80,11 @@ def test_normal_quantiles_at_and_beyond_the_ends_are_ndtri_s():
     edges = np.array([0.0, 1.0, -0.5, 1.5, np.nan, 0.5])
     np.testing.assert_array_equal(special.normal_quantiles(edges), sp.ndtri(edges))
     assert special.normal_isf(0.0) == math.inf and special.normal_isf(1.0) == -math.inf
+
+
+def test_log_choose_equals_the_log_of_scipys_binomial_coefficient():
+    n = np.array([5, 40, 1_000, 50_000, 50_000])
+    k = np.array([2, 0, 999, 1, 25_000])
+    expected = sp.gammaln(n + 1) - sp.gammaln(k + 1) - sp.gammaln(n - k + 1)
+    np.testing.assert_allclose(special.log_choose(n, k), expected, rtol=1e-14, atol=1e-12)
+    assert special.log_choose(10, 3) == pytest.approx(math.log(120), rel=1e-15)

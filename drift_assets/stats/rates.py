@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drift_assets.stats.special import log_gamma
+from drift_assets.stats.special import log_choose
 
 DEFAULT_ALPHA = 0.001
 DEFAULT_MIN_CHANGE = 0.05
@@ -44,17 +44,13 @@ def increase_pvalue(current_hits: int, current_total: int, reference_hits: int, 
     """One-sided Fisher exact p-value that the current rate is above the reference rate.
 
     Equal to ``scipy.stats.fisher_exact(table, alternative="greater")`` (to ~1e-9 relative, tested):
-    the hypergeometric upper tail summed in logs (``special.log_gamma``), so the compare path never
+    the hypergeometric upper tail summed in logs (``special.log_choose``), so the compare path never
     imports ``scipy.stats``.
     """
     if current_total <= 0 or reference_total <= 0:
         raise ValueError("increase_pvalue needs rows on both sides")
     hits = current_hits + reference_hits
     return _hypergeometric_upper_tail(current_hits, current_total, hits, current_total + reference_total)
-
-
-def _log_choose(n, k):
-    return log_gamma(n + 1) - log_gamma(k + 1) - log_gamma(n - k + 1)
 
 
 def _hypergeometric_upper_tail(hits: int, draws: int, successes: int, population: int) -> float:
@@ -64,7 +60,7 @@ def _hypergeometric_upper_tail(hits: int, draws: int, successes: int, population
     if low > high:
         return 0.0
     k = np.arange(low, high + 1, dtype=np.float64)
-    log_terms = _log_choose(successes, k) + _log_choose(population - successes, draws - k)
+    log_terms = log_choose(successes, k) + log_choose(population - successes, draws - k)
     top = log_terms.max()
-    log_tail = top + np.log(np.exp(log_terms - top).sum()) - _log_choose(population, draws)
+    log_tail = top + np.log(np.exp(log_terms - top).sum()) - log_choose(population, draws)
     return float(min(1.0, np.exp(log_tail)))
