@@ -18,7 +18,7 @@ from sklearn.decomposition import PCA
 from test_stats_detection import SPECS, generate, replace_column, window_batches
 
 from drift_assets.simulate.synthetic import NORMALS
-from drift_assets.stats import ColumnSpec, ProfileError, compare, fit_profile, summarize
+from drift_assets.stats import ColumnSpec, ProfileError, SchemaError, compare, fit_profile, summarize
 from drift_assets.stats import multivariate as mv
 from drift_assets.stats.explain import explain_reconstruction
 
@@ -291,6 +291,8 @@ def test_interp_is_numpy_interp_exactly():
         )
         expected, got = np.interp(x, knots, scores), mv.interp(x, knots, scores)
         assert got.tobytes() == expected.tobytes(), trial
+        into = np.empty((len(x), 3), order="F")[:, 1]  # a Fortran matrix's column, as encode_table's
+        assert mv.interp(x, knots, scores, out=into) is into and into.tobytes() == expected.tobytes(), trial
 
 
 # --------------------------------------------------------------------------- compare's overlapped fit (issue 16)
@@ -302,8 +304,9 @@ def test_covariance_in_place_is_np_cov_bit_for_bit():
     rng = np.random.default_rng(16)
     for rows, width in ((100_000, 41), (5_000, 60), (777, 1), (20, 2)):
         encoded = np.ascontiguousarray(rng.normal(3.0, rng.uniform(0.1, 50.0, width), (rows, width)))
-        expected = np.atleast_2d(np.cov(encoded, rowvar=False, bias=True))
-        assert np.array_equal(np.atleast_2d(mv.covariance_in_place(encoded.copy())), expected)
+        for layout in (encoded, np.asfortranarray(encoded)):  # encode_table's matrices are Fortran-ordered
+            expected = np.atleast_2d(np.cov(layout, rowvar=False, bias=True))
+            assert np.array_equal(np.atleast_2d(mv.covariance_in_place(layout.copy(order="K"))), expected)
 
 
 def test_encoding_in_row_blocks_is_the_whole_batchs(reference, model, monkeypatch):
@@ -312,7 +315,7 @@ def test_encoding_in_row_blocks_is_the_whole_batchs(reference, model, monkeypatc
     rows = reference.slice(0, 5_000)
     monkeypatch.setattr(mv, "ENCODE_BLOCK_ROWS", 1_000_000)
     whole = mv.encode_table(model.encodings, model.centre, rows, "reference")
-    assert whole.shape == (5_000, len(model.centre)) and whole.flags.c_contiguous
+    assert whole.shape == (5_000, len(model.centre)) and whole.flags.f_contiguous
     for block in (1, 333, 4_999, 5_000):
         monkeypatch.setattr(mv, "ENCODE_BLOCK_ROWS", block)
         assert np.array_equal(mv.encode_table(model.encodings, model.centre, rows, "reference"), whole, equal_nan=True)
@@ -320,13 +323,9 @@ def test_encoding_in_row_blocks_is_the_whole_batchs(reference, model, monkeypatc
     assert empty.shape == (0, len(model.centre))
 
 
-def test_model_from_its_halves_and_counts_from_presampled_batches(reference, model):
-    """``compare`` takes the two halves' rows straight from the profile fit's reads, and samples
-    the window's rows before the model exists (``sample_batch``), counting them later with
-    ``rows_seen``: the same model JSON and the same counts as the one-step calls."""
-    fit_rows, calibration_rows = mv.reference_halves(reference.num_rows, mv.DEFAULT_MAX_HALF_ROWS, 0)
-    halves = reference.take(pa.array(fit_rows)), reference.take(pa.array(calibration_rows))
-    assert mv.fit_reconstruction_from_halves(*halves, reference.num_rows, SPECS).to_json() == model.to_json()
+def test_counts_from_presampled_batches(reference, model):
+    """``compare`` samples the window's rows before the model exists (``sample_batch``), counting
+    them later with ``rows_seen``: the same counts as the one-step calls."""
     window = reference.slice(0, 30_000)
     one_step, two_step = np.random.default_rng(5), np.random.default_rng(5)
     for batch in window.to_batches(max_chunksize=7_000):
@@ -335,3 +334,25 @@ def test_model_from_its_halves_and_counts_from_presampled_batches(reference, mod
         assert 0 < sampled.num_rows < batch.num_rows
         later = mv.count_batch(model, sampled, rows_seen=batch.num_rows)
         assert direct.to_dict() == later.to_dict() and later.rows_seen == batch.num_rows
+
+
+def test_model_from_columns_encoded_one_at_a_time_is_the_whole_tables_fit(reference, model):
+    """``compare`` encodes each feature column of the two halves as the profile fit reads it, on
+    the profile's threads, in whatever order they finish: the model assembled from those columns
+    is the one-call fit, byte for byte in its JSON; a feature not encoded is named."""
+    fit_rows, calibration_rows = mv.reference_halves(reference.num_rows, mv.DEFAULT_MAX_HALF_ROWS, 0)
+    fitting, held_out = reference.take(pa.array(fit_rows)), reference.take(pa.array(calibration_rows))
+    features = [s for s in SPECS if s.role == "feature"]
+    columns = {
+        s.name: mv.encode_reference_column(s, fitting.column(s.name), held_out.column(s.name))
+        for s in reversed(features)
+    }
+    assert all(c.fitting.shape == (len(fit_rows), c.encoding.width) for c in columns.values())
+    rebuilt = mv.fit_reconstruction_from_encoded_columns(columns, reference.num_rows, SPECS)
+    assert rebuilt.to_json() == model.to_json()
+    del columns[features[2].name]
+    with pytest.raises(SchemaError, match=repr(features[2].name)):
+        mv.fit_reconstruction_from_encoded_columns(columns, reference.num_rows, SPECS)
+    with pytest.raises(SchemaError, match="should be numerical"):
+        numerical = next(s for s in features if s.kind == "numerical")
+        mv.encode_reference_column(numerical, fitting.column("channel"), held_out.column("channel"))

@@ -388,47 +388,87 @@ def _joint_files(tmp_path, window_rows: int = 60_000):
 
 
 def test_model_fitted_on_its_thread_gives_the_serial_json(tmp_path, monkeypatch):
-    """``compare`` fits the multivariate model on a thread while the window streams, keeping the
-    window's sampled rows until it is ready: the JSON is the serial run's, byte for byte, when
-    every batch waits for a slow fit, when the kept rows hit their cap, and with threads off."""
+    """``compare`` fits the multivariate model on its own thread (the lane) while the window
+    streams, and counts each batch's sampled rows there too, queued behind the fit: the JSON is the
+    serial run's, byte for byte, when every batch queues behind a slow fit, when the queued rows hit
+    their cap (the window waits), and with threads off."""
     from drift_assets.cli import app
     from drift_assets.storage import tables
 
     ref, cur = _joint_files(tmp_path)
     monkeypatch.setattr(tables, "BATCH_ROWS", 8_000)  # several window batches
     batches = len(list(tables.TableSource.open(cur).batches()))
-    fit_model, fitted_on, kept = app.JointCompare.fit_model, [], []
+    fit_model, fitted_on, counted_on, queued = app.JointCompare.fit_model, [], [], []
 
     def slow_fit(self, *args):
         fitted_on.append(threading.current_thread().name)
         time.sleep(0.5)  # every window batch arrives before the model
         return fit_model(self, *args)
 
-    model_ready = app.JointCompare._model_ready
+    add_counts, count_model_rows = app.JointCompare._add_counts, app.JointCompare._count_model_rows
 
-    def recording_ready(self):
-        kept.append(len(self._waiting))
-        return model_ready(self)
+    def recording_add(self, *args):
+        counted_on.append(threading.current_thread().name)
+        return add_counts(self, *args)
+
+    def recording_count(self, batch):
+        count_model_rows(self, batch)
+        queued.append(sum(not f.done() for _, f in self._queued))
 
     monkeypatch.setattr(app.JointCompare, "fit_model", slow_fit)
-    monkeypatch.setattr(app.JointCompare, "_model_ready", recording_ready)
+    monkeypatch.setattr(app.JointCompare, "_add_counts", recording_add)
+    monkeypatch.setattr(app.JointCompare, "_count_model_rows", recording_count)
     texts = {}
     for case, threads, cap in (("serial", "1", None), ("threaded", "2", None), ("capped", "2", 9_000)):
         monkeypatch.setenv("DRIFT_ASSETS_THREADS", threads)
         if cap:
             monkeypatch.setattr(app, "MAX_WAITING_ROWS", cap)
-        fitted_on.clear(), kept.clear()
+        fitted_on.clear(), counted_on.clear(), queued.clear()
         out = tmp_path / f"{case}.json"
         assert app.main(["compare", ref, cur, "--no-cache", "--json", str(out)]) in (0, 1)
         texts[case] = out.read_text()
-        assert fitted_on and (fitted_on[0].startswith("drift-assets-model") == (threads != "1"))
+        on_lane = threads != "1"
+        assert fitted_on and (fitted_on[0].startswith("drift-assets-model") == on_lane)
+        assert len(counted_on) == batches and all(n.startswith("drift-assets-model") == on_lane for n in counted_on)
         if case == "threaded":
-            assert kept[0] == batches > 5  # every window batch was kept until the model was ready
+            assert queued[-1] == batches + 1 > 6  # every window batch queued behind the fit
         if case == "capped":
-            assert 1 < max(kept) < batches  # waited for the model once 9,000 sampled rows were kept
+            assert 1 < max(queued) < batches  # the window waited once 9,000 sampled rows were queued
     doc = json.loads(texts["serial"])
     assert doc["multivariate"]["reconstruction_error"] is not None and doc["multivariate"]["drifted"]
     assert texts["threaded"] == texts["serial"] and texts["capped"] == texts["serial"]
+
+
+def test_reference_tap_encodes_columns_as_read_and_keeps_errors_for_the_model():
+    """The profile fit's column hook encodes each feature's two halves as it is read; a column the
+    model cannot encode does not fail the profile fit (``add`` returns), it is raised where the
+    model is fitted (then reported as the check's skip reason), the first feature's in column order;
+    a feature never read whole leaves the tap empty-handed (the model streams its rows instead)."""
+    from drift_assets.cli import app
+    from drift_assets.stats import SchemaError
+    from drift_assets.stats import multivariate as mv
+
+    app._import_engine()
+    rng = np.random.default_rng(3)
+    table = pa.table({"a": rng.normal(size=2_000), "b": rng.poisson(3, 2_000), "k": rng.choice(["x", "y"], 2_000)})
+    specs = [ColumnSpec("a", "numerical"), ColumnSpec("b", "numerical"), ColumnSpec("k", "categorical")]
+    halves = mv.reference_halves(table.num_rows, mv.DEFAULT_MAX_HALF_ROWS, 0)
+    tap = app.ReferenceSampleTap([*specs, ColumnSpec("score", "numerical", "prediction")], halves)
+    for name in ("k", "score", "a", "b"):  # any order, as the pool finishes; non-features ignored
+        tap.add(name, table.column(name) if name in table.column_names else table.column("a"))
+    columns = tap.pop_encoded()
+    assert columns is not None and sorted(columns) == ["a", "b", "k"] and tap.pop_encoded() is None
+    expected = mv.fit_reconstruction(table, specs)
+    assert mv.fit_reconstruction_from_encoded_columns(columns, table.num_rows, specs).to_json() == expected.to_json()
+
+    broken = app.ReferenceSampleTap(specs, halves)
+    for name, column in (("b", table.column("k")), ("a", table.column("k")), ("k", table.column("k"))):
+        broken.add(name, column)  # two numerical features given strings: no exception here
+    with pytest.raises(SchemaError, match="'a' should be numerical"):
+        broken.pop_encoded()
+    partial = app.ReferenceSampleTap(specs, halves)
+    partial.add("a", table.column("a"))
+    assert partial.pop_encoded() is None
 
 
 def test_compare_with_the_multivariate_check_imports_no_scipy(tmp_path):

@@ -514,16 +514,15 @@ class JointCompare:
         self.rate = mv.sample_rate_for(current.num_rows())
         self._rng = np.random.default_rng(0)
         self.features = features
-        # While the model is fitted on its thread (``start_model``), the window's sampled rows wait here.
-        self._pending: Future | None = None
-        self._waiting: list[tuple[int, pa.RecordBatch | pa.Table]] = []
+        # The model's lane (``start_model``): the fit, then the window batches' counts, in order.
+        self._lane: ThreadPoolExecutor | None = None
+        self._queued: list[tuple[int, Future]] = []  # (sampled rows, its task) not yet collected
 
     def sample_tap(self, reference_rows: int) -> ReferenceSampleTap | None:
-        """Collects the model's reference rows while the profile is fitted (None: no model wanted)."""
+        """Encodes the model's reference rows while the profile is fitted (None: no model wanted)."""
         if self.skip is not None or self.segments:
             return None
-        features = [s.name for s in self.specs if s.role == "feature"]
-        return ReferenceSampleTap(features, mv.reference_halves(reference_rows, mv.DEFAULT_MAX_HALF_ROWS, 0))
+        return ReferenceSampleTap(self.specs, mv.reference_halves(reference_rows, mv.DEFAULT_MAX_HALF_ROWS, 0))
 
     def fit_model(self, reference: TableSource, rows: int, tap: ReferenceSampleTap | None, cached) -> None:
         """The reconstruction model: from the profile cache (same key), else fitted on the tapped
@@ -550,49 +549,56 @@ class JointCompare:
     def _fitted_model(
         self, reference: TableSource, rows: int, tap: ReferenceSampleTap | None
     ) -> mv.ReconstructionModel:
-        halves = tap.pop_halves() if tap is not None else None
-        if halves is not None:
-            return mv.fit_reconstruction_from_halves(*halves, rows, self.specs)
+        encoded = tap.pop_encoded() if tap is not None else None
+        if encoded is not None:
+            return mv.fit_reconstruction_from_encoded_columns(encoded, rows, self.specs)
         sample = mv.take_rows(reference.batches(self.features), mv.fit_sample_rows(rows))
         if sample is None:
             raise ProfileError(f"{reference.display}: no rows")
         return mv.fit_reconstruction_from_sample(sample, rows, self.specs)
 
     def start_model(self, reference: TableSource, rows: int, tap: ReferenceSampleTap | None, cached) -> None:
-        """``fit_model`` on a thread of its own while the window streams (the second core): the
-        window's rows for the model are sampled as they pass and counted once it is ready, in the
-        window's order, so the counts are the serial ones (test). Serial when threads are off."""
+        """``fit_model`` on a thread of its own, the model's lane (the second core), while the window
+        streams: each window batch's rows for the model are sampled as it passes and counted on the
+        lane too, behind the fit and in the window's order, so the counts are the serial ones (test).
+        Serial when threads are off."""
         from drift_assets.stats.threads import thread_count
 
         if thread_count() <= 1:
             return self.fit_model(reference, rows, tap, cached)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-assets-model")
-        self._pending = executor.submit(self.fit_model, reference, rows, tap, cached)
-        executor.shutdown(wait=False)
+        self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-assets-model")
+        self._queued.append((0, self._lane.submit(self.fit_model, reference, rows, tap, cached)))
 
     def _count_model_rows(self, batch) -> None:
-        """The batch's rows for the model: counted now, or kept until the model is fitted (at most
-        ``MAX_WAITING_ROWS`` rows kept: beyond that, wait for the model)."""
-        if self._pending is None and (self.model is None or self.counts is None):
+        """The batch's rows for the model: sampled now (the seeded draw, in the window's order) and
+        counted on the lane, or now when serial. At most ``MAX_WAITING_ROWS`` sampled rows wait on
+        the lane: beyond that, the window waits for it."""
+        if self._lane is None:
+            if self.model is not None and self.counts is not None:
+                self._add_counts(batch.num_rows, mv.sample_batch(batch, self.features, self.rate, self._rng))
             return
-        self._waiting.append((batch.num_rows, mv.sample_batch(batch, self.features, self.rate, self._rng)))
-        fitting = self._pending is not None and not self._pending.done()
-        if fitting and sum(len(b) for _, b in self._waiting) < MAX_WAITING_ROWS:
-            return
-        self._model_ready()
+        rows = mv.sample_batch(batch, self.features, self.rate, self._rng)
+        self._queued.append((rows.num_rows, self._lane.submit(self._add_counts, batch.num_rows, rows)))
+        self._queued = [(n, f) for n, f in self._queued if not f.done() or f.exception() is not None]
+        while sum(n for n, f in self._queued if not f.done()) >= MAX_WAITING_ROWS:
+            next(f for _, f in self._queued if not f.done()).result()
 
-    def _model_ready(self) -> None:
-        """Wait for the model's thread (its exceptions are raised here), then count the kept rows."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
-        waiting, self._waiting = self._waiting, []
+    def _add_counts(self, rows_seen: int, rows) -> None:
         if self.model is None or self.counts is None:
             return  # skipped (the reason is in self.skip)
-        for seen, rows in waiting:
-            self.counts = self.counts + mv.count_batch(
-                self.model, rows, table_name=self.current.display, rows_seen=seen
-            )
+        self.counts = self.counts + mv.count_batch(
+            self.model, rows, table_name=self.current.display, rows_seen=rows_seen
+        )
+
+    def _model_ready(self) -> None:
+        """Wait for the model's lane: the fit and every batch queued behind it (their exceptions
+        are raised here, the fit's first)."""
+        queued, self._queued = self._queued, []
+        for _, future in queued:
+            future.result()
+        if self._lane is not None:
+            self._lane.shutdown()
+            self._lane = None
 
     def fit(self, reference: pa.Table, profile) -> None:
         self.profile = profile
@@ -657,29 +663,43 @@ def _take_sorted(chunks: list[pa.Array], rows: np.ndarray, type_: pa.DataType) -
     return pa.concat_arrays(taken) if taken else pa.array([], type=type_)
 
 
-# Window rows kept for the model while it is being fitted, at most (then compare waits for it).
+# Sampled window rows waiting on the model's lane, at most (then compare waits for it).
 MAX_WAITING_ROWS = 200_000
 
 
 class ReferenceSampleTap:
-    """``fit_profile``'s column hook: keeps the rows ``rows`` (sorted) of each feature column read."""
+    """``fit_profile``'s column hook: each feature column read is cut into the model's two
+    reference halves (``rows``, sorted) and encoded there and then, on the profile's threads
+    (``mv.encode_reference_column``), so that only the covariance is left for the model's thread."""
 
-    def __init__(self, features: list[str], halves: tuple[np.ndarray, np.ndarray]):
-        self.features, self.halves = features, halves
-        self.columns: dict[str, list[pa.Array]] = {}
+    def __init__(self, specs: list[ColumnSpec], halves: tuple[np.ndarray, np.ndarray]):
+        self.specs = {s.name: s for s in specs if s.role == "feature"}
+        self.halves = halves
+        self.columns: dict[str, mv.EncodedColumn] = {}
+        # A column the model cannot encode must not fail the profile fit: raised by pop_encoded.
+        self.errors: dict[str, Exception] = {}
 
     def add(self, name: str, column) -> None:
-        if name in self.features:
-            chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-            self.columns[name] = [_take_sorted(chunks, rows, column.type) for rows in self.halves]
+        spec = self.specs.get(name)
+        if spec is None:
+            return
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        fitting, held_out = (_take_sorted(chunks, rows, column.type) for rows in self.halves)
+        try:
+            self.columns[name] = mv.encode_reference_column(spec, fitting, held_out)
+        except Exception as exc:  # noqa: BLE001 - raised where the model is fitted, as unencoded
+            self.errors[name] = exc
 
-    def pop_halves(self) -> tuple[pa.Table, pa.Table] | None:
-        """The two halves' rows of every feature (the tap lets go of them), or None when some
-        column was not read whole."""
-        columns, self.columns = self.columns, {}
-        if any(name not in columns for name in self.features):
+    def pop_encoded(self) -> dict[str, mv.EncodedColumn] | None:
+        """Every feature's encoded halves (the tap lets go of them), or None when some column was
+        not read whole; the first feature's error in column order, if one failed."""
+        columns, errors, self.columns, self.errors = self.columns, self.errors, {}, {}
+        for name in self.specs:
+            if name in errors:
+                raise errors[name]
+        if any(name not in columns for name in self.specs):
             return None
-        return tuple(pa.table({n: columns[n][half] for n in self.features}) for half in (0, 1))  # type: ignore[return-value]
+        return columns
 
 
 MULTIVARIATE_KEYS = ("reconstruction_error", "threshold", "domain_classifier_auc", "drifted", "explained_by", "skipped")

@@ -16,11 +16,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from drift_assets.stats.performance_estimation import PerformanceEstimate
 from drift_assets.stats.result import ColumnDrift
 from drift_assets.stats.rules import (
     AUC_VS_CHAMPION,
@@ -46,6 +45,9 @@ from drift_assets.stats.rules import (
     DecisionRules,
     Severity,
 )
+
+if TYPE_CHECKING:  # a type only: compare without --prediction never loads the estimator (~5 ms)
+    from drift_assets.stats.performance_estimation import PerformanceEstimate
 
 Asset = Literal["drift_report", "model_performance"]
 # What a monitor must have for a check to apply (see ``MonitorConfig.capabilities``).

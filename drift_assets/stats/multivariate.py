@@ -68,8 +68,8 @@ DEFAULT_MAX_CATEGORIES = 20
 # rows of a 0.1% category would otherwise dominate a window's mean error.
 DEFAULT_MIN_CATEGORY_SHARE = 0.01
 DEFAULT_MAX_EVALUATED_ROWS = 50_000
-# Rows encoded at a time (``encode_table``): ~8 MB of scratch at a width of 60.
-ENCODE_BLOCK_ROWS = 16_384
+# Rows encoded at a time (``encode_table``): a numerical column's temporaries are ~5 MB a block.
+ENCODE_BLOCK_ROWS = 131_072
 # Each reference half is capped at this many rows: the eigen-decomposition and the calibration
 # moments are settled long before, and fitting stays ~1 s whatever the reference size.
 DEFAULT_MAX_HALF_ROWS = 100_000
@@ -174,20 +174,24 @@ def fit_categorical_encoding(
     return CategoricalEncoding(name, tuple(values[i] for i in kept), table)
 
 
-def interp(values: np.ndarray, knots: np.ndarray, scores: np.ndarray) -> np.ndarray:
+def interp(values: np.ndarray, knots: np.ndarray, scores: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``np.interp(values, knots, scores)`` exactly (knots sorted and distinct, as fitted), with the
     knot found by ``bin_index`` instead of a binary search per value (~150 ns a value here, ~4x
     this). The arithmetic is numpy's own: ``slope * (x - x_j) + y_j`` with the same slopes, the knot
     value itself on a knot, NaN for NaN (tested against ``np.interp``). Outside the knots the slope
-    is a signed zero, so the end value comes out of the same three steps, its sign included."""
+    is a signed zero, so the end value comes out of the same three steps, its sign included.
+    ``out``: a float64 array of ``values``' shape to write into (returned)."""
     values = np.asarray(values, dtype=np.float64)
     if len(knots) < 2 or values.size == 0:
-        return np.interp(values, knots, scores)
+        if out is None:
+            return np.interp(values, knots, scores)
+        out[...] = np.interp(values, knots, scores)
+        return out
     slope, base_x, base_y = _segments(knots, scores)
     k = bin_index(knots, values)  # segment k: knots[k - 1] <= x < knots[k]; 0 below, len at/above the end
     at_x, at_y = base_x[k], base_y[k]
     with np.errstate(over="ignore", invalid="ignore"):  # as np.interp: inf/NaN results are handled below
-        out = values - at_x
+        out = np.subtract(values, at_x, out=out)
         out *= slope[k]
         out += at_y
     np.copyto(out, at_y, where=at_x == values)  # on a knot: its value (numpy's guard for inf slopes)
@@ -210,58 +214,49 @@ def _segments(knots: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nda
     return slope, base_x, base_y
 
 
-def _encode_numerical(enc: NumericalEncoding, column, centre: float, table: str) -> np.ndarray:
+def _encode_numerical(enc: NumericalEncoding, column, centre: float, table: str, out: np.ndarray) -> None:
     values = numeric_values(column, enc.name, table)
-    encoded = interp(values, enc.knots, enc.scores)
+    interp(values, enc.knots, enc.scores, out=out)
     missing = missing_mask(values)
     if missing.any():
-        encoded[missing] = centre
-    return encoded
+        out[missing] = centre
 
 
-def _encode_categorical(enc: CategoricalEncoding, column, centre: np.ndarray, table: str) -> np.ndarray:
+def _encode_categorical(enc: CategoricalEncoding, column, centre: np.ndarray, table: str, out: np.ndarray) -> None:
     strings = category_strings(column, enc.name, table)
     index = pc.index_in(strings, value_set=pa.array(enc.vocabulary, type=pa.string()))
     codes = as_numpy(index.fill_null(len(enc.vocabulary)))
-    block = enc.table[codes]
+    # Gathered as (width, rows), the Fortran matrix's own layout: contiguous writes (~3x the C order's).
+    out.T[...] = enc.table.T.take(codes, axis=1)
     missing = as_numpy(pc.is_null(strings))
     if missing.any():
-        block[missing] = centre
-    return block
+        out[missing] = centre
 
 
 def encode_table(
     encodings: Sequence[Encoding], centre: np.ndarray, batch: pa.RecordBatch | pa.Table, table: str
 ) -> np.ndarray:
-    """The encoded rows of ``batch`` (rows x encoded width). Raises SchemaError naming the column."""
+    """The encoded rows of ``batch`` (rows x encoded width, in Fortran order: each encoded column
+    is one contiguous run, written where it is computed, with no transposing copy; the sums and
+    products downstream read it as they would a C-ordered matrix). Raises SchemaError naming the
+    column."""
     names = set(batch.schema.names)
     for enc in encodings:
         if enc.name not in names:
             raise SchemaError(f"{table}: column {enc.name!r} is missing")
+    out = np.empty((batch.num_rows, sum(e.width for e in encodings)), order="F")
     # Every value is encoded on its own, so blocks of rows give the same matrix as the whole batch
-    # at once, with one block (not a second whole matrix) as the transposing buffer.
-    out = np.empty((batch.num_rows, sum(e.width for e in encodings)))
+    # at once, with one block's temporaries (not the whole batch's) alive at a time.
     for start in range(0, batch.num_rows, ENCODE_BLOCK_ROWS):
         block = batch.slice(start, ENCODE_BLOCK_ROWS)
-        out[start : start + block.num_rows] = _encode_block(encodings, centre, block, table).T
-    return out
-
-
-def _encode_block(
-    encodings: Sequence[Encoding], centre: np.ndarray, batch: pa.RecordBatch | pa.Table, table: str
-) -> np.ndarray:
-    # Filled column by column into a (width, rows) array, transposed by the caller: the same
-    # C-ordered matrix as np.hstack of the blocks, without writing every column with a row stride.
-    out = np.empty((sum(e.width for e in encodings), batch.num_rows))
-    offset = 0
-    for enc in encodings:
-        column = batch.column(enc.name)
-        part = centre[offset : offset + enc.width]
-        if isinstance(enc, NumericalEncoding):
-            out[offset] = _encode_numerical(enc, column, float(part[0]), table)
-        else:
-            out[offset : offset + enc.width] = _encode_categorical(enc, column, part, table).T
-        offset += enc.width
+        rows, offset = slice(start, start + block.num_rows), 0
+        for enc in encodings:
+            column, part = block.column(enc.name), centre[offset : offset + enc.width]
+            if isinstance(enc, NumericalEncoding):
+                _encode_numerical(enc, column, float(part[0]), table, out[rows, offset])
+            else:
+                _encode_categorical(enc, column, part, table, out[rows, offset : offset + enc.width])
+            offset += enc.width
     return out
 
 
@@ -423,7 +418,7 @@ def fit_reconstruction(
     Only ``role == "feature"`` columns take part. Raises ProfileError with ``skip_reason`` for a
     monitor with fewer than two features.
     """
-    features = _fit_inputs(reference.schema, reference.num_rows, specs, variance_share)
+    features = _fit_inputs(reference.schema.names, reference.num_rows, specs, variance_share)
     fit_rows, calibration_rows = reference_halves(reference.num_rows, max_half_rows, seed)
     selected = reference.select([s.name for s in features])
     return _fit_on_halves(
@@ -458,42 +453,14 @@ def fit_reconstruction_from_sample(
 ) -> ReconstructionModel:
     """``fit_reconstruction`` of a ``rows``-row reference, from its ``fit_sample_rows`` only
     (``sample``, in that order): the same rows in the same order, so the same model, bit for bit."""
-    _fit_inputs(sample.schema, rows, specs, variance_share)
+    features = _fit_inputs(sample.schema.names, rows, specs, variance_share)
     fit_rows, calibration_rows = reference_halves(rows, max_half_rows, seed)
     wanted = np.sort(np.concatenate([fit_rows, calibration_rows]))
     if sample.num_rows != len(wanted):
         raise ValueError(f"sample has {sample.num_rows} rows, expected the {len(wanted)} fit_sample_rows")
-    return fit_reconstruction_from_halves(
+    return _fit_on_halves(
         sample.take(pa.array(np.searchsorted(wanted, fit_rows))),
         sample.take(pa.array(np.searchsorted(wanted, calibration_rows))),
-        rows,
-        specs,
-        variance_share=variance_share,
-        max_categories=max_categories,
-        min_category_share=min_category_share,
-        metadata=metadata,
-    )
-
-
-def fit_reconstruction_from_halves(
-    fitting: pa.Table,
-    held_out: pa.Table,
-    rows: int,
-    specs: Sequence[ColumnSpec],
-    *,
-    variance_share: float = DEFAULT_VARIANCE_SHARE,
-    max_categories: int = DEFAULT_MAX_CATEGORIES,
-    min_category_share: float = DEFAULT_MIN_CATEGORY_SHARE,
-    metadata: Mapping | None = None,
-) -> ReconstructionModel:
-    """``fit_reconstruction`` of a ``rows``-row reference from its two halves' rows already taken
-    (``reference_halves``, each in its order): the same model, bit for bit (``compare``'s tap takes
-    them straight from the profile fit's column reads, with no intermediate sample)."""
-    features = _fit_inputs(fitting.schema, rows, specs, variance_share)
-    names = [s.name for s in features]
-    return _fit_on_halves(
-        fitting.select(names),
-        held_out.select(names),
         features,
         variance_share=variance_share,
         max_categories=max_categories,
@@ -517,14 +484,16 @@ def take_rows(batches: Iterable[pa.RecordBatch], rows: np.ndarray) -> pa.Table |
     return pa.Table.from_batches(taken, schema=schema)
 
 
-def _fit_inputs(schema: pa.Schema, rows: int, specs: Sequence[ColumnSpec], variance_share: float) -> list[ColumnSpec]:
+def _fit_inputs(
+    columns: Sequence[str], rows: int, specs: Sequence[ColumnSpec], variance_share: float
+) -> list[ColumnSpec]:
     reason = skip_reason(specs)
     if reason:
         raise ProfileError(reason)
     if not 0.0 < variance_share < 1.0:
         raise ProfileError(f"variance_share must be in (0, 1), got {variance_share}")
     features = [s for s in specs if s.role == "feature"]
-    missing = [s.name for s in features if s.name not in schema.names]
+    missing = [s.name for s in features if s.name not in columns]
     if missing:
         raise SchemaError(f"reference: missing column(s) {', '.join(map(repr, missing))}")
     if rows < 2 * MIN_HALF_ROWS:
@@ -543,6 +512,47 @@ def covariance_in_place(encoded: np.ndarray) -> np.ndarray:
     return covariance.squeeze()
 
 
+@dataclass(frozen=True)
+class EncodedColumn:
+    """One feature's share of the fit: its encoding, fitted on the fitting half, and both halves
+    encoded with it (missing values at 0 in the fitting half, at its mean, the PCA centre, in the
+    held-out half). Columns are independent until the covariance, so ``compare`` encodes each one
+    as the profile fit reads it, on the profile's threads."""
+
+    encoding: Encoding
+    centre: np.ndarray  # (width,): the fitting half's mean encoding
+    fitting: np.ndarray  # fitting rows x width
+    held_out: np.ndarray  # held-out rows x width
+
+
+def encode_reference_column(
+    spec: ColumnSpec,
+    fitting: pa.Array | pa.ChunkedArray,
+    held_out: pa.Array | pa.ChunkedArray,
+    *,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    min_category_share: float = DEFAULT_MIN_CATEGORY_SHARE,
+) -> EncodedColumn:
+    """``spec``'s column of the two reference halves (``reference_halves``' rows, in their order),
+    encoded. Raises ProfileError / SchemaError naming the column."""
+    if spec.kind == "numerical":
+        encoding: Encoding = fit_numerical_encoding(numeric_values(fitting, spec.name, "reference"), spec.name)
+    else:
+        encoding = fit_categorical_encoding(fitting, spec.name, max_categories, min_category_share)
+    encoded_fitting = _encode_column(encoding, fitting, np.zeros(encoding.width), "reference")
+    centre = encoded_fitting.mean(axis=0)
+    return EncodedColumn(encoding, centre, encoded_fitting, _encode_column(encoding, held_out, centre, "reference"))
+
+
+def _encode_column(encoding: Encoding, column, centre: np.ndarray, table: str) -> np.ndarray:
+    out = np.empty((len(column), encoding.width), order="F")
+    if isinstance(encoding, NumericalEncoding):
+        _encode_numerical(encoding, column, float(centre[0]), table, out[:, 0])
+    else:
+        _encode_categorical(encoding, column, centre, table, out)
+    return out
+
+
 def _fit_on_halves(
     fitting: pa.Table,
     held_out: pa.Table,
@@ -553,24 +563,61 @@ def _fit_on_halves(
     min_category_share: float,
     metadata: Mapping | None,
 ) -> ReconstructionModel:
-    encodings = tuple(
-        fit_numerical_encoding(numeric_values(fitting.column(s.name), s.name, "reference"), s.name)
-        if s.kind == "numerical"
-        else fit_categorical_encoding(fitting.column(s.name), s.name, max_categories, min_category_share)
+    columns = [
+        encode_reference_column(
+            s,
+            fitting.column(s.name),
+            held_out.column(s.name),
+            max_categories=max_categories,
+            min_category_share=min_category_share,
+        )
         for s in features
+    ]
+    return _fit_on_encoded_columns(columns, variance_share=variance_share, metadata=metadata)
+
+
+def fit_reconstruction_from_encoded_columns(
+    columns: Mapping[str, EncodedColumn],
+    rows: int,
+    specs: Sequence[ColumnSpec],
+    *,
+    variance_share: float = DEFAULT_VARIANCE_SHARE,
+    metadata: Mapping | None = None,
+) -> ReconstructionModel:
+    """``fit_reconstruction`` of a ``rows``-row reference from its feature columns already encoded
+    (``encode_reference_column`` of each, by name; the default encoding options): the same model,
+    bit for bit."""
+    features = _fit_inputs(list(columns), rows, specs, variance_share)
+    return _fit_on_encoded_columns(
+        [columns[s.name] for s in features], variance_share=variance_share, metadata=metadata
     )
-    width = sum(e.width for e in encodings)
-    encoded = encode_table(encodings, np.zeros(width), fitting, "reference")
-    centre = encoded.mean(axis=0)
+
+
+def _fit_on_encoded_columns(
+    columns: Sequence[EncodedColumn], *, variance_share: float, metadata: Mapping | None
+) -> ReconstructionModel:
+    encodings = tuple(c.encoding for c in columns)
+    centre = np.concatenate([c.centre for c in columns])
     # One BLAS thread (as in count_batch): a multi-threaded BLAS on a busy 2-core box oversubscribes.
     with threadpool_limits(1, user_api="blas"):
-        covariance = np.atleast_2d(covariance_in_place(encoded))  # one encoded column: 1x1, not 0-d
-        del encoded  # before the held-out half is encoded: compare fits this while a window streams
+        fitting = _side_by_side([c.fitting for c in columns])
+        covariance = np.atleast_2d(covariance_in_place(fitting))  # one encoded column: 1x1, not 0-d
+        del fitting
         discarded, kept = _discarded_components(covariance, variance_share)
-        calibration = _calibrate(encode_table(encodings, centre, held_out, "reference"), centre, discarded)
+        calibration = _calibrate(_side_by_side([c.held_out for c in columns]), centre, discarded)
     return ReconstructionModel(
         encodings, centre, covariance, discarded, kept, variance_share, calibration, dict(metadata or {})
     )
+
+
+def _side_by_side(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """``np.hstack(parts)`` in Fortran order (as ``encode_table``'s matrices)."""
+    out = np.empty((len(parts[0]), sum(p.shape[1] for p in parts)), order="F")
+    offset = 0
+    for part in parts:
+        out[:, offset : offset + part.shape[1]] = part
+        offset += part.shape[1]
+    return out
 
 
 # --------------------------------------------------------------------------- window counts
