@@ -516,7 +516,7 @@ class JointCompare:
         self.features = features
         # The model's lane (``start_model``): the fit, then the window batches' counts, in order.
         self._lane: ThreadPoolExecutor | None = None
-        self._queued: list[tuple[int, Future]] = []  # (sampled rows, its task) not yet collected
+        self._queued: list[tuple[int, Future]] = []  # (sampled rows, its task), collected by _model_ready
 
     def sample_tap(self, reference_rows: int) -> ReferenceSampleTap | None:
         """Encodes the model's reference rows while the profile is fitted (None: no model wanted)."""
@@ -579,7 +579,6 @@ class JointCompare:
             return
         rows = mv.sample_batch(batch, self.features, self.rate, self._rng)
         self._queued.append((rows.num_rows, self._lane.submit(self._add_counts, batch.num_rows, rows)))
-        self._queued = [(n, f) for n, f in self._queued if not f.done() or f.exception() is not None]
         while sum(n for n, f in self._queued if not f.done()) >= MAX_WAITING_ROWS:
             next(f for _, f in self._queued if not f.done()).result()
 

@@ -600,24 +600,15 @@ def _fit_on_encoded_columns(
     centre = np.concatenate([c.centre for c in columns])
     # One BLAS thread (as in count_batch): a multi-threaded BLAS on a busy 2-core box oversubscribes.
     with threadpool_limits(1, user_api="blas"):
-        fitting = _side_by_side([c.fitting for c in columns])
+        # Side by side in Fortran order (as encode_table's matrices): the columns' transposes stacked.
+        fitting = np.concatenate([c.fitting.T for c in columns]).T
         covariance = np.atleast_2d(covariance_in_place(fitting))  # one encoded column: 1x1, not 0-d
         del fitting
         discarded, kept = _discarded_components(covariance, variance_share)
-        calibration = _calibrate(_side_by_side([c.held_out for c in columns]), centre, discarded)
+        calibration = _calibrate(np.concatenate([c.held_out.T for c in columns]).T, centre, discarded)
     return ReconstructionModel(
         encodings, centre, covariance, discarded, kept, variance_share, calibration, dict(metadata or {})
     )
-
-
-def _side_by_side(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """``np.hstack(parts)`` in Fortran order (as ``encode_table``'s matrices)."""
-    out = np.empty((len(parts[0]), sum(p.shape[1] for p in parts)), order="F")
-    offset = 0
-    for part in parts:
-        out[:, offset : offset + part.shape[1]] = part
-        offset += part.shape[1]
-    return out
 
 
 # --------------------------------------------------------------------------- window counts
